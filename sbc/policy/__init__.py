@@ -1,0 +1,24 @@
+"""Policies: the operator's files under ``policies/``, validated and compiled.
+
+Import from here; the submodules are an implementation detail.
+"""
+
+from sbc.policy.compiled import Interface, Policy, Route, Trunk
+from sbc.policy.issues import PolicyError, PolicyIssue
+from sbc.policy.loader import POLICY_FILES, load_policy
+from sbc.policy.schema import CallSettings, LoggingSettings, Settings, SipSettings
+
+__all__ = [
+    "POLICY_FILES",
+    "CallSettings",
+    "Interface",
+    "LoggingSettings",
+    "Policy",
+    "PolicyError",
+    "PolicyIssue",
+    "Route",
+    "Settings",
+    "SipSettings",
+    "Trunk",
+    "load_policy",
+]

@@ -1,0 +1,146 @@
+"""The policy as the runtime uses it: plain frozen objects plus lookup indexes.
+
+Everything the hot path asks ("which trunk sent this packet?", "where does
+this call go?") is answered from structures built once here, at load time:
+a dict keyed by ``(interface, source IP)`` and, per interface, the CIDR
+blocks listed in ``sources``. No YAML, validation or regex work happens per
+call.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+from sbc.policy.schema import Settings
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+@dataclass(frozen=True)
+class Interface:
+    """A listening address of the SBC, with defaults already applied."""
+
+    name: str
+    address: str
+    port: int
+    transports: frozenset[str]
+    advertised_address: str
+    media_address: str
+    media_ports: tuple[int, int]
+
+
+@dataclass(frozen=True)
+class Trunk:
+    """A named SIP peer. ``address`` may be a host name, which never matches a source IP."""
+
+    name: str
+    interface: str
+    address: str
+    port: int
+    transport: str
+    sources: tuple[IPNetwork, ...]
+
+
+@dataclass(frozen=True)
+class Route:
+    """Match criteria (None = any) and the ordered trunk names to try."""
+
+    name: str
+    from_trunk: str | None
+    from_interface: str | None
+    prefix: str
+    to: tuple[str, ...]
+
+    def matches(self, trunk: Trunk | None, interface: str, ruri_user: str) -> bool:
+        """True when every criterion this route sets holds for the request."""
+        if self.from_trunk is not None and (trunk is None or trunk.name != self.from_trunk):
+            return False
+        if self.from_interface is not None and self.from_interface != interface:
+            return False
+        return ruri_user.startswith(self.prefix)
+
+
+@dataclass(frozen=True)
+class Policy:
+    """A complete, validated policy. Immutable: hot reload swaps whole objects."""
+
+    interfaces: Mapping[str, Interface]
+    trunks: Mapping[str, Trunk]
+    routes: tuple[Route, ...]
+    settings: Settings
+    _by_source: Mapping[tuple[str, str], Trunk] = field(init=False, repr=False, compare=False)
+    _by_network: Mapping[str, tuple[tuple[IPNetwork, Trunk], ...]] = field(
+        init=False, repr=False, compare=False
+    )
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "interfaces", MappingProxyType(dict(self.interfaces)))
+        object.__setattr__(self, "trunks", MappingProxyType(dict(self.trunks)))
+        object.__setattr__(self, "_by_source", _index_by_source(self.trunks.values()))
+        object.__setattr__(self, "_by_network", _index_by_network(self.trunks.values()))
+
+    def trunk_for_source(self, interface: str, ip: str) -> Trunk | None:
+        """Return the trunk that a request from ``ip`` (any port) on ``interface`` belongs to.
+
+        An exact address match wins over a ``sources`` CIDR; CIDRs are tried in
+        the order the trunks are declared. Unknown sources return None (403).
+        """
+        trunk = self._by_source.get((interface, ip))
+        if trunk is not None:
+            return trunk
+        address = _parse_ip(ip)
+        if address is None:
+            return None
+        trunk = self._by_source.get((interface, str(address)))  # non-canonical spelling
+        if trunk is not None:
+            return trunk
+        for network, candidate in self._by_network.get(interface, ()):
+            if address in network:
+                return candidate
+        return None
+
+    def route_for(self, trunk: Trunk | None, interface: str, ruri_user: str) -> Route | None:
+        """Return the first route (in file order) that matches, or None."""
+        for route in self.routes:
+            if route.matches(trunk, interface, ruri_user):
+                return route
+        return None
+
+    def describe(self) -> str:
+        """One-line summary for ``sbc check`` and startup logs."""
+        return (
+            f"{len(self.interfaces)} interfaces, {len(self.trunks)} trunks,"
+            f" {len(self.routes)} routes"
+        )
+
+
+def _parse_ip(text: str) -> ipaddress.IPv4Address | ipaddress.IPv6Address | None:
+    """Parse a peer address; an IPv4-mapped IPv6 address becomes its IPv4 form."""
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        return address.ipv4_mapped
+    return address
+
+
+def _index_by_source(trunks: Iterable[Trunk]) -> Mapping[tuple[str, str], Trunk]:
+    """Key each trunk whose address is a literal IP by ``(interface, ip)``."""
+    index: dict[tuple[str, str], Trunk] = {}
+    for trunk in trunks:
+        if _parse_ip(trunk.address) is not None:
+            index.setdefault((trunk.interface, trunk.address), trunk)
+    return MappingProxyType(index)
+
+
+def _index_by_network(trunks: Iterable[Trunk]) -> Mapping[str, tuple[tuple[IPNetwork, Trunk], ...]]:
+    """Group ``sources`` CIDRs by interface, keeping declaration order."""
+    index: dict[str, list[tuple[IPNetwork, Trunk]]] = {}
+    for trunk in trunks:
+        for network in trunk.sources:
+            index.setdefault(trunk.interface, []).append((network, trunk))
+    return MappingProxyType({name: tuple(pairs) for name, pairs in index.items()})

@@ -1,0 +1,220 @@
+"""Load a policy directory all-or-nothing.
+
+A bad edit must never reach a running SBC, and an operator fixing one must see
+every problem at once. So :func:`load_policy` reads all four files, validates
+each against its schema, runs the cross-file checks, and only if nothing at all
+is wrong compiles the result into a :class:`~sbc.policy.compiled.Policy`.
+Anything else, from a missing directory to a typo, becomes a
+:class:`~sbc.policy.issues.PolicyIssue` in one :class:`~sbc.policy.issues.PolicyError`.
+
+Files other than the four below are ignored, so operators may keep notes or
+later-issue files beside them.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, TypeVar
+
+from pydantic import BaseModel, ValidationError
+from pydantic_core import ErrorDetails
+
+from sbc.policy.compiled import Interface, Policy, Route, Trunk
+from sbc.policy.crossref import (
+    INTERFACES_FILE,
+    ROUTES_FILE,
+    TRUNKS_FILE,
+    Entries,
+    Finding,
+    check_policy,
+)
+from sbc.policy.issues import PolicyError, PolicyIssue
+from sbc.policy.schema import (
+    InterfacesFile,
+    InterfaceSpec,
+    RoutesFile,
+    RouteSpec,
+    Settings,
+    TrunksFile,
+    TrunkSpec,
+)
+from sbc.policy.source import Loc, PolicySource, read_source
+
+SETTINGS_FILE = "sbc.yaml"
+POLICY_FILES = (INTERFACES_FILE, TRUNKS_FILE, ROUTES_FILE, SETTINGS_FILE)
+OPTIONAL_FILES = frozenset({SETTINGS_FILE})
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def load_policy(directory: str | os.PathLike[str]) -> Policy:
+    """Load, validate and compile the policy in ``directory``.
+
+    Raises :class:`PolicyError` listing every problem found; never any other
+    exception for bad input.
+    """
+    path = Path(directory)
+    if not path.is_dir():
+        reason = "not a directory" if path.exists() else "policy directory not found"
+        raise PolicyError([PolicyIssue(str(directory), 0, reason)])
+    sources, issues = _read_all(path)
+    interfaces = _validate(sources.get(INTERFACES_FILE), InterfacesFile, issues)
+    trunks = _validate(sources.get(TRUNKS_FILE), TrunksFile, issues)
+    routes = _validate(sources.get(ROUTES_FILE), RoutesFile, issues)
+    settings = _validate(sources.get(SETTINGS_FILE), Settings, issues)
+    findings = check_policy(
+        _entries(interfaces, InterfaceSpec, sources.get(INTERFACES_FILE), "interfaces"),
+        _entries(trunks, TrunkSpec, sources.get(TRUNKS_FILE), "trunks"),
+        _entries(routes, RouteSpec, sources.get(ROUTES_FILE), "routes"),
+    )
+    issues.extend(_locate(finding, sources) for finding in findings)
+    if issues or interfaces is None or trunks is None or routes is None or settings is None:
+        raise PolicyError(_in_file_order(issues))
+    return _compile(interfaces.interfaces, trunks.trunks, routes.routes, settings)
+
+
+# --- reading ---------------------------------------------------------------
+
+
+def _read_all(path: Path) -> tuple[dict[str, PolicySource], list[PolicyIssue]]:
+    """Parse every known file; a file that fails to parse is left out of ``sources``."""
+    sources: dict[str, PolicySource] = {}
+    issues: list[PolicyIssue] = []
+    for name in POLICY_FILES:
+        file = path / name
+        if name in OPTIONAL_FILES and not file.exists():
+            sources[name] = PolicySource(name, None, None)
+            continue
+        result = read_source(file)
+        if isinstance(result, PolicyIssue):
+            issues.append(result)
+        else:
+            sources[name] = result
+            issues.extend(result.duplicate_keys())
+    return sources, issues
+
+
+# --- schema validation -----------------------------------------------------
+
+
+def _validate(source: PolicySource | None, model: type[M], issues: list[PolicyIssue]) -> M | None:
+    """Validate one whole file; an empty file counts as an empty mapping."""
+    if source is None:
+        return None
+    try:
+        return model.model_validate({} if source.data is None else source.data)
+    except ValidationError as exc:
+        issues.extend(_schema_issue(source, error) for error in exc.errors())
+        return None
+
+
+def _schema_issue(source: PolicySource, error: ErrorDetails) -> PolicyIssue:
+    loc: Loc = tuple(error["loc"])
+    return PolicyIssue(source.name, source.line_of(loc), _with_path(loc, _message(error)))
+
+
+def _message(error: ErrorDetails) -> str:
+    """Pydantic's message, minus its "Value error, " prefix and class names."""
+    if error["type"] == "value_error":
+        return str(error.get("ctx", {}).get("error", error["msg"]))
+    if error["type"] in {"model_type", "dict_type"}:
+        return "Input should be a mapping"
+    return error["msg"]
+
+
+def _with_path(loc: Loc, message: str) -> str:
+    return f"{format_loc(loc)}: {message}" if loc else message
+
+
+def format_loc(loc: Loc) -> str:
+    """Render ``("trunks", 1, "port")`` as ``trunks[1].port``."""
+    text = ""
+    for part in loc:
+        text += f"[{part}]" if isinstance(part, int) else f".{part}" if text else str(part)
+    return text
+
+
+# --- cross-references -------------------------------------------------------
+
+
+def _entries(
+    validated: BaseModel | None, spec: type[M], source: PolicySource | None, key: str
+) -> Entries[M]:
+    """The entries to cross-check: all of them if the file validated, else the good ones."""
+    raw = _raw_list(source, key)
+    names = frozenset(item["name"] for item in raw if isinstance(item.get("name"), str))
+    if validated is not None:
+        return Entries(list(enumerate(getattr(validated, key))), names)
+    valid: list[tuple[int, M]] = []
+    for index, item in enumerate(raw):
+        try:
+            valid.append((index, spec.model_validate(item)))
+        except ValidationError:
+            continue
+    return Entries(valid, names)
+
+
+def _raw_list(source: PolicySource | None, key: str) -> list[dict[str, Any]]:
+    """The file's list under ``key`` as raw mappings; anything else yields ``[]``."""
+    data = source.data if source is not None else None
+    items = data.get(key) if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        return []
+    return [item if isinstance(item, dict) else {} for item in items]
+
+
+def _locate(finding: Finding, sources: dict[str, PolicySource]) -> PolicyIssue:
+    source = sources[finding.file]
+    message = _with_path(finding.loc, finding.message)
+    return PolicyIssue(finding.file, source.line_of(finding.loc), message)
+
+
+def _in_file_order(issues: Iterable[PolicyIssue]) -> list[PolicyIssue]:
+    """Sort by file (in the order operators read them), then line; stable within a line."""
+
+    def key(issue: PolicyIssue) -> tuple[int, int]:
+        rank = POLICY_FILES.index(issue.file) if issue.file in POLICY_FILES else -1
+        return rank, issue.line
+
+    return sorted(issues, key=key)
+
+
+# --- compiling --------------------------------------------------------------
+
+
+def _compile(
+    interfaces: Iterable[InterfaceSpec],
+    trunks: Iterable[TrunkSpec],
+    routes: Iterable[RouteSpec],
+    settings: Settings,
+) -> Policy:
+    return Policy(
+        interfaces={spec.name: _interface(spec) for spec in interfaces},
+        trunks={spec.name: _trunk(spec) for spec in trunks},
+        routes=tuple(_route(spec) for spec in routes),
+        settings=settings,
+    )
+
+
+def _interface(spec: InterfaceSpec) -> Interface:
+    return Interface(
+        name=spec.name,
+        address=spec.address,
+        port=spec.port,
+        transports=frozenset(spec.transports),
+        advertised_address=spec.advertised_address or spec.address,
+        media_address=spec.media_address or spec.address,
+        media_ports=spec.media_ports,
+    )
+
+
+def _trunk(spec: TrunkSpec) -> Trunk:
+    sources = tuple(ipaddress.ip_network(cidr) for cidr in spec.sources)
+    return Trunk(spec.name, spec.interface, spec.address, spec.port, spec.transport, sources)
+
+
+def _route(spec: RouteSpec) -> Route:
+    return Route(spec.name, spec.from_trunk, spec.from_interface, spec.prefix, tuple(spec.to))

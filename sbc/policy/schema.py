@@ -1,0 +1,185 @@
+"""The typed shape of each policy file, as an operator writes it.
+
+These pydantic models validate one file at a time and know nothing about the
+other files; names that refer across files (a trunk's interface, a route's
+trunks) are checked in :mod:`sbc.policy.crossref`. Every model forbids extra
+keys so a typo (``prot: 5060``) is an error, never a silently ignored line.
+Scalars are strict: YAML ``port: "5060"`` or ``json: yes``-as-a-string is a
+mistake worth reporting, not coercing.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Annotated, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    Strict,
+    field_validator,
+    model_validator,
+)
+
+# RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
+_LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
+_HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(\.{_LABEL})*\.?")
+
+# RFC 4028 §4: Min-SE may not be configured below 90 seconds.
+RFC4028_MIN_SE_S = 90
+
+
+def _ip_address(value: str) -> str:
+    """Accept a literal IPv4/IPv6 address and return its canonical spelling."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(f"'{value}' is not a valid IP address") from None
+
+
+def _host(value: str) -> str:
+    """Accept a literal IP address or an RFC 1123 host name."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        # RFC 3696 §2: a top-level label is never all digits, so "10.0.0.300" is a bad IP.
+        if _HOSTNAME.fullmatch(value) and not value.rstrip(".").rsplit(".", 1)[-1].isdigit():
+            return value.lower()
+    raise ValueError(f"'{value}' is not a valid IP address or host name")
+
+
+def _network(value: str) -> str:
+    """Accept a CIDR block (or a single address) and return its canonical spelling."""
+    try:
+        return str(ipaddress.ip_network(value))
+    except ValueError as exc:
+        raise ValueError(f"'{value}' is not a valid CIDR network: {exc}") from None
+
+
+StrictStr = Annotated[str, Strict()]
+Name = Annotated[str, Strict(), Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
+IPAddress = Annotated[str, Strict(), AfterValidator(_ip_address)]
+Host = Annotated[str, Strict(), AfterValidator(_host)]
+Network = Annotated[str, Strict(), AfterValidator(_network)]
+Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
+Transport = Literal["udp", "tcp"]
+Milliseconds = Annotated[int, Strict(), Field(gt=0)]
+Seconds = Annotated[int, Strict(), Field(ge=0)]
+
+
+class _Strict(BaseModel):
+    """Base for every policy model: immutable, and unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class InterfaceSpec(_Strict):
+    """A listening address of the SBC (one side of the border)."""
+
+    name: Name
+    address: IPAddress
+    port: Port = 5060
+    transports: list[Transport] = Field(default=["udp"], min_length=1)
+    advertised_address: IPAddress | None = None
+    media_address: IPAddress | None = None
+    media_ports: tuple[Port, Port] = (20000, 29999)
+
+    @field_validator("media_ports")
+    @classmethod
+    def _even_ordered_range(cls, value: tuple[int, int]) -> tuple[int, int]:
+        """RTP takes the even port and RTCP the odd one above it (RFC 3550 §11)."""
+        low, high = value
+        if low > high:
+            raise ValueError(f"range start {low} is above its end {high}")
+        if low % 2:
+            raise ValueError(f"range start {low} must be even (RTP uses even ports)")
+        return value
+
+
+class TrunkSpec(_Strict):
+    """A named SIP peer (carrier or PBX) reached through one interface."""
+
+    name: Name
+    interface: Name
+    address: Host
+    port: Port = 5060
+    transport: Transport = "udp"
+    sources: list[Network] = []
+
+
+class RouteSpec(_Strict):
+    """Match ingress trunk/interface and Request-URI user prefix; send to trunks in order."""
+
+    name: Name
+    from_trunk: Name | None = None
+    from_interface: Name | None = None
+    prefix: Annotated[str, Strict(), Field(pattern=r"^[^\s]*$")] = ""
+    to: list[Name] = Field(min_length=1)
+
+
+class InterfacesFile(_Strict):
+    """``interfaces.yaml``."""
+
+    interfaces: list[InterfaceSpec] = Field(min_length=1)
+
+
+class TrunksFile(_Strict):
+    """``trunks.yaml``."""
+
+    trunks: list[TrunkSpec]
+
+
+class RoutesFile(_Strict):
+    """``routes.yaml``; order matters: the first matching route wins."""
+
+    routes: list[RouteSpec]
+
+
+class SipSettings(_Strict):
+    """SIP timers (RFC 3261 §17) and session timers (RFC 4028)."""
+
+    t1_ms: Milliseconds = 500
+    t2_ms: Milliseconds = 4000
+    t4_ms: Milliseconds = 5000
+    user_agent: StrictStr | None = "sbc"
+    session_expires_s: Annotated[int, Strict(), Field(ge=RFC4028_MIN_SE_S)] = 1800
+    min_se_s: Annotated[int, Strict(), Field(ge=RFC4028_MIN_SE_S)] = 90
+    tcp_idle_timeout_s: Annotated[int, Strict(), Field(gt=0)] = 300
+
+    @model_validator(mode="after")
+    def _timers_consistent(self) -> SipSettings:
+        """RFC 3261 §17.1.2.2: T2 caps the interval that starts at T1; RFC 4028 §4:
+        Session-Expires may never be below Min-SE. Checked after defaults apply."""
+        if self.t2_ms < self.t1_ms:
+            raise ValueError(f"t2_ms ({self.t2_ms}) must be at least t1_ms ({self.t1_ms})")
+        if self.min_se_s > self.session_expires_s:
+            raise ValueError(
+                f"min_se_s ({self.min_se_s}) must not exceed"
+                f" session_expires_s ({self.session_expires_s})"
+            )
+        return self
+
+
+class CallSettings(_Strict):
+    """Call lifetime limits."""
+
+    shutdown_grace_s: Seconds = 30
+    max_call_duration_s: Seconds = 0
+
+
+class LoggingSettings(_Strict):
+    """Log level and format."""
+
+    level: Literal["debug", "info", "warning", "error"] = "info"
+    json_: Annotated[bool, Strict()] | None = Field(default=None, alias="json")
+
+
+class Settings(_Strict):
+    """``sbc.yaml``: global settings, every field optional."""
+
+    sip: SipSettings = SipSettings()
+    calls: CallSettings = CallSettings()
+    logging: LoggingSettings = LoggingSettings()

@@ -39,10 +39,14 @@ class Finding:
 
 @dataclass(frozen=True)
 class Entries(Generic[T]):
-    """The schema-valid entries of one list (with their index) and all names declared."""
+    """The schema-valid entries of one list (with their index) and all names declared.
+
+    ``names`` is None when the file could not be read as a list at all: then
+    nothing can be said about references to it (its own issue says why).
+    """
 
     valid: Sequence[tuple[int, T]]
-    names: frozenset[str]
+    names: frozenset[str] | None
 
 
 def check_policy(
@@ -104,10 +108,10 @@ def _media_overlaps(entries: Sequence[tuple[int, InterfaceSpec]]) -> Iterable[Fi
 
 
 def _trunk_references(
-    entries: Iterable[tuple[int, TrunkSpec]], interfaces: frozenset[str]
+    entries: Iterable[tuple[int, TrunkSpec]], interfaces: frozenset[str] | None
 ) -> Iterable[Finding]:
     for index, spec in entries:
-        if spec.interface not in interfaces:
+        if _unknown(spec.interface, interfaces):
             message = f"unknown interface '{spec.interface}'{_known(interfaces)}"
             yield Finding(TRUNKS_FILE, ("trunks", index, "interface"), message)
 
@@ -128,19 +132,19 @@ def _trunk_source_clashes(entries: Iterable[tuple[int, TrunkSpec]]) -> Iterable[
 
 def _route_references(
     entries: Iterable[tuple[int, RouteSpec]],
-    trunks: frozenset[str],
-    interfaces: frozenset[str],
+    trunks: frozenset[str] | None,
+    interfaces: frozenset[str] | None,
 ) -> Iterable[Finding]:
     for index, spec in entries:
         loc: Loc = ("routes", index)
-        if spec.from_trunk is not None and spec.from_trunk not in trunks:
+        if _unknown(spec.from_trunk, trunks):
             message = f"unknown trunk '{spec.from_trunk}'{_known(trunks)}"
             yield Finding(ROUTES_FILE, (*loc, "from_trunk"), message)
-        if spec.from_interface is not None and spec.from_interface not in interfaces:
+        if _unknown(spec.from_interface, interfaces):
             message = f"unknown interface '{spec.from_interface}'{_known(interfaces)}"
             yield Finding(ROUTES_FILE, (*loc, "from_interface"), message)
         for position, name in enumerate(spec.to):
-            if name not in trunks:
+            if _unknown(name, trunks):
                 message = f"unknown trunk '{name}'{_known(trunks)}"
                 yield Finding(ROUTES_FILE, (*loc, "to", position), message)
 
@@ -155,5 +159,10 @@ def _media_address(spec: InterfaceSpec) -> str:
     return spec.media_address or spec.address
 
 
-def _known(names: frozenset[str]) -> str:
+def _unknown(name: str | None, names: frozenset[str] | None) -> bool:
+    """True when ``name`` is set, the names are known, and it is not among them."""
+    return name is not None and names is not None and name not in names
+
+
+def _known(names: frozenset[str] | None) -> str:
     return f" (known: {', '.join(sorted(names))})" if names else ""

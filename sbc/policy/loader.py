@@ -145,6 +145,8 @@ def _entries(
 ) -> Entries[M]:
     """The entries to cross-check: all of them if the file validated, else the good ones."""
     raw = _raw_list(source, key)
+    if raw is None:
+        return Entries([], None)
     names = frozenset(item["name"] for item in raw if isinstance(item.get("name"), str))
     if validated is not None:
         return Entries(list(enumerate(getattr(validated, key))), names)
@@ -157,12 +159,12 @@ def _entries(
     return Entries(valid, names)
 
 
-def _raw_list(source: PolicySource | None, key: str) -> list[dict[str, Any]]:
-    """The file's list under ``key`` as raw mappings; anything else yields ``[]``."""
+def _raw_list(source: PolicySource | None, key: str) -> list[dict[str, Any]] | None:
+    """The file's list under ``key`` as raw mappings, or None if there is no such list."""
     data = source.data if source is not None else None
     items = data.get(key) if isinstance(data, dict) else None
     if not isinstance(items, list):
-        return []
+        return None
     return [item if isinstance(item, dict) else {} for item in items]
 
 

@@ -91,7 +91,10 @@ def _syntax_issue(name: str, exc: yaml.MarkedYAMLError) -> PolicyIssue:
     line = mark.line + 1 if mark is not None else 1
     problem = exc.problem or exc.context or "syntax error"
     if exc.context and exc.problem:
-        problem = f"{problem} ({exc.context})"
+        # PyYAML splits some messages ("expected a single document", "but found
+        # another document") and puts others' circumstances in context.
+        joined = exc.problem.startswith("but ")
+        problem = f"{exc.context}, {problem}" if joined else f"{problem} ({exc.context})"
     return PolicyIssue(name, line, f"invalid YAML: {problem}")
 
 

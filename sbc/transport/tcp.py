@@ -1,0 +1,151 @@
+"""One SIP-over-TCP connection: an asyncio protocol around a StreamFramer.
+
+The connection only frames and forwards. It owns no policy: the pool that
+created it (its *owner*) registers it, delivers its messages to the core,
+decides when it is idle and reports failures. Outbound connections exist
+before the socket is connected so that sends can be queued on them and a
+second send to the same peer reuses them (RFC 3261 §18.1.1: reuse open
+connections); the queue is flushed in :meth:`connection_made`.
+
+Stream keepalives (RFC 5626 §3.5.1) are answered here: a double-CRLF ping
+gets a single-CRLF pong on the same connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Protocol, cast
+
+from sbc.sip.framing import KEEPALIVE_PING, KEEPALIVE_PONG, FramingError, StreamFramer
+from sbc.transport.types import TCP, Peer
+
+__all__ = ["ConnectionOwner", "TcpConnection"]
+
+#: A peer that stops reading gets this much queued output before being cut off.
+MAX_WRITE_BUFFER = 4 * 1024 * 1024
+
+
+class ConnectionOwner(Protocol):
+    """What a connection needs from the pool that manages it."""
+
+    def now(self) -> float: ...
+    def connection_up(self, conn: TcpConnection) -> None: ...
+    def connection_down(self, conn: TcpConnection) -> None: ...
+    def message_received(self, conn: TcpConnection, data: bytes) -> None: ...
+    def keepalive_received(self, conn: TcpConnection) -> None: ...
+    def framing_failed(self, conn: TcpConnection, reason: str) -> None: ...
+    def messages_sent(self, conn: TcpConnection, count: int) -> None: ...
+    def overflowed(self, conn: TcpConnection) -> None: ...
+
+
+class TcpConnection(asyncio.Protocol):
+    """A TCP connection, inbound (accepted) or outbound (opened by us).
+
+    ``pending`` is a list while an outbound connection is still connecting
+    and ``None`` once connected. ``closing`` is set as soon as we decide to
+    stop using the connection: nothing more is sent on it after that.
+    """
+
+    def __init__(
+        self,
+        owner: ConnectionOwner,
+        ident: int,
+        interface: str,
+        *,
+        peer: Peer | None,
+        local: tuple[str, int] | None,
+        max_message: int,
+    ) -> None:
+        self.owner = owner
+        self.id = ident
+        self.interface = interface
+        # Inbound connections learn their peer in connection_made.
+        self.peer = peer if peer is not None else Peer(TCP, "", 0)
+        self.outbound = peer is not None
+        # The listener address for accepted connections; for outbound ones the
+        # owner fills it from the interface's listener or the socket name.
+        self.local = local if local is not None else ("", 0)
+        self.framer = StreamFramer(max_body=max_message)
+        self.transport: asyncio.Transport | None = None
+        self.pending: list[bytes] | None = [] if self.outbound else None
+        self.last_activity = owner.now()
+        self.closing = False
+
+    # -- asyncio.Protocol -------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = cast(asyncio.Transport, transport)
+        if not self.outbound:
+            host, port = transport.get_extra_info("peername")[:2]
+            self.peer = Peer(TCP, host, port)
+        self.last_activity = self.owner.now()
+        self.owner.connection_up(self)
+        pending, self.pending = self.pending, None
+        if pending and not self.closing:
+            for data in pending:
+                self.transport.write(data)
+            self.owner.messages_sent(self, len(pending))
+            self._check_backlog()
+
+    def data_received(self, data: bytes) -> None:
+        if self.closing:
+            return
+        self.last_activity = self.owner.now()
+        try:
+            frames = self.framer.feed(data)
+        except FramingError as exc:
+            for message in exc.messages:
+                self.owner.message_received(self, message)
+            self.owner.framing_failed(self, exc.reason)
+            return
+        for frame in frames:
+            if frame == KEEPALIVE_PING:
+                self.owner.keepalive_received(self)
+                self._write_raw(KEEPALIVE_PONG)
+            else:
+                self.owner.message_received(self, frame)
+            if self.closing:  # a callback closed us: drop the rest
+                return
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.closing = True
+        self.transport = None
+        self.owner.connection_down(self)
+
+    # -- used by the owner -------------------------------------------------
+
+    def write(self, data: bytes) -> bool:
+        """Send or queue ``data``; False if the connection is no longer usable."""
+        if self.closing:
+            return False
+        if self.pending is not None:
+            self.pending.append(data)
+            return True
+        if self.transport is None:  # pragma: no cover - lost without callback
+            return False
+        self.transport.write(data)
+        self.last_activity = self.owner.now()
+        self.owner.messages_sent(self, 1)
+        self._check_backlog()
+        return True
+
+    def _write_raw(self, data: bytes) -> None:
+        if self.transport is not None:
+            self.transport.write(data)
+
+    def close(self) -> None:
+        """Stop using the connection; already queued output is still flushed."""
+        self.closing = True
+        if self.transport is not None:
+            self.transport.close()
+
+    def abort(self) -> None:
+        """Drop the connection at once, discarding queued output."""
+        self.closing = True
+        if self.transport is not None:
+            self.transport.abort()
+
+    def _check_backlog(self) -> None:
+        transport = self.transport
+        if transport is not None and transport.get_write_buffer_size() > MAX_WRITE_BUFFER:
+            self.owner.overflowed(self)

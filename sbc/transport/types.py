@@ -1,0 +1,62 @@
+"""Values exchanged between the transport layer and the core.
+
+The core never sees sockets: it receives :class:`Inbound` (raw bytes plus
+where they came from) and answers with a destination :class:`Peer` and,
+for responses over TCP, the id of the connection the request came on.
+These are frozen so they can be used as dict keys and shared freely.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+__all__ = ["TCP", "TRANSPORTS", "UDP", "Inbound", "Peer", "TransportStats"]
+
+UDP: Final = "udp"
+TCP: Final = "tcp"
+#: Transports this layer can listen on and send over.
+TRANSPORTS: Final = frozenset({UDP, TCP})
+
+
+@dataclass(frozen=True, slots=True)
+class Peer:
+    """A remote transport address: where a message came from or goes to.
+
+    ``host`` is an IP literal: the transport never resolves names on the send
+    path (that would block the loop); the core resolves before sending.
+    """
+
+    transport: str  # "udp" | "tcp"
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    """One received SIP message, still raw: parsing belongs to the core."""
+
+    data: bytes
+    source: Peer  # the actual source IP/port, as seen on the socket
+    interface: str  # name of the interface whose listener received it
+    local: tuple[str, int]  # that listener's bound address
+    connection: int | None  # TCP connection id (answer on it, RFC 3261 §18.2.2); None for UDP
+
+
+@dataclass(slots=True)
+class TransportStats:
+    """Counters for metrics; the manager hands out copies, never this object.
+
+    ``received``/``sent`` count SIP messages (keepalives excluded),
+    ``dropped`` counts messages lost for any reason (oversized datagram,
+    full socket buffer, failed connection, framing error), ``connections``
+    is the number of TCP connections open or being opened right now.
+    """
+
+    received: int = 0
+    sent: int = 0
+    dropped: int = 0
+    keepalives: int = 0
+    connections: int = 0
+    connections_opened: int = 0
+    errors: int = 0

@@ -2,46 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-
-INTERFACES = """\
-interfaces:
-  - name: external
-    address: 127.0.0.1
-    port: 5060
-    transports: [udp, tcp]
-  - name: internal
-    address: 127.0.0.2
-    port: 5060
-    transports: [udp, tcp]
-"""
-
-TRUNKS = """\
-trunks:
-  - name: carrier
-    interface: external
-    address: 127.0.0.10
-  - name: pbx
-    interface: internal
-    address: 127.0.0.20
-"""
-
-ROUTES = """\
-routes:
-  - name: carrier-to-pbx
-    from_trunk: carrier
-    to: [pbx]
-  - name: pbx-to-carrier
-    from_trunk: pbx
-    to: [carrier]
-"""
-
-VALID = {"interfaces.yaml": INTERFACES, "trunks.yaml": TRUNKS, "routes.yaml": ROUTES}
-
-WritePolicy = Callable[..., Path]
+from policy_samples import VALID, WritePolicy
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import types
 from pathlib import Path
 
 import pytest
-from conftest import ROUTES, WritePolicy
+from policy_samples import ROUTES, WritePolicy
 
 from sbc import cli
 from sbc.policy import Policy

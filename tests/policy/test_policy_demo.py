@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import INTERFACES, TRUNKS, WritePolicy
+from policy_samples import INTERFACES, TRUNKS, WritePolicy
 
 from sbc.policy import Policy, Trunk, load_policy
 

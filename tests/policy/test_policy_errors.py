@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import INTERFACES, ROUTES, TRUNKS, WritePolicy
+from policy_samples import INTERFACES, ROUTES, TRUNKS, WritePolicy
 
 from sbc.policy import PolicyError, PolicyIssue, load_policy
 

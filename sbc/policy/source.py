@@ -52,7 +52,10 @@ class PolicySource:
         """Report keys repeated in one mapping, which PyYAML would silently collapse."""
         issues: list[PolicyIssue] = []
         if self.root is not None:
-            _find_duplicates(self.name, self.root, issues, set())
+            try:
+                _find_duplicates(self.name, self.root, issues, set())
+            except RecursionError:
+                return [PolicyIssue(self.name, 1, "invalid YAML: nesting too deep")]
         return issues
 
 
@@ -72,17 +75,26 @@ def read_source(path: Path) -> PolicySource | PolicyIssue:
 
 def parse_source(name: str, text: str) -> PolicySource | PolicyIssue:
     """Parse YAML ``text`` into data plus node tree in a single pass."""
-    loader = yaml.SafeLoader(text)
+    try:
+        loader = yaml.SafeLoader(text)  # the reader rejects control characters here
+    except yaml.YAMLError as exc:
+        return PolicyIssue(name, 1, f"invalid YAML: {_first_line(exc)}")
     try:
         root = loader.get_single_node()
         data = None if root is None else loader.construct_document(root)
     except yaml.MarkedYAMLError as exc:
         return _syntax_issue(name, exc)
     except yaml.YAMLError as exc:
-        return PolicyIssue(name, 1, f"invalid YAML: {exc}")
+        return PolicyIssue(name, 1, f"invalid YAML: {_first_line(exc)}")
+    except RecursionError:
+        return PolicyIssue(name, 1, "invalid YAML: nesting too deep")
     finally:
         loader.dispose()
     return PolicySource(name, data, root)
+
+
+def _first_line(exc: yaml.YAMLError) -> str:
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
 
 
 def _syntax_issue(name: str, exc: yaml.MarkedYAMLError) -> PolicyIssue:

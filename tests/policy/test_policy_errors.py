@@ -52,6 +52,17 @@ CASES: dict[str, tuple[dict[str, str | None], list[str]]] = {
             " 'tag:yaml.org,2002:python/object/apply:os.system'"
         ],
     ),
+    "control character": (
+        {"trunks": "trunks: []\x00\n"},
+        [
+            "trunks.yaml:1: invalid YAML: unacceptable character #x0000:"
+            " special characters are not allowed"
+        ],
+    ),
+    "nesting too deep": (
+        {"routes": "routes: " + "[" * 5000},
+        ["routes.yaml:1: invalid YAML: nesting too deep"],
+    ),
     "wrong type": (
         {"trunks": TRUNKS.replace("address: 127.0.0.20", 'address: 127.0.0.20\n    port: "5060"')},
         ["trunks.yaml:8: trunks[1].port: Input should be a valid integer"],

@@ -172,9 +172,14 @@ class TcpPool:
                 conn.abort()
                 return
             self._register(conn)
-        elif conn.transport is not None and not conn.local[0]:
-            host, port = conn.transport.get_extra_info("sockname")[:2]
-            conn.local = (host, port)
+        if not conn.local[0]:
+            # The interface's listener address when it has one, else the socket's.
+            local = self._listen_addresses.get(conn.interface)
+            if local is None and conn.transport is not None:
+                host, port = conn.transport.get_extra_info("sockname")[:2]
+                local = (host, port)
+            if local is not None:
+                conn.local = local
         self._stats.connections_opened += 1
 
     def connection_down(self, conn: TcpConnection) -> None:

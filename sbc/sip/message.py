@@ -20,12 +20,16 @@ from dataclasses import dataclass
 from sbc.sip.address import Address, parse_address, parse_address_list
 from sbc.sip.errors import ParseError, UnsupportedVersionError
 from sbc.sip.headers import Headers, canonical_name
+from sbc.sip.params import is_digits
 from sbc.sip.reasons import reason_phrase
-from sbc.sip.uri import SipUri, Uri, parse_uri
-from sbc.sip.via import Via, parse_via
+from sbc.sip.uri import SipUri, UnparsedUri, Uri, parse_uri
+from sbc.sip.via import Via, parse_vias
 
 SIP_VERSION = "SIP/2.0"
 MAX_CSEQ = 2**31 - 1  # RFC 3261 §8.1.1.5: sequence number < 2**31
+MAX_FORWARDS_LIMIT = 255  # RFC 3261 §20.22: Max-Forwards = 1*DIGIT, 0-255
+_MAX_CONTENT_LENGTH_DIGITS = 10
+_MAX_SCALAR_DIGITS = 12
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
 _FOLD_RE = re.compile(r"\r?\n[ \t]+")
 #: Headers that may appear once only; two of them make the request invalid.
@@ -43,9 +47,12 @@ class CSeq:
 
 
 def parse_cseq(value: str) -> CSeq:
+    """``CSeq = "CSeq" HCOLON 1*DIGIT LWS Method`` (RFC 3261 §20.16)."""
     parts = value.split()
-    if len(parts) != 2 or not parts[0].isdigit() or not _TOKEN_RE.match(parts[1]):
-        raise ParseError(f"invalid CSeq {value!r}")
+    if len(parts) != 2 or not is_digits(parts[0]) or not _TOKEN_RE.match(parts[1]):
+        raise ParseError(f"invalid CSeq {value[:40]!r}")
+    if len(parts[0]) > _MAX_SCALAR_DIGITS:
+        raise ParseError("CSeq number out of range")
     seq = int(parts[0])
     if seq > MAX_CSEQ:
         raise ParseError("CSeq number out of range")
@@ -95,19 +102,16 @@ class Message:
 
     @property
     def contacts(self) -> list[Address]:
-        return self.headers.parsed(
-            "Contact", lambda: [a for v in self.headers.get_all("Contact") for a in _contacts(v)]
-        )
+        """Contact addresses; ``Contact: *`` gives an empty list."""
+        return self.headers.parsed("Contact", lambda: self._parse_addresses("Contact"))
 
     @property
     def record_routes(self) -> list[Address]:
-        return self.headers.parsed(
-            "Record-Route", lambda: _address_lines(self.headers.get_all("Record-Route"))
-        )
+        return self.headers.parsed("Record-Route", lambda: self._parse_addresses("Record-Route"))
 
     @property
     def routes(self) -> list[Address]:
-        return self.headers.parsed("Route", lambda: _address_lines(self.headers.get_all("Route")))
+        return self.headers.parsed("Route", lambda: self._parse_addresses("Route"))
 
     @property
     def content_type(self) -> str | None:
@@ -134,7 +138,16 @@ class Message:
             raise ParseError(f"invalid {name}: {exc.reason}") from None
 
     def _parse_vias(self) -> list[Via]:
-        return [parse_via(v) for v in self.headers.values("Via")]
+        try:
+            return [via for line in self.headers.get_all("Via") for via in parse_vias(line)]
+        except ParseError as exc:
+            raise ParseError(f"invalid Via: {exc.reason}") from None
+
+    def _parse_addresses(self, name: str) -> list[Address]:
+        try:
+            return [a for line in self.headers.get_all(name) for a in _address_line(line)]
+        except ParseError as exc:
+            raise ParseError(f"invalid {name}: {exc.reason}") from None
 
     # --- serialization ---
 
@@ -142,10 +155,22 @@ class Message:
         raise NotImplementedError
 
     def serialize(self) -> bytes:
-        """Wire bytes; Content-Length always reflects the body (§18.3)."""
+        """Wire bytes; Content-Length always reflects the body (§18.3).
+
+        Headers keep their order; the first Content-Length is rewritten in
+        place (any other copy dropped), or appended when there is none.
+        """
         lines = [self.start_line()]
-        lines.extend(f"{n}: {v}" for n, v in self.headers if n != "Content-Length")
-        lines.append(f"Content-Length: {len(self.body)}")
+        length = str(len(self.body))
+        placed = False
+        for name, value in self.headers:
+            if name == "Content-Length":
+                if placed:
+                    continue
+                value, placed = length, True  # noqa: PLW2901 - rewritten in place
+            lines.append(f"{name}: {value}")
+        if not placed:
+            lines.append(f"Content-Length: {length}")
         lines.append("\r\n")
         return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
 
@@ -199,12 +224,8 @@ class Response(Message):
         return f"<Response {self.status} {self.reason}>"
 
 
-def _address_lines(lines: list[str]) -> list[Address]:
-    return [a for line in lines for a in parse_address_list(line)]
-
-
-def _contacts(value: str) -> list[Address]:
-    if value.strip() == "*":
+def _address_line(value: str) -> list[Address]:
+    if value == "*":  # Contact: * (RFC 3261 §10.2.2)
         return []
     return parse_address_list(value)
 
@@ -213,16 +234,31 @@ def _contacts(value: str) -> list[Address]:
 
 
 def parse_message(data: bytes) -> Request | Response:
-    """Parse one complete message (a datagram or a framed stream message)."""
+    """Parse one complete message (a datagram or a framed stream message).
+
+    Raises :class:`ParseError` and nothing else, whatever the bytes.
+    """
+    try:
+        return _parse_message(data)
+    except ParseError:
+        raise
+    except (ValueError, IndexError, UnicodeError, OverflowError) as exc:  # pragma: no cover
+        # Last resort only: every case found by the fuzz tests is fixed above.
+        raise ParseError(f"malformed message ({type(exc).__name__})") from None
+
+
+def _parse_message(data: bytes) -> Request | Response:
     head, body = _split_head(data)
     text = head.decode("utf-8", "surrogateescape")
-    text = _FOLD_RE.sub(" ", text)
+    if "\n " in text or "\n\t" in text:
+        text = _FOLD_RE.sub(" ", text)
+    if "\r" in text:
+        text = text.replace("\r\n", "\n")
     lines = text.split("\n")
-    start = lines[0].rstrip("\r")
-    headers = Headers(_parse_header_lines(lines[1:]))
-    message = _parse_start_line(start, headers)
-    message.body = _frame_body(headers, body)
+    headers = Headers(_parse_header_lines(lines, 1))
+    message = _parse_start_line(lines[0], headers)
     try:
+        message.body = _frame_body(headers, body)
         _validate(message)
     except ParseError as exc:
         exc.message = message
@@ -231,8 +267,9 @@ def parse_message(data: bytes) -> Request | Response:
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
-    # Skip leading CRLFs (RFC 3261 §7.5 tolerance, keepalives).
-    data = data.lstrip(b"\r\n")
+    """Split at the empty line; tolerate leading CRLFs (RFC 3261 §7.5)."""
+    if data[:1] in (b"\r", b"\n"):
+        data = data.lstrip(b"\r\n")
     if not data:
         raise ParseError("empty message")
     end = data.find(b"\r\n\r\n")
@@ -244,84 +281,125 @@ def _split_head(data: bytes) -> tuple[bytes, bytes]:
     return data.rstrip(b"\r\n"), b""
 
 
-def _parse_header_lines(lines: list[str]) -> list[tuple[str, str]]:
+def _parse_header_lines(lines: list[str], first: int) -> list[tuple[str, str]]:
+    """``field-name HCOLON field-value`` per line (folding already undone)."""
     items: list[tuple[str, str]] = []
-    for raw in lines:
-        line = raw.rstrip("\r")
+    for i in range(first, len(lines)):
+        line = lines[i]
         if not line:
             continue
         name, colon, value = line.partition(":")
         name = name.rstrip(" \t")
-        if not colon or not name or not _TOKEN_RE.match(name):
+        if not colon or not _TOKEN_RE.match(name):
             raise ParseError(f"malformed header line {line[:40]!r}")
-        items.append((canonical_name(name), value.strip(" \t")))
+        items.append((canonical_name(name), value.strip(" \t\r")))
     return items
 
 
 def _parse_start_line(line: str, headers: Headers) -> Request | Response:
-    if line.startswith("SIP/"):
-        version, _, rest = line.partition(" ")
-        code, _, reason = rest.partition(" ")
-        if version != SIP_VERSION:
-            raise UnsupportedVersionError(f"unsupported version {version!r}")
-        if len(code) != 3 or not code.isdigit() or not 100 <= int(code) <= 699:
-            raise ParseError(f"invalid status code {code!r}")
-        return Response(int(code), reason, headers)
-    parts = line.split(" ")
-    if len(parts) != 3 or not all(parts):
-        raise ParseError("malformed Request-Line")
-    method, uri_text, version = parts
-    if not _TOKEN_RE.match(method):
-        raise ParseError(f"invalid method {method!r}")
-    try:
-        uri = parse_uri(uri_text)
-    except ParseError as exc:
-        raise ParseError(f"invalid Request-URI: {exc.reason}") from None
-    request = Request(method, uri, headers, version=version)
+    line = line.rstrip(" \t\r")  # trailing SP: RFC 4475 §3.1.2.10, accepted
+    if line[:4].upper() == "SIP/":
+        return _parse_status_line(line, headers)
+    return _parse_request_line(line, headers)
+
+
+def _parse_status_line(line: str, headers: Headers) -> Response:
+    """``Status-Line = SIP-Version SP Status-Code SP Reason-Phrase``."""
+    version, _, rest = line.partition(" ")
+    code, _, reason = rest.partition(" ")
     if version.upper() != SIP_VERSION:
-        error = UnsupportedVersionError(f"unsupported version {version!r}")
-        error.message = request
-        raise error
+        raise UnsupportedVersionError(f"unsupported version {version[:20]!r}")
+    if len(code) != 3 or not is_digits(code) or not 100 <= int(code) <= 699:
+        raise ParseError(f"invalid status code {code[:20]!r}")
+    return Response(int(code), reason, headers)
+
+
+def _parse_request_line(line: str, headers: Headers) -> Request:
+    """``Request-Line = Method SP Request-URI SP SIP-Version``.
+
+    Runs of SP between the elements are tolerated (RFC 4475 §3.1.2.9); a
+    Request-URI with LWS inside (§3.1.2.8), in ``<>`` (§3.1.2.7) or with
+    headers (§3.1.2.11) is a 400 that still carries the request.
+    """
+    parts = line.split()
+    if len(parts) < 3:
+        raise ParseError("malformed Request-Line")
+    method, version = parts[0], parts[-1]
+    if not _TOKEN_RE.match(method):
+        raise ParseError(f"invalid method {method[:40]!r}")
+    uri_text = " ".join(parts[1:-1])
+    request = Request(method, UnparsedUri(uri_text), headers, version=version)
+    if version.upper() != SIP_VERSION:
+        version_error = UnsupportedVersionError(f"unsupported version {version[:20]!r}")
+        version_error.message = request
+        raise version_error
+    try:
+        request.uri = _parse_request_uri(uri_text)
+    except ParseError as exc:
+        exc.message = request
+        raise
     return request
 
 
+def _parse_request_uri(text: str) -> Uri:
+    if " " in text:
+        raise ParseError("whitespace in Request-URI")
+    try:
+        uri = parse_uri(text)
+    except ParseError as exc:
+        raise ParseError(f"invalid Request-URI: {exc.reason}") from None
+    if isinstance(uri, SipUri) and uri.headers is not None:
+        # RFC 3261 §19.1.1 table 1: headers are not allowed in a Request-URI.
+        raise ParseError("headers in Request-URI")
+    return uri
+
+
 def _frame_body(headers: Headers, body: bytes) -> bytes:
+    """Cut the body to Content-Length (RFC 3261 §18.3); extra octets are noise."""
     value = headers.get("Content-Length")
     if value is None:
         return body  # datagram: the body runs to the end (RFC 3261 §18.3)
-    value = value.strip()
-    if not value.isdigit():
-        raise ParseError(f"invalid Content-Length {value!r}")
+    if not is_digits(value) or len(value) > _MAX_CONTENT_LENGTH_DIGITS:
+        raise ParseError(f"invalid Content-Length {value[:20]!r}")
     length = int(value)
     if length > len(body):
         raise ParseError("Content-Length larger than the body")
-    return body[:length]
+    return body[:length] if length < len(body) else body
 
 
 def _validate(message: Request | Response) -> None:
-    headers = message.headers
+    """Header presence, uniqueness and the scalar ranges of RFC 3261 §20."""
+    counts: dict[str, int] = {}
+    for name, _ in message.headers:
+        counts[name] = counts.get(name, 0) + 1
     for name in _REQUIRED:
-        if name not in headers:
+        if name not in counts:
             raise ParseError(f"missing {name}")
     for name in _SINGLE:
-        if headers.count(name) > 1:
+        if counts.get(name, 0) > 1:
             raise ParseError(f"duplicate {name}")
+    headers = message.headers
     if not headers.get("Call-ID"):
         raise ParseError("empty Call-ID")
     cseq = message.cseq
     message.from_  # noqa: B018 - parse now so errors surface as 400
     message.to  # noqa: B018
     message.vias  # noqa: B018
-    message.contacts  # noqa: B018
+    if "Contact" in counts:
+        message.contacts  # noqa: B018
     max_forwards = headers.get("Max-Forwards")
-    if max_forwards is not None and (not max_forwards.isdigit() or int(max_forwards) > 255):
-        raise ParseError(f"invalid Max-Forwards {max_forwards!r}")
+    if max_forwards is not None and not _is_small_int(max_forwards, MAX_FORWARDS_LIMIT):
+        raise ParseError(f"invalid Max-Forwards {max_forwards[:20]!r}")
     if isinstance(message, Request):
         if cseq.method != message.method:
             raise ParseError("CSeq method does not match the Request-Line")
         expires = headers.get("Expires")
-        if expires is not None and not expires.isdigit():
-            raise ParseError(f"invalid Expires {expires!r}")
+        if expires is not None and not is_digits(expires):
+            raise ParseError(f"invalid Expires {expires[:20]!r}")
+
+
+def _is_small_int(text: str, limit: int) -> bool:
+    return is_digits(text) and len(text) <= _MAX_SCALAR_DIGITS and int(text) <= limit
 
 
 def error_reason(exc: ParseError) -> str:

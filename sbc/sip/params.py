@@ -1,5 +1,9 @@
 """Header and URI parameters (``;name=value``), RFC 3261 §25.1 ``generic-param``.
 
+    generic-param = token [ EQUAL gen-value ]
+    gen-value     = token / host / quoted-string
+    uri-parameter = transport-param / ... / other-param   (paramchar, %HH)
+
 Names compare case-insensitively, so keys are stored lower-cased; values keep
 their case. A parameter without ``=`` has the value ``None``.
 """
@@ -12,9 +16,23 @@ from sbc.sip.errors import ParseError
 
 Params = dict[str, str | None]
 
+#: Characters that can never appear in a parameter name (token or paramchar).
+_NAME_FORBIDDEN = frozenset(' \t\r\n"<>,;=@?\\')
+#: Characters that can never appear in an unquoted parameter value.
+_VALUE_FORBIDDEN = frozenset(' \t\r\n"<>,;\\')
+
+
+def is_digits(text: str) -> bool:
+    """``1*DIGIT`` in ASCII only (``str.isdigit`` also accepts e.g. ``²``)."""
+    return text.isascii() and text.isdigit()
+
 
 def split_outside_quotes(text: str, sep: str) -> Iterator[str]:
-    """Split on ``sep`` except inside double quotes or angle brackets."""
+    """Split on ``sep`` except inside double quotes or angle brackets.
+
+    Raises :class:`ParseError` on an unterminated quoted string (RFC 3261
+    §25.1 ``quoted-string = SWS DQUOTE *(qdtext / quoted-pair ) DQUOTE``).
+    """
     if '"' not in text and "<" not in text:
         yield from text.split(sep)
         return
@@ -45,18 +63,54 @@ def split_outside_quotes(text: str, sep: str) -> Iterator[str]:
 
 
 def parse_params(text: str) -> Params:
-    """Parse ``;a=1;b;c="x"`` (the leading ``;`` optional) into a dict."""
+    """Parse ``*( SEMI generic-param )`` into a dict.
+
+    ``text`` is either empty or starts with ``;`` (leading LWS allowed); for
+    compatibility a text without the leading ``;`` is read as if it had one.
+    Empty parameters (``;;``) and names or unquoted values with reserved
+    characters are rejected (RFC 4475 §3.1.2.1).
+    """
+    text = text.strip(" \t")
+    if not text:
+        return {}
+    if text[0] == ";":
+        text = text[1:]
     params: Params = {}
     for raw in split_outside_quotes(text, ";"):
-        item = raw.strip()
-        if not item:
-            continue
-        name, eq, value = item.partition("=")
-        name = name.strip()
-        if not name or any(c in name for c in ' \t"<>,'):
-            raise ParseError(f"invalid parameter name {name!r}")
-        params[name.lower()] = value.strip() if eq else None
+        name, eq, value = raw.partition("=")
+        name = name.strip(" \t")
+        if not name:
+            raise ParseError("empty parameter")
+        if not _NAME_FORBIDDEN.isdisjoint(name):
+            raise ParseError(f"invalid parameter name {name[:40]!r}")
+        params[name.lower()] = _param_value(value) if eq else None
     return params
+
+
+def _param_value(value: str) -> str:
+    value = value.strip(" \t")
+    if value.startswith('"'):
+        if not _is_quoted(value):
+            raise ParseError(f"invalid quoted parameter value {value[:40]!r}")
+        return value
+    if not _VALUE_FORBIDDEN.isdisjoint(value):
+        raise ParseError(f"invalid parameter value {value[:40]!r}")
+    return value
+
+
+def _is_quoted(value: str) -> bool:
+    """True when ``value`` is exactly one quoted-string."""
+    i = 1
+    n = len(value)
+    while i < n:
+        ch = value[i]
+        if ch == "\\":
+            i += 2
+            continue
+        if ch == '"':
+            return i == n - 1
+        i += 1
+    return False
 
 
 def format_params(params: Params) -> str:

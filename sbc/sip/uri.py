@@ -16,11 +16,13 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from sbc.sip.errors import ParseError
-from sbc.sip.params import Params, format_params, parse_params
+from sbc.sip.params import Params, format_params, is_digits, parse_params
 
 _HOST_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9.])?)$")
+_TEL_NUMBER_RE = re.compile(r"^\+?[0-9A-Fa-f*#.()\-pPwW]+$")
 _SCHEME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*$")
-_USER_FORBIDDEN = frozenset(' \t<>"@\r\n')
+_USER_FORBIDDEN = frozenset(' \t<>"@\r\n\x00[]{}|\\^`')
+_HEADERS_FORBIDDEN = frozenset(' \t<>"\r\n\x00')
 SIP_SCHEMES = frozenset(("sip", "sips"))
 
 
@@ -120,7 +122,30 @@ class AbsoluteUri:
         return AbsoluteUri(self.scheme, self.rest)
 
 
-Uri = SipUri | TelUri | AbsoluteUri
+@dataclass(slots=True)
+class UnparsedUri:
+    """A Request-URI that failed to parse, kept verbatim.
+
+    Only ever found on the ``message`` of a :class:`ParseError`, so that the
+    core can still answer 400 to e.g. ``INVITE <sip:u@h> SIP/2.0`` (RFC 4475
+    §3.1.2.7) or a Request-URI with embedded LWS (§3.1.2.8).
+    """
+
+    text: str
+    scheme: str = ""
+
+    def __str__(self) -> str:
+        return self.text
+
+    @property
+    def user(self) -> None:
+        return None
+
+    def copy(self) -> UnparsedUri:
+        return UnparsedUri(self.text)
+
+
+Uri = SipUri | TelUri | AbsoluteUri | UnparsedUri
 
 
 def parse_uri(text: str) -> Uri:
@@ -132,13 +157,19 @@ def parse_uri(text: str) -> Uri:
     if lowered in SIP_SCHEMES:
         return _parse_sip_uri(lowered, rest)
     if lowered == "tel":
-        number, _, params = rest.partition(";")
-        if not number:
-            raise ParseError("empty tel URI")
-        return TelUri(number=number, params=parse_params(params), scheme=scheme)
+        return _parse_tel_uri(scheme, rest)
     if not rest or any(c in rest for c in " \t\r\n"):
         raise ParseError(f"invalid URI {text!r}")
     return AbsoluteUri(scheme, rest)
+
+
+def _parse_tel_uri(scheme: str, rest: str) -> TelUri:
+    """``telephone-subscriber = global-number / local-number`` (RFC 3966 §3)."""
+    semi = rest.find(";")
+    number, params = (rest, "") if semi < 0 else (rest[:semi], rest[semi:])
+    if not number or not _TEL_NUMBER_RE.match(number):
+        raise ParseError(f"invalid tel URI number {number[:40]!r}")
+    return TelUri(number=number, params=parse_params(params), scheme=scheme)
 
 
 def parse_sip_uri(text: str) -> SipUri:
@@ -150,27 +181,41 @@ def parse_sip_uri(text: str) -> SipUri:
 
 
 def _parse_sip_uri(scheme: str, rest: str) -> SipUri:
-    rest, qmark, headers = rest.partition("?")
+    """``[ userinfo ] hostport uri-parameters [ headers ]`` (RFC 3261 §25.1).
+
+    userinfo is found first: ``user`` may hold ``;``, ``?`` and ``/``
+    (user-unreserved), but never ``@``, so the first ``@`` ends it (RFC 4475
+    §3.1.1.2, §3.1.1.9).
+    """
     user: str | None = None
     password: str | None = None
-    at = rest.rfind("@")
+    at = rest.find("@")
     if at >= 0:
         userinfo, rest = rest[:at], rest[at + 1 :]
         user, colon, pw = userinfo.partition(":")
         password = pw if colon else None
-        if not user or any(c in _USER_FORBIDDEN for c in userinfo):
-            raise ParseError(f"invalid user part {userinfo!r}")
-    hostport, _, params = rest.partition(";")
+        if not user or not _USER_FORBIDDEN.isdisjoint(userinfo):
+            raise ParseError(f"invalid user part {userinfo[:40]!r}")
+    rest, qmark, headers = rest.partition("?")
+    semi = rest.find(";")
+    hostport, params = (rest, "") if semi < 0 else (rest[:semi], rest[semi:])
     host, port = split_hostport(hostport)
+    if qmark and not _is_uri_headers(headers):
+        raise ParseError(f"invalid URI headers {headers[:40]!r}")
     return SipUri(
         host=host,
         user=user,
         password=password,
         port=port,
         scheme=scheme,
-        params=parse_params(params),
+        params=parse_params(params) if params else {},
         headers=headers if qmark else None,
     )
+
+
+def _is_uri_headers(text: str) -> bool:
+    """``headers = "?" header *( "&" header )``, ``header = hname "=" hvalue``."""
+    return bool(text) and _HEADERS_FORBIDDEN.isdisjoint(text)
 
 
 def split_hostport(hostport: str) -> tuple[str, int | None]:
@@ -190,6 +235,6 @@ def split_hostport(hostport: str) -> tuple[str, int | None]:
         raise ParseError(f"invalid host {host!r}")
     if port_text is None:
         return host, None
-    if not port_text.isdigit() or not 0 < int(port_text) <= 65535:
+    if not is_digits(port_text) or not 0 < int(port_text) <= 65535:
         raise ParseError(f"invalid port {port_text!r}")
     return host, int(port_text)

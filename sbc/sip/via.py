@@ -10,7 +10,13 @@ import re
 from dataclasses import dataclass, field
 
 from sbc.sip.errors import ParseError
-from sbc.sip.params import Params, format_params, parse_params
+from sbc.sip.params import (
+    Params,
+    format_params,
+    is_digits,
+    parse_params,
+    split_outside_quotes,
+)
 from sbc.sip.uri import split_hostport
 
 #: RFC 3261 §8.1.1.7: branches of RFC 3261 transactions start with this cookie.
@@ -38,7 +44,9 @@ class Via:
     def rport(self) -> int | None:
         """The rport value filled in by the server, if any (RFC 3581 §4)."""
         value = self.params.get("rport")
-        return int(value) if value and value.isdigit() else None
+        if value and is_digits(value) and len(value) <= 5 and 0 < int(value) <= 65535:
+            return int(value)
+        return None
 
     def response_address(self) -> tuple[str, int]:
         """Where responses go over UDP (RFC 3261 §18.2.2 with RFC 3581 §4)."""
@@ -56,6 +64,21 @@ class Via:
 _SENT_PROTOCOL_RE = re.compile(r"^\s*([^/\s]+)\s*/\s*([^/\s]+)\s*/\s*([^\s;]+)\s+(.*)$", re.S)
 
 
+def parse_vias(value: str) -> list[Via]:
+    """Parse a whole Via header value: ``via-parm *(COMMA via-parm)``.
+
+    Empty elements (``a,,b``) are a syntax error (RFC 4475 §3.1.2.1).
+    """
+    if "," not in value:
+        return [parse_via(value)]
+    vias = []
+    for part in split_outside_quotes(value, ","):
+        if not part.strip(" \t"):
+            raise ParseError("empty Via element")
+        vias.append(parse_via(part))
+    return vias
+
+
 def parse_via(text: str) -> Via:
     """Parse one via-parm (a single element of a Via header value).
 
@@ -67,7 +90,8 @@ def parse_via(text: str) -> Via:
     name, version, transport, rest = match.groups()
     if name.upper() != "SIP":
         raise ParseError(f"invalid Via protocol {name!r}")
-    sent_by, _, params = rest.partition(";")
+    semi = rest.find(";")
+    sent_by, params = (rest, "") if semi < 0 else (rest[:semi], rest[semi:])
     host, port = split_hostport("".join(sent_by.split()))
     return Via(
         transport=transport.upper(),

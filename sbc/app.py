@@ -1,0 +1,142 @@
+"""Wiring: the asyncio runtime around the sans-IO core.
+
+This module owns the clock (``loop.time()``) and the sockets: transport
+messages go into :class:`~sbc.b2bua.core.Core`, its :class:`Transmit` actions
+go out, and one ``loop.call_at`` is kept armed at the core's next deadline.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+from pathlib import Path
+
+import structlog
+
+from sbc.b2bua.core import Core
+from sbc.log import configure_logging
+from sbc.policy import Policy
+from sbc.sip.target import Target
+from sbc.sip.transaction import Transmit
+from sbc.transport import Inbound, Peer, TransportManager, install_best_event_loop
+
+log = structlog.get_logger("sbc")
+
+#: After the grace period, how long the final BYEs may take before we exit.
+_FINAL_BYE_WAIT = 2.0
+
+
+class Runtime:
+    """One signalling process: listeners, the core, its timer."""
+
+    def __init__(self, policy: Policy, directory: Path) -> None:
+        self.policy = policy
+        self.directory = directory
+        self.core = Core(policy)
+        self.transport = TransportManager(
+            self._on_message,
+            on_transport_error=self._on_transport_error,
+            tcp_idle_timeout=float(policy.settings.sip.tcp_idle_timeout_s),
+        )
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._stop = asyncio.Event()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        assert self._loop is not None
+        return self._loop
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        for interface in self.policy.interfaces.values():
+            await self.transport.listen(
+                interface.name, interface.address, interface.port, interface.transports
+            )
+            log.info(
+                "interface.listening",
+                interface=interface.name,
+                address=interface.address,
+                port=interface.port,
+                transports=sorted(interface.transports),
+            )
+
+    async def serve(self) -> int:
+        await self.start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self._stop.set)
+        log.info("sbc.ready", policy=str(self.directory), summary=self.policy.describe())
+        await self._stop.wait()
+        await self.shutdown(float(self.policy.settings.calls.shutdown_grace_s))
+        return 0
+
+    async def shutdown(self, grace: float) -> None:
+        """Stop taking calls, let calls end for ``grace`` seconds, then BYE the rest."""
+        self.core.begin_drain()
+        log.info("sbc.draining", calls=len(self.core.calls), grace_s=grace)
+        deadline = self.loop.time() + grace
+        while self.core.calls and self.loop.time() < deadline:
+            await asyncio.sleep(0.1)
+        if self.core.calls:
+            self._send(self.core.hangup_all(self.loop.time()))
+            deadline = self.loop.time() + _FINAL_BYE_WAIT
+            while self.core.calls and self.loop.time() < deadline:
+                await asyncio.sleep(0.05)
+        if self._timer is not None:
+            self._timer.cancel()
+        await self.transport.close()
+        log.info("sbc.stopped", calls_left=len(self.core.calls))
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    # --- edges ---------------------------------------------------------------------
+
+    def _on_message(self, inbound: Inbound) -> None:
+        peer = inbound.source
+        source = Target(inbound.interface, peer.transport, peer.host, peer.port, inbound.connection)
+        self._send(self.core.receive(inbound.data, source, self.loop.time()))
+
+    def _on_transport_error(self, peer: Peer, reason: str) -> None:
+        log.warning(
+            "transport.error", peer=f"{peer.transport}:{peer.host}:{peer.port}", reason=reason
+        )
+        for interface in self.policy.interfaces:
+            target = Target(interface, peer.transport, peer.host, peer.port)
+            self._send(self.core.transport_error(target, self.loop.time()))
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        self._send(self.core.handle_timer(self.loop.time()))
+
+    def _send(self, actions: list[Transmit]) -> None:
+        send = self.transport.send
+        for action in actions:
+            target = action.target
+            peer = Peer(target.transport, target.host, target.port)
+            send(target.interface, action.data, peer, target.connection)
+        self._rearm()
+
+    def _rearm(self) -> None:
+        deadline = self.core.get_timer()
+        timer = self._timer
+        if timer is not None:
+            if deadline is not None and timer.when() <= deadline:
+                return  # armed early enough; handle_timer re-arms
+            timer.cancel()
+            self._timer = None
+        if deadline is not None:
+            self._timer = self.loop.call_at(deadline, self._on_timer)
+
+
+def run(policy: Policy, directory: Path) -> int:
+    """Entry point of ``sbc run``."""
+    settings = policy.settings.logging
+    configure_logging(settings.level, settings.json_)
+    loop_kind = install_best_event_loop()
+    log.info("sbc.starting", loop=loop_kind)
+    return asyncio.run(_serve(policy, directory))
+
+
+async def _serve(policy: Policy, directory: Path) -> int:
+    return await Runtime(policy, directory).serve()

@@ -1,0 +1,710 @@
+"""A call: two independent dialogs (A-leg UAS, B-leg UAC) and what joins them.
+
+Theory of operation. The core hands a call everything that concerns it —
+responses to requests it sent, requests arriving in either dialog, CANCEL,
+timer expiry — and the call reacts by building *new* messages on the other
+leg through :class:`Signalling`. The lifecycle is a table
+(:data:`TRANSITIONS`); an input with no edge from the current state is a bug
+in the peer or in us, and the call is torn down rather than left undefined.
+
+Rules (RFC sections next to the code that applies them):
+- each leg ACKs its own 2xx (RFC 3261 §13.2.2.4); with a late offer the B-leg
+  ACK waits for the A-leg ACK, which carries the answer (RFC 3264 §4);
+- CANCEL is sent on the B-leg only after a provisional (RFC 3261 §9.1); a 2xx
+  that races the CANCEL is ACKed and then BYEd (§15);
+- reliable provisionals are PRACKed per leg (RFC 3262): we PRACK the B-leg
+  and send our own reliable provisional to an A-leg that supports 100rel;
+- a re-INVITE or UPDATE arriving while one is pending on the same leg gets
+  491 (RFC 3261 §14.2, RFC 3311 §5.2);
+- session timers are per leg (:mod:`sbc.b2bua.session_timer`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import Enum, auto
+from typing import Protocol
+
+import structlog
+
+from sbc.b2bua.config import ALLOW_METHODS, CallConfig
+from sbc.b2bua.headers import REDIRECT_ALLOW, REQUEST_ALLOW, RESPONSE_ALLOW, copy_allowed
+from sbc.b2bua.leg import Leg, Side, has_sdp
+from sbc.b2bua.session_timer import SessionTimer, parse_session_expires
+from sbc.media.interface import MediaHandler
+from sbc.sip.dialog import TARGET_REFRESH_METHODS, Dialog
+from sbc.sip.errors import SipError
+from sbc.sip.ids import random_token
+from sbc.sip.message import CSeq, Request, Response, build_response
+from sbc.sip.transaction import ClientTransaction, ServerTransaction
+
+log = structlog.get_logger("sbc.call")
+
+
+class CallState(Enum):
+    CALLING = auto()  # B-leg INVITE sent, nothing heard yet
+    EARLY = auto()  # a provisional came back
+    CANCELLING = auto()  # A-leg answered (487/408/503); waiting for the B-leg to finish
+    CONFIRMED = auto()  # both legs answered and established
+    TERMINATING = auto()  # BYE sent; waiting for the answers
+    TERMINATED = auto()
+
+
+class CallInput(Enum):
+    PROVISIONAL = auto()
+    ANSWERED = auto()
+    FAILED = auto()  # B-leg final non-2xx, timeout or transport error
+    CANCELLED = auto()  # A-leg CANCEL, no-answer timeout or hang-up before answer
+    HANGUP = auto()  # BYE from either leg, admin, session expiry, ACK timeout
+    BYE_DONE = auto()  # every BYE we sent has its answer (or gave up)
+
+
+S, E = CallState, CallInput
+TRANSITIONS: dict[tuple[CallState, CallInput], CallState] = {
+    (S.CALLING, E.PROVISIONAL): S.EARLY,
+    (S.CALLING, E.ANSWERED): S.CONFIRMED,
+    (S.CALLING, E.FAILED): S.TERMINATED,
+    (S.CALLING, E.CANCELLED): S.CANCELLING,
+    (S.EARLY, E.PROVISIONAL): S.EARLY,
+    (S.EARLY, E.ANSWERED): S.CONFIRMED,
+    (S.EARLY, E.FAILED): S.TERMINATED,
+    (S.EARLY, E.CANCELLED): S.CANCELLING,
+    (S.CANCELLING, E.PROVISIONAL): S.CANCELLING,
+    (S.CANCELLING, E.CANCELLED): S.CANCELLING,
+    (S.CANCELLING, E.FAILED): S.TERMINATED,
+    (S.CANCELLING, E.ANSWERED): S.TERMINATING,  # 2xx raced the CANCEL: ACK + BYE
+    (S.CONFIRMED, E.HANGUP): S.TERMINATING,
+    (S.TERMINATING, E.HANGUP): S.TERMINATING,
+    (S.TERMINATING, E.BYE_DONE): S.TERMINATED,
+    (S.TERMINATING, E.FAILED): S.TERMINATING,
+    (S.TERMINATED, E.FAILED): S.TERMINATED,
+    (S.TERMINATED, E.HANGUP): S.TERMINATED,
+}
+
+
+class Kind(Enum):
+    """Why we sent a request on a leg: decides what its response does."""
+
+    INVITE = auto()  # the initial B-leg INVITE
+    CANCEL = auto()
+    BYE = auto()
+    PRACK = auto()  # our own PRACK of the B-leg's reliable provisional
+    REFRESH = auto()  # our own session refresh (UPDATE)
+    RELAY = auto()  # a request relayed from the other leg
+
+
+@dataclass(slots=True)
+class Pending:
+    """Context of a client transaction the call started (``tx.context``)."""
+
+    call: Call
+    leg: Leg
+    kind: Kind
+    origin: ServerTransaction | None = None  # the request on the other leg to answer
+    request: Request | None = None
+
+
+class Signalling(Protocol):
+    """What a call needs from the core; implemented by :class:`sbc.b2bua.core.Core`."""
+
+    config: CallConfig
+    media: MediaHandler
+
+    def send_request(self, leg: Leg, request: Request, pending: Pending) -> ClientTransaction: ...
+
+    def send_response(self, tx: ServerTransaction, response: Response) -> None: ...
+
+    def send_ack(self, leg: Leg, ack: Request) -> None: ...
+
+    def call_ended(self, call: Call) -> None: ...
+
+
+@dataclass(slots=True)
+class ReliableProvisional:
+    """Our reliable 1xx on the A-leg, retransmitted until PRACKed (RFC 3262 §3)."""
+
+    response: Response
+    rseq: int
+    interval: float
+    deadline: float
+    give_up: float
+
+
+@dataclass(eq=False)
+class Call:
+    sig: Signalling
+    a: Leg
+    b: Leg
+    a_invite: Request
+    a_invite_tx: ServerTransaction
+    started: float
+    id: str = field(default_factory=lambda: random_token(8))
+    state: CallState = CallState.CALLING
+    b_invite_pending: Request | None = None  # built by the core, sent by start()
+    b_invite: Request | None = None
+    b_invite_tx: ClientTransaction | None = None
+    b_provisional: bool = False
+    cancel_pending: bool = False
+    late_offer: bool = False
+    b_ack_deferred: bool = False
+    answered: float | None = None
+    ended: float | None = None
+    final_status: int | None = None
+    end_reason: str = ""
+    rseq: int = 0
+    reliable: ReliableProvisional | None = None
+    sessions: dict[Side, SessionTimer] = field(default_factory=dict)
+    awaiting_ack: dict[Side, Pending] = field(default_factory=dict)
+    byes_pending: int = 0
+    deadlines: dict[str, float] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.log = log.bind(call=self.id, a_call_id=self.a_invite.call_id)
+
+    @property
+    def a_tag(self) -> str:
+        return self.a.dialog.local_tag if self.a.dialog else ""
+
+    def leg(self, side: Side) -> Leg:
+        return self.a if side is Side.A else self.b
+
+    def _advance(self, event: CallInput) -> CallState:
+        new = TRANSITIONS.get((self.state, event))
+        if new is None:
+            raise SipError(f"no transition from {self.state.name} on {event.name}", 500)
+        self.state = new
+        return new
+
+    # --- start ------------------------------------------------------------
+
+    def start(self, b_invite: Request, now: float) -> None:
+        """Send the B-leg INVITE built by the core."""
+        self.late_offer = not has_sdp(self.a_invite)
+        if not self.late_offer:
+            b_invite.body = self.sig.media.offer(self.id, "a", "b", self.a_invite.body)
+        self.b_invite = b_invite
+        self.b_invite_tx = self.sig.send_request(
+            self.b, b_invite, Pending(self, self.b, Kind.INVITE)
+        )
+        self.deadlines["no_answer"] = now + self.sig.config.no_answer_timeout
+        self.log.info("call.start", late_offer=self.late_offer, b_call_id=b_invite.call_id)
+
+    # --- responses to what we sent ----------------------------------------
+
+    def on_response(self, pending: Pending, response: Response, now: float) -> None:
+        kind = pending.kind
+        if kind is Kind.INVITE:
+            self._on_invite_response(response, now)
+        elif kind is Kind.BYE:
+            if response.status >= 200:
+                self._bye_done(now)
+        elif kind is Kind.REFRESH:
+            self._on_refresh_response(pending.leg, response, now)
+        elif kind is Kind.RELAY:
+            self._relay_response(pending, response, now)
+        # CANCEL and PRACK answers need nothing: the INVITE's final decides.
+
+    def on_failure(self, pending: Pending, status: int, now: float) -> None:
+        """Timeout (408) or transport failure (503) of a request we sent."""
+        kind = pending.kind
+        if kind is Kind.INVITE:
+            self._on_invite_final(Response(status), now)
+        elif kind is Kind.BYE:
+            self._bye_done(now)
+        elif kind is Kind.REFRESH:
+            self.hangup("session refresh failed", now)
+        elif kind is Kind.RELAY and pending.origin is not None:
+            self._answer(pending.origin, status)
+            self._relay_finished(pending)
+            if pending.request is not None and pending.request.method == "BYE":
+                self._bye_done(now)
+
+    def _on_invite_response(self, response: Response, now: float) -> None:
+        status = response.status
+        if status < 200:
+            if status > 100:
+                self._on_provisional(response, now)
+            elif self.cancel_pending:
+                self._send_cancel()
+            return
+        if status < 300:
+            self._on_answer(response, now)
+        else:
+            self._on_invite_final(response, now)
+
+    def _on_provisional(self, response: Response, now: float) -> None:
+        self.b_provisional = True
+        self._update_b_dialog(response)
+        if self.cancel_pending:
+            self._send_cancel()
+        self._advance(CallInput.PROVISIONAL)
+        if self.state is not CallState.EARLY:
+            return
+        reliable_b = "100rel" in response.option_tags("Require") and "RSeq" in response.headers
+        if reliable_b:
+            self._prack_b(response)
+        out = self._a_response(response, REQUEST_ALLOW_1XX)
+        if reliable_b and "100rel" in self.a.extensions and self.reliable is None:
+            self._send_reliable(out, now)
+        else:
+            self.sig.send_response(self.a_invite_tx, out)
+
+    def _on_answer(self, response: Response, now: float) -> None:
+        self._update_b_dialog(response)
+        state = self._advance(CallInput.ANSWERED)
+        ack = self._b_ack(response)
+        if state is CallState.TERMINATING:  # 2xx raced our CANCEL (RFC 3261 §15)
+            self.sig.send_ack(self.b, ack)
+            self._send_bye(self.b, now)
+            return
+        self.answered = now
+        self.final_status = response.status
+        self.deadlines.pop("no_answer", None)
+        self.reliable = None
+        self.deadlines.pop("rel1xx", None)
+        if self.late_offer and has_sdp(response):
+            self.b_ack_deferred = True  # the answer arrives in the A-leg ACK
+        else:
+            self.sig.send_ack(self.b, ack)
+        self._start_session_timer_b(response, now)
+        out = self._a_response(response, RESPONSE_ALLOW)
+        self._add_session_timer_a(out, now)
+        self.sig.send_response(self.a_invite_tx, out)
+        if self.sig.config.max_call_duration > 0:
+            self.deadlines["max_duration"] = now + self.sig.config.max_call_duration
+        self.log.info("call.answered", status=response.status)
+
+    def _on_invite_final(self, response: Response, now: float) -> None:
+        if self.state in (CallState.CALLING, CallState.EARLY):
+            allow = REDIRECT_ALLOW if 300 <= response.status < 400 else RESPONSE_ALLOW
+            out = self._a_response(response, allow)
+            self.final_status = response.status
+            self.sig.send_response(self.a_invite_tx, out)
+        self._advance(CallInput.FAILED)
+        self._terminated(now, f"B-leg answered {response.status}")
+
+    # --- requests arriving on either leg -------------------------------------
+
+    def on_request(
+        self, side: Side, request: Request, tx: ServerTransaction | None, now: float
+    ) -> None:
+        leg = self.leg(side)
+        method = request.method
+        if method == "ACK":
+            self._on_ack(side, request)
+            return
+        assert tx is not None
+        if leg.dialog is None:
+            self._answer(tx, 481)
+            return
+        try:
+            leg.dialog.check_request(request)
+        except SipError as exc:
+            self._answer(tx, exc.status, exc.reason)
+            return
+        if method == "BYE":
+            self._on_bye(side, tx, now)
+        elif method == "PRACK" and side is Side.A:
+            self._on_prack(request, tx)
+        elif self.state in (CallState.TERMINATING, CallState.TERMINATED, CallState.CANCELLING):
+            self._answer(tx, 481)
+        elif method in ("INVITE", "UPDATE") and self._glare(leg):
+            self._answer(tx, 491)
+        else:
+            if method in TARGET_REFRESH_METHODS:
+                leg.dialog.refresh_target(request)
+            if method in ("INVITE", "UPDATE") and side in self.sessions:
+                self.sessions[side].restart(now)
+            self._relay_request(side, request, tx)
+
+    def on_cancel(self, now: float) -> None:
+        """The A-leg cancelled the initial INVITE (the layer answered the CANCEL)."""
+        if self.state in (CallState.CALLING, CallState.EARLY):
+            self._give_up_before_answer(487, "cancelled by caller", now)
+
+    def on_ack_timeout(self, now: float) -> None:
+        """The A-leg never ACKed our 2xx (RFC 3261 §13.3.1.4): end the call."""
+        self.hangup("no ACK from caller", now)
+
+    def on_stray_2xx(self, response: Response) -> None:
+        """A retransmitted 2xx from the B-leg: our ACK was lost, send it again."""
+        if self.b.last_ack is not None and response.cseq.method == "INVITE":
+            self.sig.send_ack(self.b, self.b.last_ack)
+
+    def hangup(self, reason: str, now: float, status: int = 503) -> None:
+        """End the call from our side: CANCEL before answer, BYE after."""
+        if self.state in (CallState.CALLING, CallState.EARLY):
+            self._give_up_before_answer(status, reason, now)
+            return
+        if self.state is not CallState.CONFIRMED:
+            return
+        self.end_reason = reason
+        self._advance(CallInput.HANGUP)
+        self._send_bye(self.a, now)
+        self._send_bye(self.b, now)
+        self.log.info("call.hangup", reason=reason)
+
+    # --- timers ---------------------------------------------------------------
+
+    def get_timer(self) -> float | None:
+        return min(self.deadlines.values(), default=None)
+
+    def handle_timer(self, now: float) -> None:
+        for name, deadline in sorted(self.deadlines.items(), key=lambda item: item[1]):
+            if deadline <= now and self.deadlines.get(name) == deadline:
+                del self.deadlines[name]
+                self._fire(name, now)
+
+    def _fire(self, name: str, now: float) -> None:
+        if name == "no_answer":
+            self._give_up_before_answer(408, "no answer", now)
+        elif name == "rel1xx":
+            self._retransmit_reliable(now)
+        elif name == "max_duration":
+            self.hangup("maximum call duration", now)
+        elif name == "bye_guard":
+            self.byes_pending = 0
+            self._bye_done(now)
+        elif name == "cancel_guard":
+            self._advance(CallInput.FAILED)
+            self._terminated(now, self.end_reason or "B-leg did not answer the CANCEL")
+        elif name.startswith("session_"):
+            side = Side(name.removeprefix("session_"))
+            self._session_timer_fired(side, now)
+
+    # --- building blocks ------------------------------------------------------
+
+    def _answer(self, tx: ServerTransaction, status: int, reason: str | None = None) -> None:
+        request = tx.request
+        leg = self.a if tx is self.a_invite_tx else None
+        response = build_response(request, status, reason, to_tag=self.a_tag if leg else None)
+        if status == 405:
+            response.headers.add("Allow", ALLOW_METHODS)
+        self.sig.send_response(tx, response)
+
+    def _a_response(self, response: Response, allow: frozenset[str]) -> Response:
+        """Build the A-leg's response from a B-leg response to the INVITE."""
+        out = build_response(self.a_invite, response.status, response.reason, to_tag=self.a_tag)
+        copy_allowed(response, out, allow)
+        creates_dialog = 100 < response.status < 300
+        self.a.stamp_response(out, dialog=creates_dialog)
+        if response.status < 300:
+            out.headers.set("Allow", ALLOW_METHODS)
+        if has_sdp(response):
+            media = self.sig.media
+            if self.late_offer:
+                out.body = media.offer(self.id, "b", "a", response.body)
+            else:
+                out.body = media.answer(self.id, "b", "a", response.body)
+        elif response.body and response.status >= 300:
+            out.body = response.body
+        return out
+
+    def _update_b_dialog(self, response: Response) -> None:
+        if not response.to.tag or self.b_invite is None:
+            return
+        if self.b.dialog is None:
+            self.b.dialog = Dialog.as_uac(self.b_invite, response)
+        else:
+            self.b.dialog.update_from_response(response)
+
+    def _b_ack(self, response: Response) -> Request:
+        assert self.b.dialog is not None
+        assert self.b_invite is not None
+        ack = self.b.dialog.create_request("ACK", seq=self.b_invite.cseq.seq)
+        self.b.stamp_request(ack)
+        self.b.last_ack = ack
+        return ack
+
+    def _send_cancel(self) -> None:
+        """CANCEL the B-leg INVITE (RFC 3261 §9.1: same Via, R-URI, CSeq number)."""
+        self.cancel_pending = False
+        invite = self.b_invite
+        if invite is None:
+            return
+        cancel = Request("CANCEL", invite.uri.copy())
+        for name in ("Via", "Route", "From", "To", "Call-ID", "Max-Forwards"):
+            for value in invite.headers.get_all(name):
+                cancel.headers.add(name, value)
+        cancel.headers.add("CSeq", str(CSeq(invite.cseq.seq, "CANCEL")))
+        self.sig.send_request(self.b, cancel, Pending(self, self.b, Kind.CANCEL))
+
+    def _give_up_before_answer(self, status: int, reason: str, now: float) -> None:
+        """Answer the A-leg now and cancel the B-leg (no call is half set up)."""
+        self.end_reason = reason
+        self.final_status = status
+        self.deadlines.pop("no_answer", None)
+        self.deadlines.pop("rel1xx", None)
+        self.reliable = None
+        self._answer(self.a_invite_tx, status)
+        self._advance(CallInput.CANCELLED)
+        if self.b_provisional:
+            self._send_cancel()
+        else:
+            self.cancel_pending = True
+        # RFC 3261 §9.1: if the B-leg never answers, Timer B ends its INVITE;
+        # the guard only makes sure the call object goes away regardless.
+        self.deadlines["cancel_guard"] = now + 64 * self.sig.config.t1 + 1
+        self.log.info("call.cancel", status=status, reason=reason)
+
+    def _send_bye(self, leg: Leg, now: float) -> None:
+        if leg.dialog is None:
+            return
+        bye = leg.dialog.create_request("BYE")
+        leg.stamp_request(bye)
+        if self.end_reason:
+            bye.headers.add("Reason", f'SIP;cause=200;text="{self.end_reason}"')
+        self.byes_pending += 1
+        self.sig.send_request(leg, bye, Pending(self, leg, Kind.BYE))
+        # The BYE's own Timer F ends it; the guard makes sure the call goes.
+        self.deadlines["bye_guard"] = now + self.sig.config.bye_timeout
+
+    def _bye_done(self, now: float) -> None:
+        self.byes_pending = max(0, self.byes_pending - 1)
+        if self.byes_pending == 0 and self.state is CallState.TERMINATING:
+            self._advance(CallInput.BYE_DONE)
+            self._terminated(now, self.end_reason or "hung up")
+
+    def _on_bye(self, side: Side, tx: ServerTransaction, now: float) -> None:
+        self._answer(tx, 200)
+        if self.state is CallState.TERMINATING:
+            return
+        if self.state is not CallState.CONFIRMED:
+            # BYE on an early dialog (RFC 3261 §15): behaves like a CANCEL.
+            if side is Side.A:
+                self._give_up_before_answer(487, "caller hung up early", now)
+            return
+        self.end_reason = f"{'caller' if side is Side.A else 'callee'} hung up"
+        self._advance(CallInput.HANGUP)
+        self._send_bye(self.leg(side.other), now)
+        self.log.info("call.bye", side=side.value)
+
+    def _on_ack(self, side: Side, ack: Request) -> None:
+        if side is Side.A and self.b_ack_deferred:
+            self.b_ack_deferred = False
+            b_ack = self.b.last_ack
+            if b_ack is not None:
+                if has_sdp(ack):
+                    b_ack.body = self.sig.media.answer(self.id, "a", "b", ack.body)
+                    b_ack.headers.set("Content-Type", "application/sdp")
+                self.sig.send_ack(self.b, b_ack)
+            return
+        pending = self.awaiting_ack.pop(side, None)
+        if pending is not None:
+            self._ack_relayed_invite(pending, ack)
+
+    def _on_prack(self, request: Request, tx: ServerTransaction) -> None:
+        rack = request.headers.get("RAck")
+        reliable = self.reliable
+        if (
+            reliable is None
+            or rack is None
+            or not rack.split()
+            or rack.split()[0] != str(reliable.rseq)
+        ):
+            self._answer(tx, 481)
+            return
+        self.reliable = None
+        self.deadlines.pop("rel1xx", None)
+        self._answer(tx, 200)
+
+    def _prack_b(self, response: Response) -> None:
+        """PRACK the B-leg's reliable provisional ourselves (RFC 3262 §4)."""
+        dialog = self.b.dialog
+        rseq = response.headers.get("RSeq")
+        if dialog is None or rseq is None:
+            return
+        prack = dialog.create_request("PRACK")
+        prack.headers.add("RAck", f"{rseq.strip()} {response.cseq.seq} {response.cseq.method}")
+        self.b.stamp_request(prack)
+        self.sig.send_request(self.b, prack, Pending(self, self.b, Kind.PRACK))
+
+    def _send_reliable(self, response: Response, now: float) -> None:
+        self.rseq += 1
+        response.headers.set("Require", "100rel")
+        response.headers.set("RSeq", str(self.rseq))
+        t1 = self.sig.config.t1
+        self.reliable = ReliableProvisional(response, self.rseq, t1, now + t1, now + 64 * t1)
+        if self.a.transport == "udp":
+            self.deadlines["rel1xx"] = now + t1
+        self.sig.send_response(self.a_invite_tx, response)
+
+    def _retransmit_reliable(self, now: float) -> None:
+        reliable = self.reliable
+        if reliable is None or now >= reliable.give_up:
+            self.reliable = None
+            return
+        self.sig.send_response(self.a_invite_tx, reliable.response)
+        reliable.interval *= 2
+        self.deadlines["rel1xx"] = now + reliable.interval
+
+    # --- relaying in-dialog requests -------------------------------------------
+
+    def _glare(self, leg: Leg) -> bool:
+        return leg.pending_incoming_invite or leg.pending_outgoing_invite
+
+    def _relay_request(self, side: Side, request: Request, tx: ServerTransaction) -> None:
+        target = self.leg(side.other)
+        if target.dialog is None:
+            self._answer(tx, 481)
+            return
+        out = target.dialog.create_request(request.method)
+        copy_allowed(request, out, REQUEST_ALLOW)
+        target.stamp_request(out)
+        if has_sdp(request):
+            offer = request.method in ("INVITE", "UPDATE")
+            convert = self.sig.media.offer if offer else self.sig.media.answer
+            out.body = convert(self.id, side.value, side.other.value, request.body)
+        elif request.body:
+            out.body = request.body
+        if request.method in ("INVITE", "UPDATE"):
+            self.leg(side).pending_incoming_invite = True
+            target.pending_outgoing_invite = True
+        pending = Pending(self, target, Kind.RELAY, origin=tx, request=out)
+        self.sig.send_request(target, out, pending)
+
+    def _relay_response(self, pending: Pending, response: Response, now: float) -> None:
+        origin = pending.origin
+        sent = pending.request
+        if origin is None or sent is None or response.status == 100:
+            return
+        request = origin.request
+        out = build_response(request, response.status, response.reason)
+        copy_allowed(response, out, RESPONSE_ALLOW)
+        origin_leg = self.leg(pending.leg.side.other)
+        refresh = request.method in TARGET_REFRESH_METHODS and response.status < 300
+        origin_leg.stamp_response(out, dialog=refresh)
+        if has_sdp(response):
+            offer = not has_sdp(request) and request.method == "INVITE"
+            convert = self.sig.media.offer if offer else self.sig.media.answer
+            out.body = convert(
+                self.id, pending.leg.side.value, origin_leg.side.value, response.body
+            )
+        elif response.body:
+            out.body = response.body
+        if response.status >= 200:
+            self._relay_finished(pending)
+            if 200 <= response.status < 300 and sent.method in TARGET_REFRESH_METHODS:
+                assert pending.leg.dialog is not None
+                pending.leg.dialog.refresh_target(response)
+            if sent.method == "INVITE" and 200 <= response.status < 300:
+                self._after_relayed_invite_2xx(pending, response, origin_leg)
+            refreshed = sent.method in ("INVITE", "UPDATE") and response.status < 300
+            if refreshed and pending.leg.side in self.sessions:
+                self.sessions[pending.leg.side].restart(now)
+                self._arm_session(pending.leg.side)
+        self.sig.send_response(origin, out)
+
+    def _relay_finished(self, pending: Pending) -> None:
+        if pending.request is not None and pending.request.method in ("INVITE", "UPDATE"):
+            pending.leg.pending_outgoing_invite = False
+            self.leg(pending.leg.side.other).pending_incoming_invite = False
+
+    def _after_relayed_invite_2xx(self, pending: Pending, response: Response, origin: Leg) -> None:
+        """ACK the re-INVITE's 2xx on its leg, at once or when the origin ACKs."""
+        dialog = pending.leg.dialog
+        assert dialog is not None
+        assert pending.request is not None
+        ack = dialog.create_request("ACK", seq=pending.request.cseq.seq)
+        pending.leg.stamp_request(ack)
+        pending.leg.last_ack = ack
+        if has_sdp(response) and not has_sdp(pending.request):
+            self.awaiting_ack[origin.side] = pending  # late offer: answer comes in the ACK
+        else:
+            self.sig.send_ack(pending.leg, ack)
+
+    def _ack_relayed_invite(self, pending: Pending, ack: Request) -> None:
+        leg_ack = pending.leg.last_ack
+        if leg_ack is None:
+            return
+        if has_sdp(ack):
+            side = pending.leg.side
+            leg_ack.body = self.sig.media.answer(self.id, side.other.value, side.value, ack.body)
+            leg_ack.headers.set("Content-Type", "application/sdp")
+        self.sig.send_ack(pending.leg, leg_ack)
+
+    # --- session timers (RFC 4028) -----------------------------------------------
+
+    def _start_session_timer_b(self, response: Response, now: float) -> None:
+        value = response.headers.get("Session-Expires")
+        if value is None:
+            return
+        try:
+            interval, refresher = parse_session_expires(value)
+        except SipError:
+            return
+        timer = SessionTimer(interval, we_refresh=(refresher or "uac") == "uac")
+        timer.restart(now)
+        self.sessions[Side.B] = timer
+        self._arm_session(Side.B)
+
+    def _add_session_timer_a(self, out: Response, now: float) -> None:
+        value = self.a_invite.headers.get("Session-Expires")
+        if value is None:
+            return
+        try:
+            interval, refresher = parse_session_expires(value)
+        except SipError:
+            return
+        supports = "timer" in self.a_invite.option_tags("Supported")
+        refresher = refresher or ("uac" if supports else "uas")
+        out.headers.set("Session-Expires", f"{interval};refresher={refresher}")
+        if supports:
+            out.headers.add("Require", "timer")
+        timer = SessionTimer(interval, we_refresh=refresher == "uas")
+        timer.restart(now)
+        self.sessions[Side.A] = timer
+        self._arm_session(Side.A)
+
+    def _arm_session(self, side: Side) -> None:
+        self.deadlines[f"session_{side.value}"] = self.sessions[side].deadline
+
+    def _session_timer_fired(self, side: Side, now: float) -> None:
+        timer = self.sessions.get(side)
+        if timer is None or self.state is not CallState.CONFIRMED:
+            return
+        if not timer.we_refresh:
+            self.hangup("session expired", now)
+            return
+        leg = self.leg(side)
+        if leg.dialog is None:
+            return
+        update = leg.dialog.create_request("UPDATE")
+        leg.stamp_request(update)
+        refresher = "uac" if side is Side.B else "uas"
+        update.headers.add("Session-Expires", f"{timer.interval};refresher={refresher}")
+        update.headers.add("Supported", "timer")
+        self.sig.send_request(leg, update, Pending(self, leg, Kind.REFRESH, request=update))
+        timer.restart(now)
+        self._arm_session(side)
+
+    def _on_refresh_response(self, leg: Leg, response: Response, now: float) -> None:
+        status = response.status
+        if status < 300 or status == 491:
+            return
+        if status in (405, 501):
+            self.sessions.pop(leg.side, None)  # no UPDATE support: stop refreshing
+            self.deadlines.pop(f"session_{leg.side.value}", None)
+            return
+        self.hangup(f"session refresh answered {status}", now)
+
+    # --- the end ---------------------------------------------------------------
+
+    def _terminated(self, now: float, reason: str) -> None:
+        if self.ended is not None:
+            return
+        self.ended = now
+        self.end_reason = self.end_reason or reason
+        self.deadlines.clear()
+        self.sig.media.delete(self.id)
+        self.sig.call_ended(self)
+        self.log.info(
+            "call.end",
+            reason=self.end_reason,
+            status=self.final_status,
+            duration=round(now - self.answered, 3) if self.answered else 0.0,
+        )
+
+
+#: On provisionals, Require/RSeq are per leg and never copied.
+REQUEST_ALLOW_1XX = RESPONSE_ALLOW

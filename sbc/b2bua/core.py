@@ -1,0 +1,438 @@
+"""The signalling core: bytes in, bytes out, no I/O (sans-IO).
+
+Driven by exactly three things, as in aioquic: :meth:`Core.receive` (a
+datagram or framed stream message with its source), :meth:`Core.handle_timer`
+(the deadline from :meth:`Core.get_timer` passed), and API calls (policy
+swap, hang-up, shutdown). Each returns the :class:`Transmit` actions for the
+transport. Data flows one way: parse → transaction layer → trust and routing
+(policy) → call → transaction layer → bytes.
+
+Errors never escape: a parse error is answered 400 with the problem in the
+reason phrase (or dropped when not even a request), a request from no trunk
+gets 403, and an exception inside one call tears that call down alone.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+from collections.abc import Iterable
+
+import structlog
+
+from sbc.b2bua.call import Call, CallState, Pending
+from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS, CallConfig
+from sbc.b2bua.leg import Leg, Side
+from sbc.b2bua.outbound import build_b_invite, user_of
+from sbc.b2bua.session_timer import parse_session_expires
+from sbc.media.interface import MediaHandler, PassthroughMedia
+from sbc.policy import Policy, Trunk
+from sbc.sip.dialog import Dialog
+from sbc.sip.errors import ParseError, SipError
+from sbc.sip.ids import new_tag
+from sbc.sip.message import Request, Response, build_response, error_reason, parse_message
+from sbc.sip.target import Target
+from sbc.sip.transaction import (
+    AckTimeout,
+    Action,
+    CancelReceived,
+    ClientTransaction,
+    RequestReceived,
+    ResponseReceived,
+    ServerTransaction,
+    StrayResponse,
+    TimerConfig,
+    TransactionLayer,
+    TransactionTimeout,
+    Transmit,
+    TransportFailure,
+)
+
+log = structlog.get_logger("sbc.core")
+
+#: Methods the SBC answers itself when they arrive outside a dialog.
+_REJECT_OUT_OF_DIALOG = {"BYE": 481, "PRACK": 481, "UPDATE": 481, "INFO": 481, "NOTIFY": 481}
+
+
+def call_config(policy: Policy) -> CallConfig:
+    sip = policy.settings.sip
+    return CallConfig(
+        user_agent=sip.user_agent,
+        session_expires=sip.session_expires_s,
+        min_se=sip.min_se_s,
+        max_call_duration=float(policy.settings.calls.max_call_duration_s),
+        t1=sip.t1_ms / 1000,
+        t2=sip.t2_ms / 1000,
+    )
+
+
+def timer_config(policy: Policy) -> TimerConfig:
+    sip = policy.settings.sip
+    return TimerConfig(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000)
+
+
+class Core:
+    """The B2BUA engine for one signalling process."""
+
+    def __init__(self, policy: Policy, media: MediaHandler | None = None) -> None:
+        self.policy = policy
+        self.config = call_config(policy)
+        self.media: MediaHandler = media or PassthroughMedia()
+        self.layer = TransactionLayer(timer_config(policy))
+        self.calls: dict[str, Call] = {}
+        self.dialogs: dict[tuple[str, str], tuple[Call, Side]] = {}
+        self.draining = False
+        self.stats: dict[str, int] = {
+            "received": 0,
+            "parse_errors": 0,
+            "forbidden": 0,
+            "calls_started": 0,
+            "calls_answered": 0,
+            "call_errors": 0,
+        }
+        self._now = 0.0
+        self._out: list[Transmit] = []
+        self._timers: list[tuple[float, int, Call]] = []
+        self._scheduled: dict[str, float] = {}
+        self._seq = itertools.count()
+
+    # --- the three drivers ----------------------------------------------------
+
+    def receive(self, data: bytes, source: Target, now: float) -> list[Transmit]:
+        self._now = now
+        self.stats["received"] += 1
+        try:
+            message = parse_message(data)
+        except ParseError as exc:
+            self._on_parse_error(exc, source)
+            return self._flush()
+        if isinstance(message, Request):
+            self._dispatch(self.layer.receive_request(message, source, now))
+        else:
+            self._dispatch(self.layer.receive_response(message, source, now))
+        return self._flush()
+
+    def get_timer(self) -> float | None:
+        layer = self.layer.get_timer()
+        while self._timers:
+            deadline, _, call = self._timers[0]
+            if self._scheduled.get(call.id) == deadline:
+                return deadline if layer is None else min(layer, deadline)
+            heapq.heappop(self._timers)  # stale entry
+        return layer
+
+    def handle_timer(self, now: float) -> list[Transmit]:
+        self._now = now
+        self._dispatch(self.layer.handle_timer(now))
+        while self._timers and self._timers[0][0] <= now:
+            deadline, _, call = heapq.heappop(self._timers)
+            if self._scheduled.get(call.id) != deadline:
+                continue
+            del self._scheduled[call.id]
+            self._guarded(call, lambda c=call: c.handle_timer(now))
+        return self._flush()
+
+    # --- API ------------------------------------------------------------------
+
+    def transport_error(self, target: Target, now: float) -> list[Transmit]:
+        self._now = now
+        self._dispatch(self.layer.transport_error(target, now))
+        return self._flush()
+
+    def set_policy(self, policy: Policy) -> None:
+        """Swap the policy: new calls use it, established calls keep their legs."""
+        self.policy = policy
+        self.config = call_config(policy)
+
+    def hangup(
+        self, call_id: str, now: float, reason: str = "hung up by operator"
+    ) -> list[Transmit]:
+        self._now = now
+        call = self.calls.get(call_id)
+        if call is not None:
+            self._guarded(call, lambda: call.hangup(reason, now))
+        return self._flush()
+
+    def begin_drain(self) -> None:
+        """Stop accepting calls (503 + Retry-After); established calls go on."""
+        self.draining = True
+
+    def hangup_all(self, now: float, reason: str = "shutting down") -> list[Transmit]:
+        self._now = now
+        for call in list(self.calls.values()):
+            self._guarded(call, lambda c=call: c.hangup(reason, now))
+        return self._flush()
+
+    # --- Signalling (what calls use) -------------------------------------------
+
+    def send_request(self, leg: Leg, request: Request, pending: Pending) -> ClientTransaction:
+        target = leg.peer if request.method in ("INVITE", "CANCEL") and leg.dialog is None else None
+        if request.method == "CANCEL":
+            target = leg.peer
+        tx, actions = self.layer.send_request(request, target or leg.next_hop(), self._now)
+        tx.context = pending
+        self._dispatch(actions)
+        return tx
+
+    def send_response(self, tx: ServerTransaction, response: Response) -> None:
+        self._dispatch(self.layer.send_response(tx, response, self._now))
+
+    def send_ack(self, leg: Leg, ack: Request) -> None:
+        self._dispatch(self.layer.transmit(ack, leg.next_hop()))
+
+    def call_ended(self, call: Call) -> None:
+        self.calls.pop(call.id, None)
+        self._scheduled.pop(call.id, None)
+        for side in (Side.A, Side.B):
+            dialog = call.leg(side).dialog
+            key = self._dialog_key(call, side, dialog)
+            if key is not None and self.dialogs.get(key, (None,))[0] is call:
+                del self.dialogs[key]
+
+    # --- dispatching layer actions ----------------------------------------------
+
+    def _dispatch(self, actions: Iterable[Action]) -> None:
+        for action in actions:
+            if isinstance(action, Transmit):
+                self._out.append(action)
+            elif isinstance(action, RequestReceived):
+                self._on_request(action.request, action.source, action.transaction)
+            elif isinstance(action, ResponseReceived):
+                self._on_pending(action.transaction, action.response, None)
+            elif isinstance(action, TransactionTimeout):
+                self._on_pending(action.transaction, None, 408)
+            elif isinstance(action, TransportFailure):
+                self._on_pending(action.transaction, None, 503)
+            elif isinstance(action, CancelReceived):
+                call = action.invite.context
+                if isinstance(call, Call):
+                    self._guarded(call, lambda c=call: c.on_cancel(self._now))
+                else:  # a re-INVITE was cancelled: it ends with 487 (RFC 3261 §9.2)
+                    self._reply(action.invite, 487)
+            elif isinstance(action, StrayResponse):
+                self._on_stray(action.response)
+            elif isinstance(action, AckTimeout):
+                call = action.context
+                if isinstance(call, Call):
+                    self._guarded(call, lambda c=call: c.on_ack_timeout(self._now))
+
+    def _on_pending(
+        self, tx: ClientTransaction, response: Response | None, status: int | None
+    ) -> None:
+        pending = tx.context
+        if not isinstance(pending, Pending) or pending.call.ended is not None:
+            return
+        call = pending.call
+        if response is not None:
+            self._guarded(call, lambda: call.on_response(pending, response, self._now))
+        elif status is not None:
+            self._guarded(call, lambda: call.on_failure(pending, status, self._now))
+
+    def _on_stray(self, response: Response) -> None:
+        if not 200 <= response.status < 300:
+            return
+        try:
+            key = (response.call_id, response.from_.tag or "")
+        except ParseError:
+            return
+        entry = self.dialogs.get(key)
+        if entry is not None and entry[1] is Side.B:
+            call = entry[0]
+            self._guarded(call, lambda: call.on_stray_2xx(response))
+
+    # --- requests ---------------------------------------------------------------
+
+    def _on_request(self, request: Request, source: Target, tx: ServerTransaction | None) -> None:
+        to_tag = request.to.tag
+        if to_tag is not None:
+            self._in_dialog(request, source, tx, to_tag)
+        elif tx is None:
+            return  # ACK outside any dialog: nothing to do (RFC 3261 §17.2.3)
+        elif request.method == "INVITE":
+            self._new_call(request, source, tx)
+        elif request.method == "OPTIONS":
+            self._options(request, source, tx)
+        else:
+            trunk = self.policy.trunk_for_source(source.interface, source.host)
+            if trunk is None:
+                self._reply(tx, 403)
+            elif request.method in _REJECT_OUT_OF_DIALOG:
+                self._reply(tx, _REJECT_OUT_OF_DIALOG[request.method])
+            else:
+                self._reply(tx, 405)
+
+    def _in_dialog(
+        self, request: Request, source: Target, tx: ServerTransaction | None, to_tag: str
+    ) -> None:
+        entry = self.dialogs.get((request.call_id, to_tag))
+        if entry is None or entry[0].leg(entry[1]).interface.name != source.interface:
+            if tx is not None:
+                self._reply(tx, 481)
+            return
+        call, side = entry
+        if tx is not None:
+            tx.context = None  # a CANCELled re-INVITE is answered 487 (see _dispatch)
+        self._guarded(call, lambda: call.on_request(side, request, tx, self._now))
+
+    def _options(self, request: Request, source: Target, tx: ServerTransaction) -> None:
+        """OPTIONS outside a dialog is for us: keepalive and monitoring (RFC 3261 §11)."""
+        if self.policy.trunk_for_source(source.interface, source.host) is None:
+            self._reply(tx, 403)
+            return
+        response = build_response(request, 200, to_tag=new_tag())
+        response.headers.add("Allow", ALLOW_METHODS)
+        response.headers.add("Accept", "application/sdp")
+        response.headers.add("Supported", ", ".join(sorted(SUPPORTED_EXTENSIONS)))
+        if self.config.user_agent:
+            response.headers.add("Server", self.config.user_agent)
+        self.send_response(tx, response)
+
+    def _new_call(self, request: Request, source: Target, tx: ServerTransaction) -> None:
+        policy = self.policy
+        trunk = policy.trunk_for_source(source.interface, source.host)
+        if trunk is None:
+            self.stats["forbidden"] += 1
+            self._reply(tx, 403)
+            return
+        rejection = self._admission_check(request)
+        if rejection is not None:
+            status, reason, extra = rejection
+            self._reply(tx, status, reason, extra)
+            return
+        route = policy.route_for(trunk, source.interface, user_of(request.uri) or "")
+        if route is None or not route.to:
+            self._reply(tx, 404, "No Route")
+            return
+        target_trunk = policy.trunks[route.to[0]]
+        try:
+            call = self._create_call(request, source, tx, trunk, target_trunk)
+        except SipError as exc:
+            self._reply(tx, exc.status, exc.reason)
+            return
+        self.stats["calls_started"] += 1
+        b_invite = call.b_invite_pending
+        assert b_invite is not None
+        self._guarded(call, lambda: call.start(b_invite, self._now))
+
+    def _admission_check(self, request: Request) -> tuple[int, str | None, dict[str, str]] | None:
+        if self.draining:
+            return 503, "Shutting Down", {"Retry-After": "30"}
+        max_forwards = request.headers.get("Max-Forwards")
+        if max_forwards is not None and int(max_forwards) == 0:
+            return 483, None, {}
+        unsupported = request.option_tags("Require") - SUPPORTED_EXTENSIONS
+        if unsupported:
+            return 420, None, {"Unsupported": ", ".join(sorted(unsupported))}
+        value = request.headers.get("Session-Expires")
+        if value is not None:
+            try:
+                interval, _ = parse_session_expires(value)
+            except ParseError as exc:
+                return 400, error_reason(exc), {}
+            if interval < self.config.min_se:  # RFC 4028 §8.1
+                return 422, None, {"Min-SE": str(self.config.min_se)}
+        return None
+
+    def _create_call(
+        self, request: Request, source: Target, tx: ServerTransaction, trunk: Trunk, to: Trunk
+    ) -> Call:
+        policy = self.policy
+        a = Leg(
+            Side.A,
+            policy.interfaces[source.interface],
+            source.transport,
+            source,
+            trunk,
+            self.config,
+        )
+        a.extensions = frozenset(
+            (request.option_tags("Supported") | request.option_tags("Require"))
+            & SUPPORTED_EXTENSIONS
+        )
+        a.dialog = Dialog.as_uas(request, new_tag())
+        out_interface = policy.interfaces[to.interface]
+        b_target = Target(out_interface.name, to.transport, to.address, to.port)
+        b = Leg(Side.B, out_interface, to.transport, b_target, to, self.config)
+        b_invite = build_b_invite(request, b, to, self.config)
+        call = Call(self, a, b, request, tx, started=self._now)
+        call.b_invite_pending = b_invite
+        tx.context = call
+        self.calls[call.id] = call
+        self.dialogs[(request.call_id, a.dialog.local_tag)] = (call, Side.A)
+        self.dialogs[(b_invite.call_id, b_invite.from_.tag or "")] = (call, Side.B)
+        return call
+
+    # --- helpers ---------------------------------------------------------------------
+
+    def _reply(
+        self,
+        tx: ServerTransaction,
+        status: int,
+        reason: str | None = None,
+        extra: dict[str, str] | None = None,
+    ) -> None:
+        response = build_response(tx.request, status, reason, to_tag=new_tag())
+        for name, value in (extra or {}).items():
+            response.headers.add(name, value)
+        if status == 405:
+            response.headers.add("Allow", ALLOW_METHODS)
+        if self.config.user_agent:
+            response.headers.add("Server", self.config.user_agent)
+        self.send_response(tx, response)
+
+    def _on_parse_error(self, exc: ParseError, source: Target) -> None:
+        """Answer 400 naming the problem when the request can be answered at all."""
+        self.stats["parse_errors"] += 1
+        request = exc.message
+        if not isinstance(request, Request) or request.method == "ACK":
+            return
+        response = build_response(request, exc.status, error_reason(exc))
+        if all(response.headers.get(n) for n in ("Via", "From", "To", "Call-ID", "CSeq")):
+            # Straight back to the source, never to a Via that may be forged.
+            self._out.append(Transmit(response.serialize(), source))
+
+    def _guarded(self, call: Call, action: object) -> None:
+        """Run one call's handler; an exception tears down that call only."""
+        assert callable(action)
+        try:
+            action()
+        except Exception:  # a bug or hostile peer must not take the process down
+            self.stats["call_errors"] += 1
+            call.log.exception("call.error")
+            self._abort(call)
+        self._schedule(call)
+
+    def _abort(self, call: Call) -> None:
+        try:
+            if call.state in (CallState.CALLING, CallState.EARLY, CallState.CONFIRMED):
+                call.hangup("internal error", self._now, status=500)
+        except Exception:
+            call.log.exception("call.abort_failed")
+        if call.ended is None and call.state is not CallState.TERMINATING:
+            call.state = CallState.TERMINATED
+            call.ended = self._now
+            self.media.delete(call.id)
+            self.call_ended(call)
+
+    def _schedule(self, call: Call) -> None:
+        if call.ended is not None:
+            self._scheduled.pop(call.id, None)
+            return
+        deadline = call.get_timer()
+        if deadline is None:
+            self._scheduled.pop(call.id, None)
+        elif self._scheduled.get(call.id) != deadline:
+            self._scheduled[call.id] = deadline
+            heapq.heappush(self._timers, (deadline, next(self._seq), call))
+
+    def _dialog_key(self, call: Call, side: Side, dialog: Dialog | None) -> tuple[str, str] | None:
+        if side is Side.A:
+            return (call.a_invite.call_id, call.a_tag)
+        invite = call.b_invite or call.b_invite_pending
+        if invite is None:
+            return None
+        return (invite.call_id, invite.from_.tag or "")
+
+    def _flush(self) -> list[Transmit]:
+        out, self._out = self._out, []
+        return out

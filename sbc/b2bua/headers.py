@@ -1,0 +1,76 @@
+"""Which headers cross from one leg to the other.
+
+Nothing crosses unless listed here (DESIGN.md: the B-leg is built fresh).
+Headers naming the other side's network — Via, Route, Record-Route,
+Contact, Call-ID, tags, Server/User-Agent, Warning — are never on the list;
+the policy engine will extend the list per trunk.
+"""
+
+from __future__ import annotations
+
+from sbc.sip.headers import canonical_name
+from sbc.sip.message import Message
+
+#: Carried on requests (INVITE and in-dialog requests).
+REQUEST_ALLOW = frozenset(
+    canonical_name(name)
+    for name in (
+        "Content-Type",
+        "Content-Disposition",
+        "Content-Encoding",
+        "Content-Language",
+        "Accept",
+        "Accept-Language",
+        "Allow-Events",
+        "Subject",
+        "Priority",
+        "Privacy",
+        "P-Asserted-Identity",
+        "P-Preferred-Identity",
+        "Diversion",
+        "Reason",
+        "Event",
+        "Subscription-State",
+        "Refer-To",
+        "Referred-By",
+        "Info-Package",
+        "Recv-Info",
+        "Expires",
+        "Call-Info",
+        "Alert-Info",
+    )
+)
+
+#: Carried on responses relayed back to the other leg.
+RESPONSE_ALLOW = frozenset(
+    canonical_name(name)
+    for name in (
+        "Content-Type",
+        "Content-Disposition",
+        "Content-Encoding",
+        "Content-Language",
+        "Accept",
+        "Allow-Events",
+        "Retry-After",
+        "Reason",
+        "Unsupported",
+        "Privacy",
+        "P-Asserted-Identity",
+        "Expires",
+        "Min-Expires",
+        "Event",
+        "Recv-Info",
+        "Alert-Info",
+        "Call-Info",
+    )
+)
+
+#: Also carried on redirects: the Contact *is* the content of a 3xx.
+REDIRECT_ALLOW = RESPONSE_ALLOW | {"Contact"}
+
+
+def copy_allowed(source: Message, target: Message, allow: frozenset[str]) -> None:
+    """Copy the allowed headers of ``source`` (in order) onto ``target``."""
+    for name, value in source.headers:
+        if name in allow:
+            target.headers.add(name, value)

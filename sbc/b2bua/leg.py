@@ -1,0 +1,108 @@
+"""One side of a call: a dialog plus where and how we reach the peer.
+
+The A-leg is the dialog in which the SBC is the UAS (the caller's side),
+the B-leg the one in which it is the UAC. Each leg stamps its own Via,
+Contact and User-Agent on what it sends, from its own interface: nothing
+of the other leg's addressing is ever reused.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass, field
+from enum import Enum
+
+from sbc.b2bua.config import CallConfig
+from sbc.policy import Interface, Trunk
+from sbc.sip.dialog import Dialog
+from sbc.sip.ids import new_branch
+from sbc.sip.message import Message, Request, Response
+from sbc.sip.target import Target
+from sbc.sip.via import DEFAULT_PORTS
+
+
+class Side(Enum):
+    A = "a"  # we are the UAS
+    B = "b"  # we are the UAC
+
+    @property
+    def other(self) -> Side:
+        return Side.B if self is Side.A else Side.A
+
+
+@dataclass(slots=True)
+class Leg:
+    side: Side
+    interface: Interface
+    transport: str  # "udp" | "tcp"
+    peer: Target  # where the peer was reached or heard from first
+    trunk: Trunk | None
+    config: CallConfig
+    dialog: Dialog | None = None
+    # Offer/answer bookkeeping for glare (RFC 3261 §14.2, RFC 3311 §5.2).
+    pending_incoming_invite: bool = False
+    pending_outgoing_invite: bool = False
+    last_ack: Request | None = None  # re-sent on 2xx retransmissions (UAC side)
+    extensions: frozenset[str] = field(default_factory=frozenset)
+
+    @property
+    def host(self) -> str:
+        return self.interface.advertised_address
+
+    @property
+    def port(self) -> int:
+        return self.interface.port
+
+    def via(self) -> str:
+        host = _host_for_uri(self.host)
+        return f"SIP/2.0/{self.transport.upper()} {host}:{self.port};branch={new_branch()};rport"
+
+    def contact(self) -> str:
+        suffix = "" if self.transport == "udp" else f";transport={self.transport}"
+        return f"<sip:{_host_for_uri(self.host)}:{self.port}{suffix}>"
+
+    def stamp_request(self, request: Request) -> Request:
+        """Add our Via (top), Contact where a dialog needs one, and User-Agent."""
+        request.headers.prepend("Via", self.via())
+        if request.method in ("INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"):
+            request.headers.set("Contact", self.contact())
+        if self.config.user_agent:
+            request.headers.set("User-Agent", self.config.user_agent)
+        return request
+
+    def stamp_response(self, response: Response, *, dialog: bool) -> Response:
+        if dialog:
+            response.headers.set("Contact", self.contact())
+        if self.config.user_agent:
+            response.headers.set("Server", self.config.user_agent)
+        return response
+
+    def next_hop(self) -> Target:
+        """Where an in-dialog request goes: the route set or remote target when
+        it names an IP address, else back where the peer was heard from."""
+        uri = self.dialog.next_hop() if self.dialog is not None else None
+        if uri is None or not _is_ip(uri.host_bare):
+            return self.peer
+        transport = uri.transport or self.transport
+        if transport != self.peer.transport:
+            transport = self.peer.transport  # we only listen where the leg began
+        port = uri.port or DEFAULT_PORTS.get(transport, 5060)
+        if uri.host_bare == self.peer.host and port == self.peer.port:
+            return self.peer
+        return Target(self.interface.name, transport, uri.host_bare, port)
+
+
+def has_sdp(message: Message) -> bool:
+    return bool(message.body) and message.content_type == "application/sdp"
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+def _host_for_uri(host: str) -> str:
+    return f"[{host}]" if ":" in host and not host.startswith("[") else host

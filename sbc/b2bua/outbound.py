@@ -1,0 +1,71 @@
+"""Building the B-leg INVITE from the A-leg INVITE.
+
+Only identity survives (display names, user parts, allowed headers and the
+body as the media layer rewrites it): hosts, tags, Call-ID, Via, Contact and
+routes are the SBC's own (DESIGN.md, topology hiding).
+"""
+
+from __future__ import annotations
+
+from sbc.b2bua.config import ALLOW_METHODS, CallConfig
+from sbc.b2bua.headers import REQUEST_ALLOW, copy_allowed
+from sbc.b2bua.leg import Leg
+from sbc.policy import Trunk
+from sbc.sip.address import Address
+from sbc.sip.headers import Headers
+from sbc.sip.ids import new_call_id, new_tag
+from sbc.sip.message import Request
+from sbc.sip.uri import SipUri, TelUri, Uri
+
+#: RFC 3261 §20.22: the default and what a UAC puts in.
+DEFAULT_MAX_FORWARDS = 70
+#: RFC 3323 §4.1.1.3: anonymous identities keep their host.
+ANONYMOUS_HOST = "anonymous.invalid"
+
+
+def user_of(uri: Uri) -> str | None:
+    if isinstance(uri, SipUri):
+        return uri.user
+    if isinstance(uri, TelUri):
+        return uri.number
+    return None
+
+
+def build_b_invite(a_invite: Request, leg: Leg, trunk: Trunk, config: CallConfig) -> Request:
+    """A fresh INVITE for ``trunk`` carrying only what may cross."""
+    params: dict[str, str | None] = {}
+    if trunk.transport != "udp":
+        params["transport"] = trunk.transport
+    ruri = SipUri(host=trunk.address, user=user_of(a_invite.uri), port=trunk.port, params=params)
+    from_ = _rehost(a_invite.from_, leg.host)
+    from_.params = {"tag": new_tag()}
+    to = _rehost(a_invite.to, trunk.address)
+    to.params = {}
+    headers = Headers()
+    headers.add("From", str(from_))
+    headers.add("To", str(to))
+    headers.add("Call-ID", new_call_id(leg.host))
+    headers.add("CSeq", "1 INVITE")
+    headers.add("Max-Forwards", str(_max_forwards(a_invite) - 1))
+    headers.add("Allow", ALLOW_METHODS)
+    headers.add("Supported", "100rel, timer")
+    headers.add("Session-Expires", str(config.session_expires))
+    headers.add("Min-SE", str(config.min_se))
+    invite = Request("INVITE", ruri, headers)
+    copy_allowed(a_invite, invite, REQUEST_ALLOW)
+    leg.stamp_request(invite)
+    return invite
+
+
+def _rehost(address: Address, host: str) -> Address:
+    """Keep display name and user; put our host (or the trunk's) instead."""
+    user = user_of(address.uri)
+    uri = address.uri
+    if isinstance(uri, SipUri) and uri.host_bare == ANONYMOUS_HOST:
+        return Address(SipUri(host=ANONYMOUS_HOST, user=user), address.display)
+    return Address(SipUri(host=host, user=user), address.display)
+
+
+def _max_forwards(request: Request) -> int:
+    value = request.headers.get("Max-Forwards")
+    return int(value) if value is not None and value.isdigit() else DEFAULT_MAX_FORWARDS

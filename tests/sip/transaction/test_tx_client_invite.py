@@ -31,7 +31,8 @@ def start(target=PEER):  # type: ignore[no-untyped-def]
 def test_invite_is_sent_once_and_timer_a_doubles_until_timer_b() -> None:
     layer, invite, tx, actions = start()
     assert [a.data for a in only(actions, Transmit)] == [invite.serialize()]
-    assert tx.state is State.CALLING and tx.is_invite
+    assert tx.state is State.CALLING
+    assert tx.is_invite
     assert layer.get_timer() == 0.5
     fired = run_until(layer, 31.99)
     assert [t for t, a in fired if isinstance(a, Transmit)] == [0.5, 1.5, 3.5, 7.5, 15.5, 31.5]
@@ -41,7 +42,8 @@ def test_invite_is_sent_once_and_timer_a_doubles_until_timer_b() -> None:
     assert kinds(timeout) == ["TransactionTimeout", "TransactionTerminated"]
     assert timeout[0] == TransactionTimeout(tx)
     assert tx.state is State.TERMINATED
-    assert len(layer) == 0 and layer.get_timer() is None
+    assert len(layer) == 0
+    assert layer.get_timer() is None
 
 
 def test_timer_a_uncapped_with_small_t2() -> None:
@@ -56,7 +58,8 @@ def test_provisional_stops_retransmission_and_timer_b() -> None:
     ringing = make_response(invite, 180)
     actions = layer.receive_response(ringing, PEER, 0.2)
     assert actions == [ResponseReceived(ringing, tx)]
-    assert tx.state is State.PROCEEDING and tx.last_response is ringing
+    assert tx.state is State.PROCEEDING
+    assert tx.last_response is ringing
     assert layer.get_timer() is None
     assert run_until(layer, 1000.0) == []
     again = layer.receive_response(make_response(invite, 183), PEER, 1.0)
@@ -132,7 +135,8 @@ def test_transport_error_in_calling_and_proceeding() -> None:
     layer, _, tx, _ = start()
     actions = layer.transport_error(PEER, 0.1)
     assert actions == [TransportFailure(tx), TransactionTerminated(tx)]
-    assert len(layer) == 0 and layer.get_timer() is None
+    assert len(layer) == 0
+    assert layer.get_timer() is None
     layer, invite, tx, _ = start()
     layer.receive_response(make_response(invite, 180), PEER, 0.1)
     assert kinds(layer.transport_error(PEER, 0.2)) == ["TransportFailure", "TransactionTerminated"]
@@ -158,11 +162,12 @@ def test_reliable_transport_no_timer_a_and_timer_d_zero() -> None:
     busy = make_response(invite, 486)
     actions = layer.receive_response(busy, PEER_TCP, 1.0)
     assert kinds(actions) == ["Transmit", "ResponseReceived", "TransactionTerminated"]
-    assert tx.state is State.TERMINATED and len(layer) == 0
+    assert tx.state is State.TERMINATED
+    assert len(layer) == 0
 
 
 def test_reliable_timer_b_still_applies() -> None:
-    layer, _, tx, _ = start(PEER_TCP)
+    layer, _, _tx, _ = start(PEER_TCP)
     fired = run_until(layer, 40.0)
     assert [(t, type(a).__name__) for t, a in fired] == [
         (32.0, "TransactionTimeout"),
@@ -175,7 +180,7 @@ def test_cancel_bounds_proceeding_to_64_t1() -> None:
     layer, invite, tx, _ = start()
     layer.receive_response(make_response(invite, 180), PEER, 1.0)
     cancel = make_request("CANCEL")
-    cancel_tx, _ = layer.send_request(cancel, PEER, 10.0)
+    _cancel_tx, _ = layer.send_request(cancel, PEER, 10.0)
     layer.receive_response(make_response(cancel, 200), PEER, 10.1)
     fired = run_until(layer, 100.0)
     assert (42.0, TransactionTimeout(tx)) in fired

@@ -25,7 +25,8 @@ def start(
     layer = TransactionLayer()
     tx, actions = layer.send_request(make_request(method), target, 0.0)
     assert isinstance(tx, ClientNonInviteTransaction)
-    assert not tx.is_invite and tx.state is State.TRYING
+    assert not tx.is_invite
+    assert tx.state is State.TRYING
     assert len(only(actions, Transmit)) == 1
     return layer, tx
 
@@ -35,12 +36,13 @@ def retransmit_times(fired: list[tuple[float, object]]) -> list[float]:
 
 
 def test_timer_e_doubles_up_to_t2_then_timer_f() -> None:
-    layer, tx = start()
+    layer, _tx = start()
     fired = run_until(layer, 31.99)
     # intervals 0.5, 1, 2, 4, 4, 4, ...
     assert retransmit_times(fired) == [0.5, 1.5, 3.5, 7.5, 11.5, 15.5, 19.5, 23.5, 27.5, 31.5]
     assert kinds(layer.handle_timer(32.0)) == ["TransactionTimeout", "TransactionTerminated"]
-    assert len(layer) == 0 and layer.get_timer() is None
+    assert len(layer) == 0
+    assert layer.get_timer() is None
 
 
 def test_provisional_moves_to_proceeding_and_timer_e_runs_at_t2() -> None:
@@ -63,7 +65,8 @@ def test_final_completes_then_timer_k(status: int, provisional_first: bool) -> N
         layer.receive_response(make_response(tx.request, 180), PEER, 0.1)
     final = make_response(tx.request, status)
     assert layer.receive_response(final, PEER, 0.2) == [ResponseReceived(final, tx)]
-    assert tx.state is State.COMPLETED and tx.last_response is final
+    assert tx.state is State.COMPLETED
+    assert tx.last_response is final
     assert layer.get_timer() == pytest.approx(5.2)  # Timer K = T4, E and F stopped
     assert layer.receive_response(make_response(tx.request, status), PEER, 1.0) == []
     assert layer.receive_response(make_response(tx.request, 180), PEER, 1.0) == []
@@ -106,7 +109,7 @@ def test_reliable_timer_f() -> None:
 
 def test_small_t1_scales_every_timer() -> None:
     layer = TransactionLayer(TimerConfig(t1=0.1, t2=0.4, t4=1.0))
-    tx, _ = layer.send_request(make_request("BYE"), PEER, 0.0)
+    _tx, _ = layer.send_request(make_request("BYE"), PEER, 0.0)
     fired = run_until(layer, 6.39)
     assert retransmit_times(fired)[:5] == pytest.approx([0.1, 0.3, 0.7, 1.1, 1.5])
     assert kinds(layer.handle_timer(6.4)) == ["TransactionTimeout", "TransactionTerminated"]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import pytest
 from txhelpers import TCP, UDP, kinds, make_request, make_response, only, run_until, statuses
 
+from sbc.sip.message import Request
 from sbc.sip.target import Target
 from sbc.sip.transaction import (
     AckTimeout,
@@ -29,13 +30,15 @@ def start(source: Target = UDP) -> tuple[TransactionLayer, ServerTransaction]:
     assert isinstance(received, RequestReceived)
     tx = received.transaction
     assert isinstance(tx, ServerInviteTransaction)
-    assert received.request is invite and received.source == source
-    assert tx.state is State.PROCEEDING and tx.is_invite
+    assert received.request is invite
+    assert received.source == source
+    assert tx.state is State.PROCEEDING
+    assert tx.is_invite
     assert layer.get_timer() is None
     return layer, tx
 
 
-def ack_for(tx: ServerTransaction, *, branch: str | None = None) -> object:
+def ack_for(tx: ServerTransaction, *, branch: str | None = None) -> Request:
     return make_request(
         "ACK",
         to_tag="to-1",
@@ -53,7 +56,8 @@ def test_100_trying_at_once_and_retransmission_gets_last_provisional() -> None:
     assert statuses(again) == [180]
     assert kinds(again) == ["Transmit"]
     assert statuses(layer.send_response(tx, make_response(tx.request, 183), 2.0)) == [183]
-    assert tx.last_response is not None and tx.last_response.status == 183
+    assert tx.last_response is not None
+    assert tx.last_response.status == 183
 
 
 def test_non_2xx_timer_g_up_to_t2_then_timer_h_without_ack() -> None:
@@ -67,24 +71,25 @@ def test_non_2xx_timer_g_up_to_t2_then_timer_h_without_ack() -> None:
     assert all(a.data == actions[0].data for _, a in transmits)  # type: ignore[union-attr]
     assert statuses(layer.receive_request(tx.request, UDP, 31.99)) == [486]
     assert layer.handle_timer(32.0) == [TransactionTerminated(tx)]  # Timer H
-    assert len(layer) == 0 and layer.get_timer() is None
+    assert len(layer) == 0
+    assert layer.get_timer() is None
 
 
 def test_ack_confirms_then_timer_i() -> None:
     layer, tx = start()
     layer.send_response(tx, make_response(tx.request, 404), 0.0)
-    assert layer.receive_request(ack_for(tx), UDP, 0.7) == []  # type: ignore[arg-type]
+    assert layer.receive_request(ack_for(tx), UDP, 0.7) == []
     assert tx.state is State.CONFIRMED
     assert layer.get_timer() == pytest.approx(5.7)  # Timer I = T4; G and H stopped
     # ACK and INVITE retransmissions are absorbed in Confirmed
-    assert layer.receive_request(ack_for(tx), UDP, 1.0) == []  # type: ignore[arg-type]
+    assert layer.receive_request(ack_for(tx), UDP, 1.0) == []
     assert layer.receive_request(tx.request, UDP, 1.0) == []
     assert run_until(layer, 100.0) == [(pytest.approx(5.7), TransactionTerminated(tx))]
 
 
 def test_ack_in_proceeding_is_absorbed() -> None:
     layer, tx = start()
-    assert layer.receive_request(ack_for(tx), UDP, 0.1) == []  # type: ignore[arg-type]
+    assert layer.receive_request(ack_for(tx), UDP, 0.1) == []
     assert tx.state is State.PROCEEDING
 
 
@@ -93,14 +98,15 @@ def test_2xx_accepted_retransmitted_until_ack() -> None:
     tx.context = "call-7"
     actions = layer.send_response(tx, make_response(tx.request, 200), 0.0)
     assert statuses(actions) == [200]
-    assert tx.state is State.ACCEPTED and layer.pending_acks == 1
+    assert tx.state is State.ACCEPTED
+    assert layer.pending_acks == 1
     fired = run_until(layer, 8.0)
     assert [t for t, a in fired if isinstance(a, Transmit)] == [0.5, 1.5, 3.5, 7.5]
     assert all(a.data == actions[0].data for _, a in fired)  # type: ignore[union-attr]
     # INVITE retransmissions are absorbed in Accepted (RFC 6026 §7.1)
     assert layer.receive_request(tx.request, UDP, 8.1) == []
     ack = ack_for(tx, branch="z9hG4bK-ack")  # the 2xx ACK is a new transaction
-    assert layer.receive_request(ack, UDP, 8.2) == [RequestReceived(ack, UDP, None)]  # type: ignore[arg-type]
+    assert layer.receive_request(ack, UDP, 8.2) == [RequestReceived(ack, UDP, None)]
     assert layer.pending_acks == 0
     fired = run_until(layer, 100.0)
     assert fired == [(32.0, TransactionTerminated(tx))]  # Timer L, no more 2xx
@@ -111,8 +117,9 @@ def test_ack_matching_accepted_transaction_goes_to_core() -> None:
     layer, tx = start()
     layer.send_response(tx, make_response(tx.request, 200), 0.0)
     ack = ack_for(tx)  # same branch as the INVITE (not RFC 3261, but seen)
-    assert layer.receive_request(ack, UDP, 0.2) == [RequestReceived(ack, UDP, None)]  # type: ignore[arg-type]
-    assert tx.state is State.ACCEPTED and layer.pending_acks == 0
+    assert layer.receive_request(ack, UDP, 0.2) == [RequestReceived(ack, UDP, None)]
+    assert tx.state is State.ACCEPTED
+    assert layer.pending_acks == 0
 
 
 def test_2xx_never_acked_gives_ack_timeout() -> None:
@@ -125,7 +132,9 @@ def test_2xx_never_acked_gives_ack_timeout() -> None:
     tail = [a for t, a in fired if t == 32.0]
     assert AckTimeout("call-1@example.com", 1, "call-7") in tail
     assert TransactionTerminated(tx) in tail
-    assert len(layer) == 0 and layer.pending_acks == 0 and layer.get_timer() is None
+    assert len(layer) == 0
+    assert layer.pending_acks == 0
+    assert layer.get_timer() is None
 
 
 def test_second_2xx_from_core_is_sent_and_restarts_retransmission() -> None:
@@ -134,7 +143,8 @@ def test_second_2xx_from_core_is_sent_and_restarts_retransmission() -> None:
     second = make_response(tx.request, 200)
     second.headers.add("X-Again", "1")
     actions = layer.send_response(tx, second, 2.0)
-    assert len(only(actions, Transmit)) == 1 and layer.pending_acks == 1
+    assert len(only(actions, Transmit)) == 1
+    assert layer.pending_acks == 1
     fired = run_until(layer, 2.5)
     assert [a.data for _, a in fired] == [actions[0].data]  # type: ignore[union-attr]
 
@@ -154,7 +164,7 @@ def test_reliable_no_timer_g_and_timer_i_zero() -> None:
     layer, tx = start(TCP)
     layer.send_response(tx, make_response(tx.request, 486), 0.0)
     assert layer.get_timer() == 32.0  # Timer H only
-    actions = layer.receive_request(ack_for(tx), TCP, 0.1)  # type: ignore[arg-type]
+    actions = layer.receive_request(ack_for(tx), TCP, 0.1)
     assert actions == [TransactionTerminated(tx)]
     assert len(layer) == 0
 

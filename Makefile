@@ -1,0 +1,14 @@
+.PHONY: run test bench lint
+
+run:  ## set up, then run the SBC on the demo policies
+	ops/setup.sh
+	.venv/bin/sbc run --policies policies
+
+test:  ## set up, then run lint, type checks and the whole test suite
+	ops/test.sh
+
+bench:  ## signalling and parser benchmarks (one line each)
+	ops/setup.sh --dev
+	.venv/bin/python bench/parser.py
+	.venv/bin/python bench/signalling.py
+	.venv/bin/python bench/memory.py

@@ -412,13 +412,22 @@ class _Parser:
 
 
 def _split_lines(text: str) -> list[_Wire]:
-    """Lines with their own endings (CRLF or LF); blank lines kept."""
+    """Lines with their own endings (CRLF or LF); blank lines kept.
+
+    Only LF ends a line (``str.splitlines`` would also split on VT, FF…).
+    """
     if not text:
         raise SdpError("empty SDP")
+    parts = text.split("\n")
+    last = len(parts) - 1
     wires = []
-    for raw in text.splitlines(keepends=True):
-        body = raw.rstrip("\r\n")
-        wires.append(_Wire(body, raw[len(body) :], ()))
+    for i, part in enumerate(parts):
+        eol = "\n" if i < last else ""
+        if i == last and not part:
+            break
+        if part.endswith("\r"):
+            part, eol = part[:-1], "\r" + eol  # noqa: PLW2901
+        wires.append(_Wire(part, eol, ()))
     return wires
 
 

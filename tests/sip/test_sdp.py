@@ -142,7 +142,8 @@ def test_structured_access_webrtc() -> None:
     sdp = parse_sdp(WEBRTC_OFFER)
     assert sdp.attribute("group") == Attribute("group", "BUNDLE 0 1")
     audio, video = sdp.media
-    assert audio.rtcp_mux and video.rtcp_mux
+    assert audio.rtcp_mux
+    assert video.rtcp_mux
     assert audio.rtpmap["111"] == "opus/48000/2"
     assert audio.fmtp["111"] == "minptime=10;useinbandfec=1"
     assert video.fmtp == {"97": "apt=96"}
@@ -155,7 +156,8 @@ def test_structured_access_webrtc() -> None:
 
 def test_hold_and_session_level_direction_fallback() -> None:
     sdp = parse_sdp(HOLD_OFFER)
-    assert sdp.connection is not None and sdp.connection.is_hold
+    assert sdp.connection is not None
+    assert sdp.connection.is_hold
     assert sdp.session_name == ""
     assert sdp.media[0].direction == "sendonly"  # from the session level
     assert sdp.media[0].own_direction is None

@@ -31,7 +31,7 @@ def start(source: Target = UDP) -> tuple[TransactionLayer, ServerTransaction]:
 
 
 def test_retransmission_in_trying_is_absorbed() -> None:
-    layer, tx = start()
+    layer, _tx = start()
     assert layer.receive_request(make_request("BYE"), UDP, 0.5) == []
     assert len(layer) == 1
 

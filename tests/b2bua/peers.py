@@ -282,9 +282,9 @@ class FakeUA:
         to = request.headers.get("To") or ""
         dlg = self.dialogs.get(request.call_id)
         if status > 100 and request.to.tag is None:
-            if dlg is None:
+            if dlg is None and request.method == "INVITE":
                 dlg = self._uas_dialog(request)
-            to = f"{to};tag={dlg.local_tag}"
+            to = f"{to};tag={dlg.local_tag if dlg else self.name + '-x'}"
         lines = [f"SIP/2.0 {status} {reason or _REASONS.get(status, 'Whatever')}"]
         lines.extend(f"Via: {v}" for v in request.headers.get_all("Via"))
         lines.append(f"From: {request.headers.get('From')}")
@@ -393,3 +393,20 @@ class Net:
     def settle(self) -> None:
         """Let every transaction run out (generous: Timer D/L/M and friends)."""
         self.advance(300)
+
+
+def headers_text(message: Message) -> str:
+    """Everything but the body, as on the wire."""
+    return message.serialize().split(b"\r\n\r\n", 1)[0].decode()
+
+
+def established(net: Net, caller: FakeUA, callee: FakeUA) -> tuple[Dlg, Dlg]:
+    """A confirmed call from ``caller`` to ``callee``; inboxes emptied."""
+    a = caller.invite()
+    invite = callee.take_request("INVITE")
+    callee.respond(invite, 180)
+    callee.respond(invite, 200, body=sdp(callee.host))
+    caller.ack(a)
+    caller.clear()
+    callee.clear()
+    return a, callee.dialog_of(invite)

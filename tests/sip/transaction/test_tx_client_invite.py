@@ -6,8 +6,11 @@ import pytest
 from txhelpers import PEER, PEER_TCP, kinds, make_request, make_response, only, run_until, sent
 
 from sbc.sip.message import Request
+from sbc.sip.target import Target
 from sbc.sip.transaction import (
+    Action,
     ClientInviteTransaction,
+    ClientTransaction,
     ResponseReceived,
     State,
     StrayResponse,
@@ -21,7 +24,9 @@ from sbc.sip.transaction import (
 from sbc.sip.transaction.base import Input
 
 
-def start(target=PEER):  # type: ignore[no-untyped-def]
+def start(
+    target: Target = PEER,
+) -> tuple[TransactionLayer, Request, ClientTransaction, list[Action]]:
     layer = TransactionLayer()
     invite = make_request("INVITE", transport=target.transport.upper())
     tx, actions = layer.send_request(invite, target, 0.0)
@@ -41,7 +46,7 @@ def test_invite_is_sent_once_and_timer_a_doubles_until_timer_b() -> None:
     timeout = layer.handle_timer(32.0)
     assert kinds(timeout) == ["TransactionTimeout", "TransactionTerminated"]
     assert timeout[0] == TransactionTimeout(tx)
-    assert tx.state is State.TERMINATED
+    assert tx.terminated
     assert len(layer) == 0
     assert layer.get_timer() is None
 
@@ -95,9 +100,8 @@ def test_non_2xx_is_acked_and_reported_once(provisional_first: bool) -> None:
     # nothing more is retransmitted; Timer D ends it after 32 s
     assert layer.get_timer() == pytest.approx(32.3)
     end = run_until(layer, 100.0)
-    assert [(t, type(a).__name__) for t, a in end] == [
-        (pytest.approx(32.3), "TransactionTerminated")
-    ]
+    expected: object = [(pytest.approx(32.3), "TransactionTerminated")]
+    assert [(t, type(a).__name__) for t, a in end] == expected
     assert len(layer) == 0
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import pytest
 from txhelpers import PEER, PEER_TCP, kinds, make_request, make_response, only, run_until
 
@@ -31,7 +33,7 @@ def start(
     return layer, tx
 
 
-def retransmit_times(fired: list[tuple[float, object]]) -> list[float]:
+def retransmit_times(fired: Sequence[tuple[float, object]]) -> list[float]:
     return [t for t, a in fired if isinstance(a, Transmit)]
 
 
@@ -71,7 +73,8 @@ def test_final_completes_then_timer_k(status: int, provisional_first: bool) -> N
     assert layer.receive_response(make_response(tx.request, status), PEER, 1.0) == []
     assert layer.receive_response(make_response(tx.request, 180), PEER, 1.0) == []
     fired = run_until(layer, 100.0)
-    assert fired == [(pytest.approx(5.2), TransactionTerminated(tx))]
+    expected: object = [(pytest.approx(5.2), TransactionTerminated(tx))]
+    assert fired == expected
     assert len(layer) == 0
 
 

@@ -84,7 +84,8 @@ def test_ack_confirms_then_timer_i() -> None:
     # ACK and INVITE retransmissions are absorbed in Confirmed
     assert layer.receive_request(ack_for(tx), UDP, 1.0) == []
     assert layer.receive_request(tx.request, UDP, 1.0) == []
-    assert run_until(layer, 100.0) == [(pytest.approx(5.7), TransactionTerminated(tx))]
+    expected: object = [(pytest.approx(5.7), TransactionTerminated(tx))]
+    assert run_until(layer, 100.0) == expected
 
 
 def test_ack_in_proceeding_is_absorbed() -> None:

@@ -104,6 +104,8 @@ def parse_address_list(value: str) -> list[Address]:
 
     Empty elements (``a, ,b``) are a syntax error (RFC 4475 §3.1.2.1).
     """
+    if "," not in value:
+        return [parse_address(value)]
     parts = list(split_outside_quotes(value, ","))
     if len(parts) == 1:
         return [parse_address(parts[0])]

@@ -139,8 +139,19 @@ LIST_HEADERS = frozenset(
 )
 
 
+#: Exact spellings seen on the wire → canonical name: a dict hit skips the
+#: lower-casing and the token check on the hot path.
+CANONICAL_SPELLINGS = {name: name for name in _KNOWN}
+CANONICAL_SPELLINGS.update({name.lower(): name for name in _KNOWN})
+CANONICAL_SPELLINGS.update(COMPACT_FORMS)
+CANONICAL_SPELLINGS.update({short.upper(): full for short, full in COMPACT_FORMS.items()})
+
+
 def canonical_name(name: str) -> str:
     """Map any spelling (case, compact form) to one canonical name."""
+    known = CANONICAL_SPELLINGS.get(name)
+    if known is not None:
+        return known
     known = _CANONICAL.get(name.lower())
     if known is not None:
         return known

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from sbc.sip.address import Address, parse_address, parse_address_list
 from sbc.sip.errors import ParseError, UnsupportedVersionError
-from sbc.sip.headers import Headers, canonical_name
+from sbc.sip.headers import CANONICAL_SPELLINGS, Headers, canonical_name
 from sbc.sip.params import is_digits
 from sbc.sip.reasons import reason_phrase
 from sbc.sip.uri import SipUri, UnparsedUri, Uri, parse_uri
@@ -289,10 +289,15 @@ def _parse_header_lines(lines: list[str], first: int) -> list[tuple[str, str]]:
         if not line:
             continue
         name, colon, value = line.partition(":")
-        name = name.rstrip(" \t")
-        if not colon or not _TOKEN_RE.match(name):
+        if not colon:
             raise ParseError(f"malformed header line {line[:40]!r}")
-        items.append((canonical_name(name), value.strip(" \t\r")))
+        name = name.rstrip(" \t")
+        canonical = CANONICAL_SPELLINGS.get(name)
+        if canonical is None:
+            if not _TOKEN_RE.match(name):
+                raise ParseError(f"malformed header line {line[:40]!r}")
+            canonical = canonical_name(name)
+        items.append((canonical, value.strip(" \t\r")))
     return items
 
 

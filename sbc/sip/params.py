@@ -70,13 +70,16 @@ def parse_params(text: str) -> Params:
     Empty parameters (``;;``) and names or unquoted values with reserved
     characters are rejected (RFC 4475 §3.1.2.1).
     """
+    if not text:
+        return {}
     text = text.strip(" \t")
     if not text:
         return {}
     if text[0] == ";":
         text = text[1:]
     params: Params = {}
-    for raw in split_outside_quotes(text, ";"):
+    items = split_outside_quotes(text, ";") if '"' in text else text.split(";")
+    for raw in items:
         name, eq, value = raw.partition("=")
         name = name.strip(" \t")
         if not name:

@@ -118,7 +118,7 @@ def test_session_expires_below_min_se_422(net: Net) -> None:
 
 
 def test_draining_503_retry_after(net: Net) -> None:
-    a, b = _call(net)
+    a, _ = _call(net)
     net.core.begin_drain()
     net.carrier.invite()
     bad = net.carrier.take_response(503)

@@ -315,6 +315,7 @@ class Call:
                 leg.dialog.refresh_target(request)
             if method in ("INVITE", "UPDATE") and side in self.sessions:
                 self.sessions[side].restart(now)
+                self._arm_session(side)  # the refresh moves the expiry deadline
             self._relay_request(side, request, tx)
 
     def on_cancel(self, now: float) -> None:

@@ -340,6 +340,18 @@ class SippResult:
     def statuses(self, cseq_method: str | None = None, direction: str = "received") -> list[int]:
         return [m.status for m in self.responses(cseq_method, direction) if m.status is not None]
 
+    def counter(self, name: str) -> int | None:
+        """Cumulative value of a counter of SIPp's final statistics screen."""
+        value: int | None = None
+        for line in self.stdout.splitlines():
+            cols = [c.strip() for c in line.split("|")]
+            if len(cols) == 3 and cols[0] == name:
+                try:
+                    value = int(cols[2].split()[0])
+                except (IndexError, ValueError):
+                    continue
+        return value
+
     def describe(self) -> str:
         tail = "\n".join(self.stdout.splitlines()[-25:])
         msgs = "\n".join(f"  {m}" for m in self.messages[:60])
@@ -783,13 +795,22 @@ def running_sbc(workdir: Path, **kwargs: object) -> Iterator[SbcProcess]:
 # --------------------------------------------------------------------------
 
 
-def leaks(messages: Sequence[SipMessage], needles: Sequence[str]) -> list[str]:
-    """Lines of ``messages`` that contain any of ``needles`` (for assertions)."""
+def leaks(messages: Sequence[SipMessage], needles: Sequence[str], part: str = "all") -> list[str]:
+    """Lines of ``messages`` that contain any of ``needles`` (for assertions).
+
+    ``part``: "all", "headers" (start line and headers) or "body".
+    """
     found: list[str] = []
     for m in messages:
+        if part == "headers":
+            lines = [m.start_line] + [f"{n}: {v}" for n, v in m.headers]
+        elif part == "body":
+            lines = m.body.splitlines()
+        else:
+            lines = m.raw.splitlines()
         found.extend(
             f"{m.start_line!r}: {line.strip()!r}"
-            for line in m.raw.splitlines()
+            for line in lines
             if any(n in line for n in needles)
         )
     return found

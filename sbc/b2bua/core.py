@@ -272,7 +272,7 @@ class Core:
         call, side = entry
         if tx is not None:
             tx.context = None  # a CANCELled re-INVITE is answered 487 (see _dispatch)
-        self._guarded(call, lambda: call.on_request(side, request, tx, self._now))
+        self._guarded(call, lambda: call.on_request(side, request, tx, self._now), tx)
 
     def _options(self, request: Request, source: Target, tx: ServerTransaction) -> None:
         """OPTIONS outside a dialog is for us: keepalive and monitoring (RFC 3261 §11)."""
@@ -391,8 +391,12 @@ class Core:
             # Straight back to the source, never to a Via that may be forged.
             self._out.append(Transmit(response.serialize(), source))
 
-    def _guarded(self, call: Call, action: object) -> None:
-        """Run one call's handler; an exception tears down that call only."""
+    def _guarded(self, call: Call, action: object, tx: ServerTransaction | None = None) -> None:
+        """Run one call's handler; an exception tears down that call only.
+
+        ``tx`` is the request being handled: if the handler failed before
+        answering it, it is answered 500 rather than left to hang.
+        """
         assert callable(action)
         try:
             action()
@@ -400,6 +404,9 @@ class Core:
             self.stats["call_errors"] += 1
             call.log.exception("call.error")
             self._abort(call)
+            last = tx.last_response if tx is not None else None
+            if tx is not None and (last is None or last.status < 200):
+                self._reply(tx, 500)
         self._schedule(call)
 
     def _abort(self, call: Call) -> None:

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from sbc.b2bua.core import Core
 from sbc.policy import Policy, load_policy
+from sbc.sip.errors import ParseError
 from sbc.sip.message import Request, Response, parse_message
 from sbc.sip.target import Target
 from sbc.sip.transaction import Transmit
@@ -69,6 +70,7 @@ class FakeUA:
         self.interface = interface
         self.sbc_host = sbc_host
         self.inbox: list[Message] = []
+        self.unparsed: list[bytes] = []
         self.targets: list[Target] = []
         self.dialogs: dict[str, Dlg] = {}
         self._ids = itertools.count(1)
@@ -380,7 +382,12 @@ class Net:
                 self.drop_next.discard(ua.name)
                 continue
             ua.targets.append(transmit.target)
-            ua.receive(parse_message(transmit.data))
+            try:
+                message = parse_message(transmit.data)
+            except ParseError:
+                ua.unparsed.append(transmit.data)  # e.g. a 400 echoing the broken header
+                continue
+            ua.receive(message)
 
     def advance(self, seconds: float) -> None:
         """Move the clock, firing every deadline on the way at its own time."""

@@ -327,10 +327,19 @@ class Call:
         """The A-leg never ACKed our 2xx (RFC 3261 §13.3.1.4): end the call."""
         self.hangup("no ACK from caller", now)
 
-    def on_stray_2xx(self, response: Response) -> None:
-        """A retransmitted 2xx from the B-leg: our ACK was lost, send it again."""
-        if self.b.last_ack is not None and response.cseq.method == "INVITE":
-            self.sig.send_ack(self.b, self.b.last_ack)
+    def on_stray_2xx(self, side: Side, response: Response) -> None:
+        """A retransmitted 2xx to an INVITE we sent on ``side``: our ACK was lost,
+        send it again (RFC 3261 §13.2.2.4) — unless that ACK is still waiting
+        for the answer from the other leg's ACK (late offer, RFC 3264 §4)."""
+        leg = self.leg(side)
+        ack = leg.last_ack
+        if ack is None or response.cseq.method != "INVITE" or ack.cseq.seq != response.cseq.seq:
+            return
+        if side is Side.B and self.b_ack_deferred:
+            return
+        if any(pending.leg is leg for pending in self.awaiting_ack.values()):
+            return
+        self.sig.send_ack(leg, ack)
 
     def hangup(self, reason: str, now: float, status: int = 503) -> None:
         """End the call from our side: CANCEL before answer, BYE after."""

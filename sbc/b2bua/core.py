@@ -236,9 +236,9 @@ class Core:
         except ParseError:
             return
         entry = self.dialogs.get(key)
-        if entry is not None and entry[1] is Side.B:
-            call = entry[0]
-            self._guarded(call, lambda: call.on_stray_2xx(response))
+        if entry is not None:
+            call, side = entry
+            self._guarded(call, lambda: call.on_stray_2xx(side, response))
 
     # --- requests ---------------------------------------------------------------
 

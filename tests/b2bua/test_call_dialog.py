@@ -125,3 +125,67 @@ def test_reinvite_late_offer_ack_carries_answer(net: Net) -> None:
     answer = sdp("127.0.0.10", version=7)
     net.carrier.request(a, "ACK", cseq=reinvite.cseq.seq, body=answer)
     assert net.pbx.take_request("ACK").body == answer
+
+
+def test_late_offer_200_retransmission_waits_for_answer(
+    net: Net, ends: tuple[FakeUA, FakeUA]
+) -> None:
+    """A re-sent 2xx must not get an ACK without the answer (RFC 3264 §4)."""
+    caller, callee = ends
+    a = caller.invite(body=b"")
+    invite = callee.take_request("INVITE")
+    ok = callee.respond(invite, 200, body=sdp(callee.host))
+    callee.resend(ok)
+    assert callee.requests("ACK") == []
+    answer = sdp(caller.host, version=3)
+    caller.ack(a, body=answer)
+    assert callee.take_request("ACK").body == answer
+    callee.resend(ok)
+    assert callee.take_request("ACK").body == answer  # later re-ACKs carry it too
+
+
+def test_reinvite_rejected_then_next_goes_through(net: Net, ends: tuple[FakeUA, FakeUA]) -> None:
+    caller, callee = ends
+    a, _ = established(net, caller, callee)
+    reinvite = caller.request(a, "INVITE", body=sdp(caller.host, version=2))
+    out = callee.take_request("INVITE")
+    callee.respond(out, 488)
+    assert callee.take_request("ACK").cseq.seq == out.cseq.seq  # hop-by-hop ACK
+    rejected = caller.take_response(488, "INVITE")
+    assert rejected.cseq.seq == reinvite.cseq.seq
+    caller.request(a, "ACK", cseq=reinvite.cseq.seq)  # absorbed by the transaction
+    assert callee.requests("ACK") == []
+    caller.request(a, "INVITE", body=sdp(caller.host, version=3))
+    assert callee.take_request("INVITE")
+    assert len(net.core.calls) == 1
+
+
+def test_bye_crossing(net: Net, ends: tuple[FakeUA, FakeUA]) -> None:
+    caller, callee = ends
+    a, b = established(net, caller, callee)
+    caller.request(a, "BYE")
+    callee.request(b, "BYE")
+    assert caller.take_response(200, "BYE")
+    assert callee.take_response(200, "BYE")
+    callee.respond(callee.take_request("BYE"), 481)
+    assert net.core.calls == {}
+    assert net.core.dialogs == {}
+    net.settle()
+    assert len(net.core.layer) == 0
+
+
+@pytest.mark.parametrize("from_caller", [True, False], ids=["caller-side", "callee-side"])
+def test_reinvite_2xx_retransmission_reacked(
+    net: Net, ends: tuple[FakeUA, FakeUA], from_caller: bool
+) -> None:
+    caller, callee = ends
+    a, b = established(net, caller, callee)
+    src, dst, dlg = (caller, callee, a) if from_caller else (callee, caller, b)
+    reinvite = src.request(dlg, "INVITE", body=sdp(src.host, version=2))
+    out = dst.take_request("INVITE")
+    ok = dst.respond(out, 200, body=sdp(dst.host, version=2))
+    first = dst.take_request("ACK")
+    src.request(dlg, "ACK", cseq=reinvite.cseq.seq)
+    dst.resend(ok)
+    assert dst.take_request("ACK").serialize() == first.serialize()
+    assert len(src.responses(200, "INVITE")) == 1

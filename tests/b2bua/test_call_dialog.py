@@ -189,3 +189,25 @@ def test_reinvite_2xx_retransmission_reacked(
     dst.resend(ok)
     assert dst.take_request("ACK").serialize() == first.serialize()
     assert len(src.responses(200, "INVITE")) == 1
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="a CANCEL of a relayed re-INVITE is answered 487 on its own leg but not "
+    "propagated: the other leg's re-INVITE is never CANCELled and its 2xx is ACKed, "
+    "so the legs disagree on the session (RFC 3261 §9.2, §14.1)",
+)
+def test_cancelled_reinvite_is_cancelled_on_other_leg(net: Net) -> None:
+    a, _ = established(net, net.carrier, net.pbx)
+    reinvite = net.carrier.request(a, "INVITE", body=sdp("127.0.0.10", version=2))
+    out = net.pbx.take_request("INVITE")
+    net.pbx.respond(out, 180)
+    cancel = (
+        f"CANCEL {reinvite.uri} SIP/2.0\r\nVia: {reinvite.headers.get('Via')}\r\n"
+        f"Max-Forwards: 70\r\nFrom: {reinvite.headers.get('From')}\r\n"
+        f"To: {reinvite.headers.get('To')}\r\nCall-ID: {reinvite.call_id}\r\n"
+        f"CSeq: {reinvite.cseq.seq} CANCEL\r\nContent-Length: 0\r\n\r\n"
+    )
+    net.deliver(net.carrier, cancel.encode())
+    assert net.carrier.take_response(487, "INVITE")
+    assert net.pbx.take_request("CANCEL").top_via.branch == out.top_via.branch

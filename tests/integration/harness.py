@@ -400,6 +400,7 @@ class Sipp:
         trace_rtt: bool = False,
         stat_freq_s: int = 1,
         media_port: int | None = None,
+        trace_msg: bool = True,
         extra: Sequence[str] = (),
     ) -> None:
         if SIPP is None:
@@ -451,7 +452,8 @@ class Sipp:
         self.media_port = media_port if media_port is not None else free_ports(local_ip, 2)
         cmd += ["-mp", str(self.media_port)]
         cmd += ["-cp", str(free_port("0.0.0.0", tcp=False))]
-        cmd += ["-trace_msg", "-message_file", str(self.message_file)]
+        if trace_msg:  # off for benchmarks: the message log costs real time
+            cmd += ["-trace_msg", "-message_file", str(self.message_file)]
         cmd += ["-trace_err", "-error_file", str(self.error_file)]
         if trace_stat:
             cmd += ["-trace_stat", "-stf", str(self.stat_file), "-fd", str(stat_freq_s)]
@@ -536,6 +538,28 @@ class Sipp:
 
     def rtt_files(self) -> list[Path]:
         return sorted(self.workdir.glob("*_rtt.csv"))
+
+    def response_times_ms(self) -> list[float]:
+        """Response times (rtd="true" marks, whole ms) from ``-trace_rtt`` files."""
+        out: list[float] = []
+        for path in self.rtt_files():
+            for line in path.read_text(errors="replace").splitlines()[1:]:
+                cols = line.split(";")
+                if len(cols) >= 2:
+                    with contextlib.suppress(ValueError):
+                        out.append(float(cols[1]))
+        return out
+
+    def stats(self) -> list[dict[str, str]]:
+        """Rows of the ``-trace_stat`` CSV (one per -fd period, then the final one)."""
+        try:
+            lines = self.stat_file.read_text(errors="replace").splitlines()
+        except OSError:
+            return []
+        if not lines:
+            return []
+        names = lines[0].rstrip(";").split(";")
+        return [dict(zip(names, ln.rstrip(";").split(";"), strict=False)) for ln in lines[1:]]
 
 
 def run_pair(uas: Sipp, uac: Sipp, timeout: float | None = None) -> tuple[SippResult, SippResult]:

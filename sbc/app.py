@@ -40,6 +40,7 @@ class Runtime:
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = 0.0  # uvloop's handles have no when()
         self._stop = asyncio.Event()
 
     @property
@@ -121,11 +122,12 @@ class Runtime:
         deadline = self.core.get_timer()
         timer = self._timer
         if timer is not None:
-            if deadline is not None and timer.when() <= deadline:
+            if deadline is not None and self._timer_at <= deadline:
                 return  # armed early enough; handle_timer re-arms
             timer.cancel()
             self._timer = None
         if deadline is not None:
+            self._timer_at = deadline
             self._timer = self.loop.call_at(deadline, self._on_timer)
 
 

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import sys
+from typing import TextIO
 
 import structlog
 
 
-def configure_logging(level: str = "info", json: bool | None = None) -> None:
+def configure_logging(
+    level: str = "info", json: bool | None = None, stream: TextIO | None = None
+) -> None:
     """Configure structlog once for the process."""
     if json is None:
         json = not sys.stdout.isatty()
@@ -26,6 +29,6 @@ def configure_logging(level: str = "info", json: bool | None = None) -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        logger_factory=structlog.PrintLoggerFactory(stream or sys.stdout),
         cache_logger_on_first_use=True,
     )

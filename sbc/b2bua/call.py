@@ -158,8 +158,15 @@ class Call:
     byes_pending: int = 0
     deadlines: dict[str, float] = field(default_factory=dict)
 
-    def __post_init__(self) -> None:
-        self.log = log.bind(call=self.id, a_call_id=self.a_invite.call_id)
+    def log(self, event: str, **fields: object) -> None:
+        """One line per call event, bound to the call (no per-packet logging)."""
+        log.info(event, call=self.id, a_call_id=self.a_invite.call_id, **fields)
+
+    def debug(self, event: str, **fields: object) -> None:
+        log.debug(event, call=self.id, a_call_id=self.a_invite.call_id, **fields)
+
+    def log_exception(self, event: str) -> None:
+        log.exception(event, call=self.id, a_call_id=self.a_invite.call_id)
 
     @property
     def a_tag(self) -> str:
@@ -187,7 +194,7 @@ class Call:
             self.b, b_invite, Pending(self, self.b, Kind.INVITE)
         )
         self.deadlines["no_answer"] = now + self.sig.config.no_answer_timeout
-        self.log.info("call.start", late_offer=self.late_offer, b_call_id=b_invite.call_id)
+        self.log("call.start", late_offer=self.late_offer, b_call_id=b_invite.call_id)
 
     # --- responses to what we sent ----------------------------------------
 
@@ -272,7 +279,7 @@ class Call:
         self.sig.send_response(self.a_invite_tx, out)
         if self.sig.config.max_call_duration > 0:
             self.deadlines["max_duration"] = now + self.sig.config.max_call_duration
-        self.log.info("call.answered", status=response.status)
+        self.log("call.answered", status=response.status)
 
     def _on_invite_final(self, response: Response, now: float) -> None:
         if self.state in (CallState.CALLING, CallState.EARLY):
@@ -352,7 +359,7 @@ class Call:
         self._advance(CallInput.HANGUP)
         self._send_bye(self.a, now)
         self._send_bye(self.b, now)
-        self.log.info("call.hangup", reason=reason)
+        self.log("call.hangup", reason=reason)
 
     # --- timers ---------------------------------------------------------------
 
@@ -455,7 +462,7 @@ class Call:
         # RFC 3261 §9.1: if the B-leg never answers, Timer B ends its INVITE;
         # the guard only makes sure the call object goes away regardless.
         self.deadlines["cancel_guard"] = now + 64 * self.sig.config.t1 + 1
-        self.log.info("call.cancel", status=status, reason=reason)
+        self.log("call.cancel", status=status, reason=reason)
 
     def _send_bye(self, leg: Leg, now: float) -> None:
         if leg.dialog is None:
@@ -487,7 +494,7 @@ class Call:
         self.end_reason = f"{'caller' if side is Side.A else 'callee'} hung up"
         self._advance(CallInput.HANGUP)
         self._send_bye(self.leg(side.other), now)
-        self.log.info("call.bye", side=side.value)
+        self.debug("call.bye", side=side.value)
 
     def _on_ack(self, side: Side, ack: Request) -> None:
         if side is Side.A and self.b_ack_deferred:
@@ -708,7 +715,7 @@ class Call:
         self.deadlines.clear()
         self.sig.media.delete(self.id)
         self.sig.call_ended(self)
-        self.log.info(
+        self.log(
             "call.end",
             reason=self.end_reason,
             status=self.final_status,

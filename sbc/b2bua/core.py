@@ -402,7 +402,7 @@ class Core:
             action()
         except Exception:  # a bug or hostile peer must not take the process down
             self.stats["call_errors"] += 1
-            call.log.exception("call.error")
+            call.log_exception("call.error")
             self._abort(call)
             last = tx.last_response if tx is not None else None
             if tx is not None and (last is None or last.status < 200):
@@ -414,7 +414,7 @@ class Core:
             if call.state in (CallState.CALLING, CallState.EARLY, CallState.CONFIRMED):
                 call.hangup("internal error", self._now, status=500)
         except Exception:
-            call.log.exception("call.abort_failed")
+            call.log_exception("call.abort_failed")
         if call.ended is None and call.state is not CallState.TERMINATING:
             call.state = CallState.TERMINATED
             call.ended = self._now

@@ -155,6 +155,7 @@ class Call:
     reliable: ReliableProvisional | None = None
     sessions: dict[Side, SessionTimer] = field(default_factory=dict)
     awaiting_ack: dict[Side, Pending] = field(default_factory=dict)
+    relayed_invites: dict[int, Pending] = field(default_factory=dict)  # by id(server tx)
     byes_pending: int = 0
     deadlines: dict[str, float] = field(default_factory=dict)
 
@@ -232,7 +233,7 @@ class Call:
             if status > 100:
                 self._on_provisional(response, now)
             elif self.cancel_pending:
-                self._send_cancel()
+                self._cancel_b_invite()
             return
         if status < 300:
             self._on_answer(response, now)
@@ -243,7 +244,7 @@ class Call:
         self.b_provisional = True
         self._update_b_dialog(response)
         if self.cancel_pending:
-            self._send_cancel()
+            self._cancel_b_invite()
         self._advance(CallInput.PROVISIONAL)
         if self.state is not CallState.EARLY:
             return
@@ -325,10 +326,18 @@ class Call:
                 self._arm_session(side)  # the refresh moves the expiry deadline
             self._relay_request(side, request, tx)
 
-    def on_cancel(self, now: float) -> None:
-        """The A-leg cancelled the initial INVITE (the layer answered the CANCEL)."""
-        if self.state in (CallState.CALLING, CallState.EARLY):
-            self._give_up_before_answer(487, "cancelled by caller", now)
+    def on_cancel(self, invite_tx: ServerTransaction, now: float) -> None:
+        """A CANCEL matched one of our INVITE server transactions (RFC 3261 §9.2);
+        the layer has answered the CANCEL itself."""
+        if invite_tx is self.a_invite_tx:
+            if self.state in (CallState.CALLING, CallState.EARLY):
+                self._give_up_before_answer(487, "cancelled by caller", now)
+            return
+        self._answer(invite_tx, 487)
+        pending = self.relayed_invites.pop(id(invite_tx), None)
+        if pending is not None and pending.request is not None:
+            self._relay_finished(pending)
+            self._send_cancel(pending.leg, pending.request)
 
     def on_ack_timeout(self, now: float) -> None:
         """The A-leg never ACKed our 2xx (RFC 3261 §13.3.1.4): end the call."""
@@ -433,18 +442,19 @@ class Call:
         self.b.last_ack = ack
         return ack
 
-    def _send_cancel(self) -> None:
-        """CANCEL the B-leg INVITE (RFC 3261 §9.1: same Via, R-URI, CSeq number)."""
+    def _cancel_b_invite(self) -> None:
         self.cancel_pending = False
-        invite = self.b_invite
-        if invite is None:
-            return
+        if self.b_invite is not None:
+            self._send_cancel(self.b, self.b_invite)
+
+    def _send_cancel(self, leg: Leg, invite: Request) -> None:
+        """CANCEL an INVITE we sent (RFC 3261 §9.1: same Via, R-URI, CSeq number)."""
         cancel = Request("CANCEL", invite.uri.copy())
         for name in ("Via", "Route", "From", "To", "Call-ID", "Max-Forwards"):
             for value in invite.headers.get_all(name):
                 cancel.headers.add(name, value)
         cancel.headers.add("CSeq", str(CSeq(invite.cseq.seq, "CANCEL")))
-        self.sig.send_request(self.b, cancel, Pending(self, self.b, Kind.CANCEL))
+        self.sig.send_request(leg, cancel, Pending(self, leg, Kind.CANCEL))
 
     def _give_up_before_answer(self, status: int, reason: str, now: float) -> None:
         """Answer the A-leg now and cancel the B-leg (no call is half set up)."""
@@ -456,7 +466,7 @@ class Call:
         self._answer(self.a_invite_tx, status)
         self._advance(CallInput.CANCELLED)
         if self.b_provisional:
-            self._send_cancel()
+            self._cancel_b_invite()
         else:
             self.cancel_pending = True
         # RFC 3261 §9.1: if the B-leg never answers, Timer B ends its INVITE;
@@ -578,6 +588,8 @@ class Call:
             self.leg(side).pending_incoming_invite = True
             target.pending_outgoing_invite = True
         pending = Pending(self, target, Kind.RELAY, origin=tx, request=out)
+        if request.method == "INVITE":
+            self.relayed_invites[id(tx)] = pending  # a CANCEL may follow (§9.2)
         self.sig.send_request(target, out, pending)
 
     def _relay_response(self, pending: Pending, response: Response, now: float) -> None:
@@ -613,6 +625,8 @@ class Call:
         self.sig.send_response(origin, out)
 
     def _relay_finished(self, pending: Pending) -> None:
+        if pending.origin is not None:
+            self.relayed_invites.pop(id(pending.origin), None)
         if pending.request is not None and pending.request.method in ("INVITE", "UPDATE"):
             pending.leg.pending_outgoing_invite = False
             self.leg(pending.leg.side.other).pending_incoming_invite = False

@@ -205,10 +205,11 @@ class Core:
                 self._on_pending(action.transaction, None, 503)
             elif isinstance(action, CancelReceived):
                 call = action.invite.context
+                invite = action.invite
                 if isinstance(call, Call):
-                    self._guarded(call, lambda c=call: c.on_cancel(self._now))
-                else:  # a re-INVITE was cancelled: it ends with 487 (RFC 3261 §9.2)
-                    self._reply(action.invite, 487)
+                    self._guarded(call, lambda c=call, tx=invite: c.on_cancel(tx, self._now))
+                else:
+                    self._reply(invite, 487)  # RFC 3261 §9.2
             elif isinstance(action, StrayResponse):
                 self._on_stray(action.response)
             elif isinstance(action, AckTimeout):
@@ -271,7 +272,7 @@ class Core:
             return
         call, side = entry
         if tx is not None:
-            tx.context = None  # a CANCELled re-INVITE is answered 487 (see _dispatch)
+            tx.context = call  # a CANCEL of a re-INVITE finds the call (see _dispatch)
         self._guarded(call, lambda: call.on_request(side, request, tx, self._now), tx)
 
     def _options(self, request: Request, source: Target, tx: ServerTransaction) -> None:

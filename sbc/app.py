@@ -14,6 +14,7 @@ from pathlib import Path
 import structlog
 
 from sbc.b2bua.core import Core
+from sbc.lag import LagMonitor
 from sbc.log import configure_logging
 from sbc.policy import Policy
 from sbc.sip.target import Target
@@ -42,6 +43,7 @@ class Runtime:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0  # uvloop's handles have no when()
         self._stop = asyncio.Event()
+        self._lag: LagMonitor | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -50,6 +52,9 @@ class Runtime:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        threshold = self.policy.settings.calls.overload_lag_ms / 1000
+        self._lag = LagMonitor(self._loop, threshold, self._on_overload)
+        self._lag.start()
         for interface in self.policy.interfaces.values():
             await self.transport.listen(
                 interface.name, interface.address, interface.port, interface.transports
@@ -85,6 +90,8 @@ class Runtime:
                 await asyncio.sleep(0.05)
         if self._timer is not None:
             self._timer.cancel()
+        if self._lag is not None:
+            self._lag.stop()
         await self.transport.close()
         log.info("sbc.stopped", calls_left=len(self.core.calls))
 
@@ -105,6 +112,9 @@ class Runtime:
         for interface in self.policy.interfaces:
             target = Target(interface, peer.transport, peer.host, peer.port)
             self._send(self.core.transport_error(target, self.loop.time()))
+
+    def _on_overload(self, overloaded: bool) -> None:
+        self.core.overloaded = overloaded
 
     def _on_timer(self) -> None:
         self._timer = None

@@ -61,6 +61,7 @@ def call_config(policy: Policy) -> CallConfig:
         session_expires=sip.session_expires_s,
         min_se=sip.min_se_s,
         max_call_duration=float(policy.settings.calls.max_call_duration_s),
+        no_answer_timeout=float(policy.settings.calls.no_answer_timeout_s),
         t1=sip.t1_ms / 1000,
         t2=sip.t2_ms / 1000,
     )
@@ -82,6 +83,7 @@ class Core:
         self.calls: dict[str, Call] = {}
         self.dialogs: dict[tuple[str, str], tuple[Call, Side]] = {}
         self.draining = False
+        self.overloaded = False  # set by the runtime from event-loop lag
         self.stats: dict[str, int] = {
             "received": 0,
             "parse_errors": 0,
@@ -89,6 +91,7 @@ class Core:
             "calls_started": 0,
             "calls_answered": 0,
             "call_errors": 0,
+            "shed": 0,
         }
         self._now = 0.0
         self._out: list[Transmit] = []
@@ -318,6 +321,9 @@ class Core:
     def _admission_check(self, request: Request) -> tuple[int, str | None, dict[str, str]] | None:
         if self.draining:
             return 503, "Shutting Down", {"Retry-After": "30"}
+        if self.overloaded:
+            self.stats["shed"] += 1
+            return 503, "Overloaded", {"Retry-After": "5"}
         max_forwards = request.headers.get("Max-Forwards")
         if max_forwards is not None and int(max_forwards) == 0:
             return 483, None, {}

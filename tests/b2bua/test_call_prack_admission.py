@@ -129,6 +129,22 @@ def test_draining_503_retry_after(net: Net) -> None:
     assert net.pbx.take_request("BYE")
 
 
+def test_overload_sheds_new_calls_only(net: Net) -> None:
+    a, _ = _call(net)
+    net.core.overloaded = True
+    net.carrier.invite()
+    shed = net.carrier.take_response(503)
+    assert shed.reason == "Overloaded"
+    assert shed.headers.get("Retry-After") == "5"
+    assert net.pbx.requests("INVITE") == []
+    # In-dialog requests are still served while new calls are shed.
+    net.carrier.request(a, "BYE")
+    assert net.pbx.take_request("BYE")
+    net.core.overloaded = False
+    net.carrier.invite()
+    assert net.pbx.take_request("INVITE")
+
+
 def _call(net: Net) -> tuple[Dlg, Dlg]:
     return established(net, net.carrier, net.pbx)
 

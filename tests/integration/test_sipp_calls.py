@@ -74,6 +74,7 @@ def assert_topology_hidden(
     assert not b_inv.header_all("Record-Route"), "the SBC is a B2BUA, it must not Record-Route"
 
     # Nothing the callee received names the caller, its Call-ID or its tag.
+    assert a_inv.call_id
     a_ids = [caller_ip, a_inv.call_id]
     if a_inv.from_tag:
         a_ids.append(a_inv.from_tag)

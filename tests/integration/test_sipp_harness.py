@@ -19,6 +19,8 @@ from harness import (
     run_pair,
 )
 
+pytestmark = pytest.mark.integration
+
 LOG = (
     "----------------------------------------------- 2026-01-01 10:00:00.000001\n"
     "UDP message sent (120 bytes):\n"

@@ -25,6 +25,8 @@ from harness import (
     sip_status,
 )
 
+pytestmark = pytest.mark.integration
+
 TORTURE = REPO_ROOT / "tests" / "sip" / "torture"
 # RFC 4475 cases the SBC accepts on purpose (see tests/sip/torture/README.md)
 LIBERAL = {"lwsstart", "trws", "baddate"}

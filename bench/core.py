@@ -10,12 +10,12 @@ then eat into. Prints one line.
 from __future__ import annotations
 
 import argparse
-import gc
 import os
 import time
 from pathlib import Path
 
 from sbc.b2bua.core import Core
+from sbc.gctune import tune_gc
 from sbc.log import configure_logging
 from sbc.policy import load_policy
 from sbc.sip.message import Request, Response, build_response, parse_message
@@ -105,7 +105,7 @@ def main() -> None:
     # Production logging (JSON lines), written to /dev/null.
     configure_logging("info", json=True, stream=open(os.devnull, "w"))  # noqa: SIM115
     driver = Driver(core)
-    gc.collect()
+    tune_gc()  # as the runtime does
     for n in range(args.calls):
         driver.call(n)
     leftover = len(core.calls)

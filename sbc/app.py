@@ -14,6 +14,7 @@ from pathlib import Path
 import structlog
 
 from sbc.b2bua.core import Core
+from sbc.gctune import FULL_COLLECTION_INTERVAL_S, full_collection, tune_gc
 from sbc.lag import LagMonitor
 from sbc.log import configure_logging
 from sbc.policy import Policy
@@ -44,6 +45,7 @@ class Runtime:
         self._timer_at = 0.0  # uvloop's handles have no when()
         self._stop = asyncio.Event()
         self._lag: LagMonitor | None = None
+        self._gc_handle: asyncio.TimerHandle | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -71,6 +73,8 @@ class Runtime:
         await self.start()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._stop.set)
+        tune_gc()
+        self._gc_handle = self.loop.call_later(FULL_COLLECTION_INTERVAL_S, self._full_gc)
         log.info("sbc.ready", policy=str(self.directory), summary=self.policy.describe())
         await self._stop.wait()
         await self.shutdown(float(self.policy.settings.calls.shutdown_grace_s))
@@ -92,6 +96,8 @@ class Runtime:
             self._timer.cancel()
         if self._lag is not None:
             self._lag.stop()
+        if self._gc_handle is not None:
+            self._gc_handle.cancel()
         await self.transport.close()
         log.info("sbc.stopped", calls_left=len(self.core.calls))
 
@@ -112,6 +118,13 @@ class Runtime:
         for interface in self.policy.interfaces:
             target = Target(interface, peer.transport, peer.host, peer.port)
             self._send(self.core.transport_error(target, self.loop.time()))
+
+    def _full_gc(self) -> None:
+        found, seconds = full_collection()
+        log.info(
+            "gc.full", unreachable=found, ms=round(seconds * 1000, 1), calls=len(self.core.calls)
+        )
+        self._gc_handle = self.loop.call_later(FULL_COLLECTION_INTERVAL_S, self._full_gc)
 
     def _on_overload(self, overloaded: bool) -> None:
         self.core.overloaded = overloaded

@@ -281,6 +281,10 @@ class Call:
         if self.sig.config.max_call_duration > 0:
             self.deadlines["max_duration"] = now + self.sig.config.max_call_duration
         self.log("call.answered", status=response.status)
+        # Established: the INVITEs are kept as raw headers only (fewer live objects).
+        self.a_invite.forget_parsed()
+        if self.b_invite is not None:
+            self.b_invite.forget_parsed()
 
     def _on_invite_final(self, response: Response, now: float) -> None:
         if self.state in (CallState.CALLING, CallState.EARLY):

@@ -95,7 +95,9 @@ class Core:
         }
         self._now = 0.0
         self._out: list[Transmit] = []
-        self._timers: list[tuple[float, int, Call]] = []
+        # (deadline, seq, call id): ids, so an ended call is not kept alive by
+        # a stale heap entry until its old deadline.
+        self._timers: list[tuple[float, int, str]] = []
         self._scheduled: dict[str, float] = {}
         self._seq = itertools.count()
 
@@ -118,8 +120,8 @@ class Core:
     def get_timer(self) -> float | None:
         layer = self.layer.get_timer()
         while self._timers:
-            deadline, _, call = self._timers[0]
-            if self._scheduled.get(call.id) == deadline:
+            deadline, _, call_id = self._timers[0]
+            if self._scheduled.get(call_id) == deadline:
                 return deadline if layer is None else min(layer, deadline)
             heapq.heappop(self._timers)  # stale entry
         return layer
@@ -128,10 +130,13 @@ class Core:
         self._now = now
         self._dispatch(self.layer.handle_timer(now))
         while self._timers and self._timers[0][0] <= now:
-            deadline, _, call = heapq.heappop(self._timers)
-            if self._scheduled.get(call.id) != deadline:
+            deadline, _, call_id = heapq.heappop(self._timers)
+            if self._scheduled.get(call_id) != deadline:
                 continue
-            del self._scheduled[call.id]
+            del self._scheduled[call_id]
+            call = self.calls.get(call_id)
+            if call is None:
+                continue
             self._guarded(call, lambda c=call: c.handle_timer(now))
         return self._flush()
 
@@ -184,6 +189,11 @@ class Core:
         self._dispatch(self.layer.transmit(ack, leg.next_hop()))
 
     def call_ended(self, call: Call) -> None:
+        # Break the call <-> transaction cycles so the call is freed by
+        # reference counting now, not by a full GC pass later.
+        call.a_invite_tx.context = None
+        if call.b_invite_tx is not None:
+            call.b_invite_tx.context = None
         self.calls.pop(call.id, None)
         self._scheduled.pop(call.id, None)
         for side in (Side.A, Side.B):
@@ -275,7 +285,9 @@ class Core:
             return
         call, side = entry
         if tx is not None:
-            tx.context = call  # a CANCEL of a re-INVITE finds the call (see _dispatch)
+            # A CANCEL of a re-INVITE must find the call (see _dispatch); other
+            # server transactions outlive the call by Timer J and must not hold it.
+            tx.context = call if request.method == "INVITE" else None
         self._guarded(call, lambda: call.on_request(side, request, tx, self._now), tx)
 
     def _options(self, request: Request, source: Target, tx: ServerTransaction) -> None:
@@ -437,7 +449,7 @@ class Core:
             self._scheduled.pop(call.id, None)
         elif self._scheduled.get(call.id) != deadline:
             self._scheduled[call.id] = deadline
-            heapq.heappush(self._timers, (deadline, next(self._seq), call))
+            heapq.heappush(self._timers, (deadline, next(self._seq), call.id))
 
     def _dialog_key(self, call: Call, side: Side, dialog: Dialog | None) -> tuple[str, str] | None:
         if side is Side.A:

@@ -273,5 +273,11 @@ class Headers:
             value = self._cache[key] = parse()
             return value
 
+    def forget_parsed(self) -> None:
+        """Drop the parsed views (they come back on demand): messages kept only
+        for retransmission or matching then hold a handful of objects, not
+        dozens — fewer live objects make the cyclic GC's full passes short."""
+        self._cache.clear()
+
     def copy(self) -> Headers:
         return Headers(list(self._items))

@@ -149,6 +149,10 @@ class Message:
         except ParseError as exc:
             raise ParseError(f"invalid {name}: {exc.reason}") from None
 
+    def forget_parsed(self) -> None:
+        """See :meth:`Headers.forget_parsed`."""
+        self.headers.forget_parsed()
+
     # --- serialization ---
 
     def start_line(self) -> str:

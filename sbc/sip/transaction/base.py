@@ -42,6 +42,10 @@ class State(enum.Enum):
     TERMINATED = "Terminated"
 
 
+#: States that only absorb retransmissions until a timer ends them.
+_RESTING = frozenset({State.COMPLETED, State.CONFIRMED, State.ACCEPTED, State.TERMINATED})
+
+
 class Input(enum.Enum):
     """What drives a machine: messages, TU requests and timers (RFC names)."""
 
@@ -197,12 +201,17 @@ class Machine:
         for act in acts:
             if not self._perform_timer(act, now):
                 self._perform(act, now, message, out)
+        if self.state in _RESTING:
+            self._rest()
         if self.state is State.TERMINATED:
             self._timers.clear()
         elif self._immediate is not None:
             timer, self._immediate = self._immediate, None
             out.extend(self._step(timer, now))
         return out
+
+    def _rest(self) -> None:
+        """Past the active phase: keep raw messages only (see forget_parsed)."""
 
     def _perform_timer(self, act: Act, now: float) -> bool:
         timer = _STARTS.get(act)
@@ -264,6 +273,11 @@ class ClientTransaction(Machine):
         self._data = request.serialize()  # retransmissions re-send these bytes
         self._source = target  # where the response being handled came from
 
+    def _rest(self) -> None:
+        self.request.forget_parsed()
+        if self.last_response is not None:
+            self.last_response.forget_parsed()
+
     @property
     def reliable(self) -> bool:
         return self.target.reliable
@@ -307,6 +321,11 @@ class ServerTransaction(Machine):
         self.context: object | None = None
         self.last_response: Response | None = None
         self._data = b""  # the last response sent, serialized once
+
+    def _rest(self) -> None:
+        self.request.forget_parsed()
+        if self.last_response is not None:
+            self.last_response.forget_parsed()
 
     @property
     def reliable(self) -> bool:

@@ -15,7 +15,7 @@ import structlog
 
 from sbc.b2bua.core import Core
 from sbc.gctune import FULL_COLLECTION_INTERVAL_S, full_collection, tune_gc
-from sbc.lag import LagMonitor
+from sbc.load import LoadMonitor
 from sbc.log import configure_logging
 from sbc.policy import Policy
 from sbc.sip.target import Target
@@ -44,7 +44,7 @@ class Runtime:
         self._timer: asyncio.TimerHandle | None = None
         self._timer_at = 0.0  # uvloop's handles have no when()
         self._stop = asyncio.Event()
-        self._lag: LagMonitor | None = None
+        self._load: LoadMonitor | None = None
         self._gc_handle: asyncio.TimerHandle | None = None
 
     @property
@@ -54,9 +54,12 @@ class Runtime:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        threshold = self.policy.settings.calls.overload_lag_ms / 1000
-        self._lag = LagMonitor(self._loop, threshold, self._on_overload)
-        self._lag.start()
+        self._load = LoadMonitor(
+            self._loop,
+            max_delay=self.policy.settings.calls.overload_delay_ms / 1000,
+            on_change=self._on_overload,
+        )
+        self._load.start()
         for interface in self.policy.interfaces.values():
             await self.transport.listen(
                 interface.name, interface.address, interface.port, interface.transports
@@ -94,8 +97,8 @@ class Runtime:
                 await asyncio.sleep(0.05)
         if self._timer is not None:
             self._timer.cancel()
-        if self._lag is not None:
-            self._lag.stop()
+        if self._load is not None:
+            self._load.stop()
         if self._gc_handle is not None:
             self._gc_handle.cancel()
         await self.transport.close()
@@ -107,6 +110,8 @@ class Runtime:
     # --- edges ---------------------------------------------------------------------
 
     def _on_message(self, inbound: Inbound) -> None:
+        if inbound.queued and self._load is not None:
+            self._load.observe_queued(inbound.queued)
         peer = inbound.source
         source = Target(inbound.interface, peer.transport, peer.host, peer.port, inbound.connection)
         self._send(self.core.receive(inbound.data, source, self.loop.time()))

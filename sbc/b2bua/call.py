@@ -28,7 +28,13 @@ from typing import Protocol
 import structlog
 
 from sbc.b2bua.config import ALLOW_METHODS, CallConfig
-from sbc.b2bua.headers import REDIRECT_ALLOW, REQUEST_ALLOW, RESPONSE_ALLOW, copy_allowed
+from sbc.b2bua.headers import (
+    REDIRECT_ALLOW,
+    REQUEST_ALLOW,
+    RESPONSE_ALLOW,
+    copy_allowed,
+    copy_rehosted,
+)
 from sbc.b2bua.leg import Leg, Side, has_sdp
 from sbc.b2bua.session_timer import SessionTimer, parse_session_expires
 from sbc.media.interface import MediaHandler
@@ -581,6 +587,7 @@ class Call:
             return
         out = target.dialog.create_request(request.method)
         copy_allowed(request, out, REQUEST_ALLOW)
+        copy_rehosted(request, out, target.host, target.port)
         target.stamp_request(out)
         if has_sdp(request):
             offer = request.method in ("INVITE", "UPDATE")

@@ -8,6 +8,9 @@ the policy engine will extend the list per trunk.
 
 from __future__ import annotations
 
+from sbc.b2bua.identity import rehost
+from sbc.sip.address import parse_address
+from sbc.sip.errors import ParseError
 from sbc.sip.headers import canonical_name
 from sbc.sip.message import Message
 
@@ -31,8 +34,6 @@ REQUEST_ALLOW = frozenset(
         "Reason",
         "Event",
         "Subscription-State",
-        "Refer-To",
-        "Referred-By",
         "Info-Package",
         "Recv-Info",
         "Expires",
@@ -40,6 +41,10 @@ REQUEST_ALLOW = frozenset(
         "Alert-Info",
     )
 )
+
+#: Name a party by URI: the user part crosses, the host becomes the SBC's
+#: own on the outgoing leg (so a transfer target is reached through us).
+REHOSTED = ("Refer-To", "Referred-By")
 
 #: Carried on responses relayed back to the other leg.
 RESPONSE_ALLOW = frozenset(
@@ -74,3 +79,16 @@ def copy_allowed(source: Message, target: Message, allow: frozenset[str]) -> Non
     for name, value in source.headers:
         if name in allow:
             target.headers.add(name, value)
+
+
+def copy_rehosted(source: Message, target: Message, host: str, port: int) -> None:
+    """Copy the party headers with the host replaced (unparseable ones are dropped)."""
+    for name in REHOSTED:
+        value = source.headers.get(name)
+        if value is None:
+            continue
+        try:
+            address = parse_address(value)
+        except ParseError:
+            continue
+        target.headers.add(name, str(rehost(address, host, port)))

@@ -9,26 +9,16 @@ from __future__ import annotations
 
 from sbc.b2bua.config import ALLOW_METHODS, CallConfig
 from sbc.b2bua.headers import REQUEST_ALLOW, copy_allowed
+from sbc.b2bua.identity import rehost, user_of
 from sbc.b2bua.leg import Leg
 from sbc.policy import Trunk
-from sbc.sip.address import Address
 from sbc.sip.headers import Headers
 from sbc.sip.ids import new_call_id, new_tag
 from sbc.sip.message import Request
-from sbc.sip.uri import SipUri, TelUri, Uri
+from sbc.sip.uri import SipUri
 
 #: RFC 3261 §20.22: the default and what a UAC puts in.
 DEFAULT_MAX_FORWARDS = 70
-#: RFC 3323 §4.1.1.3: anonymous identities keep their host.
-ANONYMOUS_HOST = "anonymous.invalid"
-
-
-def user_of(uri: Uri) -> str | None:
-    if isinstance(uri, SipUri):
-        return uri.user
-    if isinstance(uri, TelUri):
-        return uri.number
-    return None
 
 
 def build_b_invite(a_invite: Request, leg: Leg, trunk: Trunk, config: CallConfig) -> Request:
@@ -37,9 +27,9 @@ def build_b_invite(a_invite: Request, leg: Leg, trunk: Trunk, config: CallConfig
     if trunk.transport != "udp":
         params["transport"] = trunk.transport
     ruri = SipUri(host=trunk.address, user=user_of(a_invite.uri), port=trunk.port, params=params)
-    from_ = _rehost(a_invite.from_, leg.host)
+    from_ = rehost(a_invite.from_, leg.host)
     from_.params = {"tag": new_tag()}
-    to = _rehost(a_invite.to, trunk.address)
+    to = rehost(a_invite.to, trunk.address)
     to.params = {}
     headers = Headers()
     headers.add("From", str(from_))
@@ -55,15 +45,6 @@ def build_b_invite(a_invite: Request, leg: Leg, trunk: Trunk, config: CallConfig
     copy_allowed(a_invite, invite, REQUEST_ALLOW)
     leg.stamp_request(invite)
     return invite
-
-
-def _rehost(address: Address, host: str) -> Address:
-    """Keep display name and user; put our host (or the trunk's) instead."""
-    user = user_of(address.uri)
-    uri = address.uri
-    if isinstance(uri, SipUri) and uri.host_bare == ANONYMOUS_HOST:
-        return Address(SipUri(host=ANONYMOUS_HOST, user=user), address.display)
-    return Address(SipUri(host=host, user=user), address.display)
 
 
 def _max_forwards(request: Request) -> int:

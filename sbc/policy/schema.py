@@ -169,7 +169,7 @@ class CallSettings(_Strict):
     shutdown_grace_s: Seconds = 30
     max_call_duration_s: Seconds = 0
     no_answer_timeout_s: Annotated[int, Strict(), Field(gt=0)] = 180
-    overload_lag_ms: Milliseconds = 100
+    overload_delay_ms: Milliseconds = 100
 
 
 class LoggingSettings(_Strict):

@@ -41,6 +41,7 @@ class Inbound:
     interface: str  # name of the interface whose listener received it
     local: tuple[str, int]  # that listener's bound address
     connection: int | None  # TCP connection id (answer on it, RFC 3261 §18.2.2); None for UDP
+    queued: float = 0.0  # seconds it waited in the kernel's receive buffer (UDP, Linux)
 
 
 @dataclass(slots=True)

@@ -19,6 +19,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
+import struct
+import sys
+import time
 from collections.abc import Callable
 
 import structlog
@@ -36,6 +39,14 @@ _MAX_BATCH = 64
 _SO_RCVBUF = 4 * 1024 * 1024
 #: Source peers remembered so a busy peer does not cost a Peer per datagram.
 _PEER_CACHE_SIZE = 4096
+#: Linux SO_TIMESTAMPNS (asm-generic value; Python's socket module does not
+#: export it): the kernel stamps each datagram on arrival, so the reader knows
+#: how long it waited in the receive buffer. That queueing delay is the
+#: overload signal loop lag cannot give: the reader yields between batches,
+#: so a backlog grows in the kernel while the loop itself looks healthy.
+_SO_TIMESTAMPNS = 35
+_TIMESPEC = struct.Struct("@ll")
+_ANCILLARY_SIZE = socket.CMSG_SPACE(_TIMESPEC.size)
 
 
 def socket_family(host: str) -> socket.AddressFamily:
@@ -105,6 +116,9 @@ class UdpEndpoint:
             sock.setblocking(False)
             with contextlib.suppress(OSError):  # capped by the kernel: not fatal
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _SO_RCVBUF)
+            if sys.platform.startswith("linux"):
+                with contextlib.suppress(OSError):
+                    sock.setsockopt(socket.SOL_SOCKET, _SO_TIMESTAMPNS, 1)
             sock.bind((host, port))
             return cls(
                 loop,
@@ -145,11 +159,13 @@ class UdpEndpoint:
         self._sock.close()
 
     def _on_readable(self) -> None:
-        recvfrom_into = self._sock.recvfrom_into
+        recvmsg_into = self._sock.recvmsg_into
+        buffers = [self._view]
         view = self._view
+        now = 0.0
         for _ in range(_MAX_BATCH):
             try:
-                size, address = recvfrom_into(view)
+                size, ancillary, _flags, address = recvmsg_into(buffers, _ANCILLARY_SIZE)
             except (BlockingIOError, InterruptedError):
                 return
             except OSError as exc:
@@ -166,9 +182,12 @@ class UdpEndpoint:
             if datagram_is_keepalive(data):
                 self._stats.keepalives += 1
                 continue
-            self._deliver(
-                Inbound(data, self._peer(address[0], address[1]), self._interface, self.local, None)
-            )
+            queued = 0.0
+            if ancillary:
+                now = now or time.time()
+                queued = _queueing_delay(ancillary, now)
+            peer = self._peer(address[0], address[1])
+            self._deliver(Inbound(data, peer, self._interface, self.local, None, queued))
 
     def _peer(self, host: str, port: int) -> Peer:
         key = (host, port)
@@ -178,3 +197,13 @@ class UdpEndpoint:
                 self._peers.clear()
             peer = self._peers[key] = Peer(UDP, host, port)
         return peer
+
+
+def _queueing_delay(ancillary: list[tuple[int, int, bytes]], now: float) -> float:
+    """Seconds between the kernel's arrival stamp and ``now`` (0 if unknown)."""
+    for level, kind, data in ancillary:
+        if level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(data) >= _TIMESPEC.size:
+            seconds, nanoseconds = _TIMESPEC.unpack_from(data)
+            delay: float = now - seconds - nanoseconds * 1e-9
+            return max(0.0, delay)
+    return 0.0

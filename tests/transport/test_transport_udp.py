@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import socket
+import sys
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
-from sbc.transport import UDP, Peer, TransportManager
+from sbc.transport import UDP, Inbound, Peer, TransportManager
 
 WAIT = 5.0
 Run = Callable[[Awaitable[Any]], Any]
@@ -203,3 +206,27 @@ def test_listen_validates_and_shares_the_port(run: Run, inbox: Any) -> None:
             await manager.close()
 
     run(scenario())
+
+
+def test_queueing_delay_is_measured_from_kernel_stamps() -> None:
+    """A datagram left waiting in the receive buffer reports how long it waited."""
+    if not sys.platform.startswith("linux"):
+        pytest.skip("kernel arrival stamps (SO_TIMESTAMPNS) are Linux-only")
+    got: list[Inbound] = []
+
+    async def scenario() -> None:
+        manager = TransportManager(got.append)
+        await manager.listen("ext", "127.0.0.1", 0, ["udp"])
+        host, port = manager.bound("ext", "udp")
+        loop = asyncio.get_running_loop()
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as peer:
+            peer.sendto(b"OPTIONS sip:x SIP/2.0\r\n\r\n", (host, port))
+            time.sleep(0.2)  # the loop is blocked: the datagram waits in the kernel
+            deadline = loop.time() + 5
+            while not got and loop.time() < deadline:
+                await asyncio.sleep(0.01)
+        await manager.close()
+
+    asyncio.run(scenario())
+    assert len(got) == 1
+    assert got[0].queued >= 0.15

@@ -23,25 +23,26 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from enum import Enum, auto
-from typing import Protocol
 
 import structlog
 
-from sbc.b2bua.config import ALLOW_METHODS, CallConfig
-from sbc.b2bua.headers import (
-    REDIRECT_ALLOW,
-    REQUEST_ALLOW,
-    RESPONSE_ALLOW,
-    copy_allowed,
-    copy_rehosted,
-)
+from sbc.b2bua.config import ALLOW_METHODS
+from sbc.b2bua.headers import REDIRECT_ALLOW, RESPONSE_ALLOW, copy_allowed
 from sbc.b2bua.leg import Leg, Side, has_sdp
-from sbc.b2bua.session_timer import SessionTimer, parse_session_expires
-from sbc.media.interface import MediaHandler
+from sbc.b2bua.pending import Kind, Pending, Signalling
+from sbc.b2bua.relay import (
+    OFFER_METHODS,
+    ack_for,
+    cancel_for,
+    relayed_request,
+    relayed_response,
+)
+from sbc.b2bua.reliable import ReliableProvisional, is_reliable, prack_for
+from sbc.b2bua.session_timer import SessionTimer, a_leg_timer, b_leg_timer, refresh_request
 from sbc.sip.dialog import TARGET_REFRESH_METHODS, Dialog
 from sbc.sip.errors import SipError
 from sbc.sip.ids import random_token
-from sbc.sip.message import CSeq, Request, Response, build_response
+from sbc.sip.message import Request, Response, build_response
 from sbc.sip.transaction import ClientTransaction, ServerTransaction
 
 log = structlog.get_logger("sbc.call")
@@ -86,54 +87,6 @@ TRANSITIONS: dict[tuple[CallState, CallInput], CallState] = {
     (S.TERMINATED, E.FAILED): S.TERMINATED,
     (S.TERMINATED, E.HANGUP): S.TERMINATED,
 }
-
-
-class Kind(Enum):
-    """Why we sent a request on a leg: decides what its response does."""
-
-    INVITE = auto()  # the initial B-leg INVITE
-    CANCEL = auto()
-    BYE = auto()
-    PRACK = auto()  # our own PRACK of the B-leg's reliable provisional
-    REFRESH = auto()  # our own session refresh (UPDATE)
-    RELAY = auto()  # a request relayed from the other leg
-
-
-@dataclass(slots=True)
-class Pending:
-    """Context of a client transaction the call started (``tx.context``)."""
-
-    call: Call
-    leg: Leg
-    kind: Kind
-    origin: ServerTransaction | None = None  # the request on the other leg to answer
-    request: Request | None = None
-
-
-class Signalling(Protocol):
-    """What a call needs from the core; implemented by :class:`sbc.b2bua.core.Core`."""
-
-    config: CallConfig
-    media: MediaHandler
-
-    def send_request(self, leg: Leg, request: Request, pending: Pending) -> ClientTransaction: ...
-
-    def send_response(self, tx: ServerTransaction, response: Response) -> None: ...
-
-    def send_ack(self, leg: Leg, ack: Request) -> None: ...
-
-    def call_ended(self, call: Call) -> None: ...
-
-
-@dataclass(slots=True)
-class ReliableProvisional:
-    """Our reliable 1xx on the A-leg, retransmitted until PRACKed (RFC 3262 §3)."""
-
-    response: Response
-    rseq: int
-    interval: float
-    deadline: float
-    give_up: float
 
 
 @dataclass(eq=False)
@@ -254,7 +207,7 @@ class Call:
         self._advance(CallInput.PROVISIONAL)
         if self.state is not CallState.EARLY:
             return
-        reliable_b = "100rel" in response.option_tags("Require") and "RSeq" in response.headers
+        reliable_b = is_reliable(response)
         if reliable_b:
             self._prack_b(response)
         out = self._a_response(response, REQUEST_ALLOW_1XX)
@@ -266,7 +219,7 @@ class Call:
     def _on_answer(self, response: Response, now: float) -> None:
         self._update_b_dialog(response)
         state = self._advance(CallInput.ANSWERED)
-        ack = self._b_ack(response)
+        ack = self._b_ack()
         if state is CallState.TERMINATING:  # 2xx raced our CANCEL (RFC 3261 §15)
             self.sig.send_ack(self.b, ack)
             self._send_bye(self.b, now)
@@ -444,13 +397,9 @@ class Call:
         else:
             self.b.dialog.update_from_response(response)
 
-    def _b_ack(self, response: Response) -> Request:
-        assert self.b.dialog is not None
+    def _b_ack(self) -> Request:
         assert self.b_invite is not None
-        ack = self.b.dialog.create_request("ACK", seq=self.b_invite.cseq.seq)
-        self.b.stamp_request(ack)
-        self.b.last_ack = ack
-        return ack
+        return ack_for(self.b, self.b_invite)
 
     def _cancel_b_invite(self) -> None:
         self.cancel_pending = False
@@ -458,13 +407,7 @@ class Call:
             self._send_cancel(self.b, self.b_invite)
 
     def _send_cancel(self, leg: Leg, invite: Request) -> None:
-        """CANCEL an INVITE we sent (RFC 3261 §9.1: same Via, R-URI, CSeq number)."""
-        cancel = Request("CANCEL", invite.uri.copy())
-        for name in ("Via", "Route", "From", "To", "Call-ID", "Max-Forwards"):
-            for value in invite.headers.get_all(name):
-                cancel.headers.add(name, value)
-        cancel.headers.add("CSeq", str(CSeq(invite.cseq.seq, "CANCEL")))
-        self.sig.send_request(leg, cancel, Pending(self, leg, Kind.CANCEL))
+        self.sig.send_request(leg, cancel_for(invite), Pending(self, leg, Kind.CANCEL))
 
     def _give_up_before_answer(self, status: int, reason: str, now: float) -> None:
         """Answer the A-leg now and cancel the B-leg (no call is half set up)."""
@@ -531,14 +474,7 @@ class Call:
             self._ack_relayed_invite(pending, ack)
 
     def _on_prack(self, request: Request, tx: ServerTransaction) -> None:
-        rack = request.headers.get("RAck")
-        reliable = self.reliable
-        if (
-            reliable is None
-            or rack is None
-            or not rack.split()
-            or rack.split()[0] != str(reliable.rseq)
-        ):
+        if self.reliable is None or not self.reliable.acknowledged_by(request):
             self._answer(tx, 481)
             return
         self.reliable = None
@@ -546,23 +482,15 @@ class Call:
         self._answer(tx, 200)
 
     def _prack_b(self, response: Response) -> None:
-        """PRACK the B-leg's reliable provisional ourselves (RFC 3262 §4)."""
-        dialog = self.b.dialog
-        rseq = response.headers.get("RSeq")
-        if dialog is None or rseq is None:
-            return
-        prack = dialog.create_request("PRACK")
-        prack.headers.add("RAck", f"{rseq.strip()} {response.cseq.seq} {response.cseq.method}")
-        self.b.stamp_request(prack)
-        self.sig.send_request(self.b, prack, Pending(self, self.b, Kind.PRACK))
+        prack = prack_for(self.b, response)
+        if prack is not None:
+            self.sig.send_request(self.b, prack, Pending(self, self.b, Kind.PRACK))
 
     def _send_reliable(self, response: Response, now: float) -> None:
         self.rseq += 1
-        response.headers.set("Require", "100rel")
-        response.headers.set("RSeq", str(self.rseq))
         t1 = self.sig.config.t1
-        self.reliable = ReliableProvisional(response, self.rseq, t1, now + t1, now + 64 * t1)
-        if self.a.transport == "udp":
+        self.reliable = ReliableProvisional.send(response, self.rseq, t1, now)
+        if self.a.transport == "udp":  # streams are reliable: no retransmission
             self.deadlines["rel1xx"] = now + t1
         self.sig.send_response(self.a_invite_tx, response)
 
@@ -581,22 +509,13 @@ class Call:
         return leg.pending_incoming_invite or leg.pending_outgoing_invite
 
     def _relay_request(self, side: Side, request: Request, tx: ServerTransaction) -> None:
-        target = self.leg(side.other)
-        if target.dialog is None:
+        source, target = self.leg(side), self.leg(side.other)
+        out = relayed_request(request, source, target, self.sig.media, self.id)
+        if out is None:
             self._answer(tx, 481)
             return
-        out = target.dialog.create_request(request.method)
-        copy_allowed(request, out, REQUEST_ALLOW)
-        copy_rehosted(request, out, target.host, target.port)
-        target.stamp_request(out)
-        if has_sdp(request):
-            offer = request.method in ("INVITE", "UPDATE")
-            convert = self.sig.media.offer if offer else self.sig.media.answer
-            out.body = convert(self.id, side.value, side.other.value, request.body)
-        elif request.body:
-            out.body = request.body
-        if request.method in ("INVITE", "UPDATE"):
-            self.leg(side).pending_incoming_invite = True
+        if request.method in OFFER_METHODS:
+            source.pending_incoming_invite = True
             target.pending_outgoing_invite = True
         pending = Pending(self, target, Kind.RELAY, origin=tx, request=out)
         if request.method == "INVITE":
@@ -604,36 +523,29 @@ class Call:
         self.sig.send_request(target, out, pending)
 
     def _relay_response(self, pending: Pending, response: Response, now: float) -> None:
-        origin = pending.origin
-        sent = pending.request
+        origin, sent = pending.origin, pending.request
         if origin is None or sent is None or response.status == 100:
             return
-        request = origin.request
-        out = build_response(request, response.status, response.reason)
-        copy_allowed(response, out, RESPONSE_ALLOW)
         origin_leg = self.leg(pending.leg.side.other)
-        refresh = request.method in TARGET_REFRESH_METHODS and response.status < 300
-        origin_leg.stamp_response(out, dialog=refresh)
-        if has_sdp(response):
-            offer = not has_sdp(request) and request.method == "INVITE"
-            convert = self.sig.media.offer if offer else self.sig.media.answer
-            out.body = convert(
-                self.id, pending.leg.side.value, origin_leg.side.value, response.body
-            )
-        elif response.body:
-            out.body = response.body
+        legs = (pending.leg, origin_leg)
+        out = relayed_response(origin.request, response, legs, self.sig.media, self.id)
         if response.status >= 200:
             self._relay_finished(pending)
-            if 200 <= response.status < 300 and sent.method in TARGET_REFRESH_METHODS:
-                assert pending.leg.dialog is not None
-                pending.leg.dialog.refresh_target(response)
-            if sent.method == "INVITE" and 200 <= response.status < 300:
-                self._after_relayed_invite_2xx(pending, response, origin_leg)
-            refreshed = sent.method in ("INVITE", "UPDATE") and response.status < 300
-            if refreshed and pending.leg.side in self.sessions:
-                self.sessions[pending.leg.side].restart(now)
-                self._arm_session(pending.leg.side)
+        if 200 <= response.status < 300:
+            self._relayed_2xx(pending, sent, response, origin_leg, now)
         self.sig.send_response(origin, out)
+
+    def _relayed_2xx(
+        self, pending: Pending, sent: Request, response: Response, origin: Leg, now: float
+    ) -> None:
+        leg = pending.leg
+        if sent.method in TARGET_REFRESH_METHODS and leg.dialog is not None:
+            leg.dialog.refresh_target(response)
+        if sent.method == "INVITE":
+            self._after_relayed_invite_2xx(pending, response, origin)
+        if sent.method in OFFER_METHODS and leg.side in self.sessions:
+            self.sessions[leg.side].restart(now)  # a refresh, RFC 4028 §10
+            self._arm_session(leg.side)
 
     def _relay_finished(self, pending: Pending) -> None:
         if pending.origin is not None:
@@ -644,12 +556,8 @@ class Call:
 
     def _after_relayed_invite_2xx(self, pending: Pending, response: Response, origin: Leg) -> None:
         """ACK the re-INVITE's 2xx on its leg, at once or when the origin ACKs."""
-        dialog = pending.leg.dialog
-        assert dialog is not None
         assert pending.request is not None
-        ack = dialog.create_request("ACK", seq=pending.request.cseq.seq)
-        pending.leg.stamp_request(ack)
-        pending.leg.last_ack = ack
+        ack = ack_for(pending.leg, pending.request)
         if has_sdp(response) and not has_sdp(pending.request):
             self.awaiting_ack[origin.side] = pending  # late offer: answer comes in the ACK
         else:
@@ -668,35 +576,16 @@ class Call:
     # --- session timers (RFC 4028) -----------------------------------------------
 
     def _start_session_timer_b(self, response: Response, now: float) -> None:
-        value = response.headers.get("Session-Expires")
-        if value is None:
-            return
-        try:
-            interval, refresher = parse_session_expires(value)
-        except SipError:
-            return
-        timer = SessionTimer(interval, we_refresh=(refresher or "uac") == "uac")
-        timer.restart(now)
-        self.sessions[Side.B] = timer
-        self._arm_session(Side.B)
+        timer = b_leg_timer(response, now)
+        if timer is not None:
+            self.sessions[Side.B] = timer
+            self._arm_session(Side.B)
 
     def _add_session_timer_a(self, out: Response, now: float) -> None:
-        value = self.a_invite.headers.get("Session-Expires")
-        if value is None:
-            return
-        try:
-            interval, refresher = parse_session_expires(value)
-        except SipError:
-            return
-        supports = "timer" in self.a_invite.option_tags("Supported")
-        refresher = refresher or ("uac" if supports else "uas")
-        out.headers.set("Session-Expires", f"{interval};refresher={refresher}")
-        if supports:
-            out.headers.add("Require", "timer")
-        timer = SessionTimer(interval, we_refresh=refresher == "uas")
-        timer.restart(now)
-        self.sessions[Side.A] = timer
-        self._arm_session(Side.A)
+        timer = a_leg_timer(self.a_invite, out, now)
+        if timer is not None:
+            self.sessions[Side.A] = timer
+            self._arm_session(Side.A)
 
     def _arm_session(self, side: Side) -> None:
         self.deadlines[f"session_{side.value}"] = self.sessions[side].deadline
@@ -709,14 +598,9 @@ class Call:
             self.hangup("session expired", now)
             return
         leg = self.leg(side)
-        if leg.dialog is None:
-            return
-        update = leg.dialog.create_request("UPDATE")
-        leg.stamp_request(update)
-        refresher = "uac" if side is Side.B else "uas"
-        update.headers.add("Session-Expires", f"{timer.interval};refresher={refresher}")
-        update.headers.add("Supported", "timer")
-        self.sig.send_request(leg, update, Pending(self, leg, Kind.REFRESH, request=update))
+        update = refresh_request(leg, timer)
+        if update is not None:
+            self.sig.send_request(leg, update, Pending(self, leg, Kind.REFRESH, request=update))
         timer.restart(now)
         self._arm_session(side)
 

@@ -20,11 +20,12 @@ from collections.abc import Iterable
 
 import structlog
 
-from sbc.b2bua.call import Call, CallState, Pending
+from sbc.b2bua.call import Call, CallState
 from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS, CallConfig
 from sbc.b2bua.identity import user_of
 from sbc.b2bua.leg import Leg, Side
 from sbc.b2bua.outbound import build_b_invite
+from sbc.b2bua.pending import Pending
 from sbc.b2bua.session_timer import parse_session_expires
 from sbc.media.interface import MediaHandler, PassthroughMedia
 from sbc.policy import Policy, Trunk

@@ -11,7 +11,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sbc.b2bua.leg import Leg, Side
 from sbc.sip.errors import ParseError
+from sbc.sip.message import Request, Response
 from sbc.sip.params import parse_params
 
 
@@ -41,3 +43,51 @@ class SessionTimer:
             self.deadline = now + self.interval / 2
         else:
             self.deadline = now + self.interval - min(32.0, self.interval / 3)
+
+
+def b_leg_timer(response: Response, now: float) -> SessionTimer | None:
+    """The B-leg's timer from its 2xx; we asked, so ``uac`` (us) by default."""
+    value = response.headers.get("Session-Expires")
+    if value is None:
+        return None
+    try:
+        interval, refresher = parse_session_expires(value)
+    except ParseError:
+        return None
+    timer = SessionTimer(interval, we_refresh=(refresher or "uac") == "uac")
+    timer.restart(now)
+    return timer
+
+
+def a_leg_timer(invite: Request, answer: Response, now: float) -> SessionTimer | None:
+    """Accept the caller's Session-Expires (RFC 4028 §9) and state it on ``answer``.
+
+    The caller refreshes when it supports timers (or asked to); otherwise we do.
+    """
+    value = invite.headers.get("Session-Expires")
+    if value is None:
+        return None
+    try:
+        interval, refresher = parse_session_expires(value)
+    except ParseError:
+        return None
+    supports = "timer" in invite.option_tags("Supported")
+    refresher = refresher or ("uac" if supports else "uas")
+    answer.headers.set("Session-Expires", f"{interval};refresher={refresher}")
+    if supports:
+        answer.headers.add("Require", "timer")
+    timer = SessionTimer(interval, we_refresh=refresher == "uas")
+    timer.restart(now)
+    return timer
+
+
+def refresh_request(leg: Leg, timer: SessionTimer) -> Request | None:
+    """Our refreshing UPDATE (RFC 4028 §9: UPDATE without a body)."""
+    if leg.dialog is None:
+        return None
+    update = leg.dialog.create_request("UPDATE")
+    leg.stamp_request(update)
+    refresher = "uac" if leg.side is Side.B else "uas"
+    update.headers.add("Session-Expires", f"{timer.interval};refresher={refresher}")
+    update.headers.add("Supported", "timer")
+    return update

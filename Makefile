@@ -10,5 +10,6 @@ test:  ## set up, then run lint, type checks and the whole test suite
 bench:  ## signalling and parser benchmarks (one line each)
 	ops/setup.sh --dev
 	.venv/bin/python bench/parser.py
+	.venv/bin/python bench/core.py
 	.venv/bin/python bench/signalling.py
 	.venv/bin/python bench/memory.py

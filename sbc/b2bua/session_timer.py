@@ -45,15 +45,22 @@ class SessionTimer:
             self.deadline = now + self.interval - min(32.0, self.interval / 3)
 
 
-def b_leg_timer(response: Response, now: float) -> SessionTimer | None:
-    """The B-leg's timer from its 2xx; we asked, so ``uac`` (us) by default."""
-    value = response.headers.get("Session-Expires")
+def _session_expires(message: Request | Response) -> tuple[int, str | None] | None:
+    value = message.headers.get("Session-Expires")
     if value is None:
         return None
     try:
-        interval, refresher = parse_session_expires(value)
+        return parse_session_expires(value)
     except ParseError:
+        return None  # a peer's malformed value: no session timer with it
+
+
+def b_leg_timer(response: Response, now: float) -> SessionTimer | None:
+    """The B-leg's timer from its 2xx; we asked, so ``uac`` (us) by default."""
+    negotiated = _session_expires(response)
+    if negotiated is None:
         return None
+    interval, refresher = negotiated
     timer = SessionTimer(interval, we_refresh=(refresher or "uac") == "uac")
     timer.restart(now)
     return timer
@@ -64,13 +71,10 @@ def a_leg_timer(invite: Request, answer: Response, now: float) -> SessionTimer |
 
     The caller refreshes when it supports timers (or asked to); otherwise we do.
     """
-    value = invite.headers.get("Session-Expires")
-    if value is None:
+    requested = _session_expires(invite)
+    if requested is None:
         return None
-    try:
-        interval, refresher = parse_session_expires(value)
-    except ParseError:
-        return None
+    interval, refresher = requested
     supports = "timer" in invite.option_tags("Supported")
     refresher = refresher or ("uac" if supports else "uas")
     answer.headers.set("Session-Expires", f"{interval};refresher={refresher}")

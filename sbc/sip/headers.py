@@ -227,19 +227,7 @@ class Headers:
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of ``name`` by one line, keeping the first position."""
-        name = canonical_name(name)
-        new: list[tuple[str, str]] = []
-        placed = False
-        for n, v in self._items:
-            if n != name:
-                new.append((n, v))
-            elif not placed:
-                new.append((name, value))
-                placed = True
-        if not placed:
-            new.append((name, value))
-        self._items = new
-        self._cache.clear()
+        self.replace_values(name, [value])
 
     def remove(self, name: str) -> int:
         """Remove every line of ``name``; return how many were removed."""

@@ -254,29 +254,39 @@ class Machine:
         raise NotImplementedError
 
 
-class ClientTransaction(Machine):
+class Transaction(Machine):
+    """What both sides share: the request, the last response, the core's slot."""
+
+    __slots__ = ("_data", "context", "key", "last_response", "request")
+
+    def __init__(self, key: Hashable, request: Request, state: State, config: TimerConfig) -> None:
+        super().__init__(state, config)
+        self.key = key
+        self.request = request
+        self.context: object | None = None  # free for the transaction user (the core)
+        self.last_response: Response | None = None
+        self._data = b""  # bytes that retransmissions re-send
+
+    def _rest(self) -> None:
+        self.request.forget_parsed()
+        if self.last_response is not None:
+            self.last_response.forget_parsed()
+
+
+class ClientTransaction(Transaction):
     """Base of the client machines (§17.1): sends ``request`` to ``target``."""
 
-    __slots__ = ("_data", "_source", "context", "key", "last_response", "request", "target")
+    __slots__ = ("_source", "target")
 
     is_invite: ClassVar[bool] = False
 
     def __init__(
         self, key: Hashable, request: Request, target: Target, state: State, config: TimerConfig
     ) -> None:
-        super().__init__(state, config)
-        self.key = key
-        self.request = request
+        super().__init__(key, request, state, config)
         self.target = target
-        self.context: object | None = None
-        self.last_response: Response | None = None
         self._data = request.serialize()  # retransmissions re-send these bytes
         self._source = target  # where the response being handled came from
-
-    def _rest(self) -> None:
-        self.request.forget_parsed()
-        if self.last_response is not None:
-            self.last_response.forget_parsed()
 
     @property
     def reliable(self) -> bool:
@@ -300,32 +310,22 @@ class ClientTransaction(Machine):
         return f"<{type(self).__name__} {self.request.method} {self.state.value} {self.key!r}>"
 
 
-class ServerTransaction(Machine):
+class ServerTransaction(Transaction):
     """Base of the server machines (§17.2): answers ``request`` from ``source``.
 
     ``target`` is where responses go (§18.2.2, see :func:`response_target`).
     """
 
-    __slots__ = ("_data", "context", "key", "last_response", "request", "source", "target")
+    __slots__ = ("source", "target")
 
     is_invite: ClassVar[bool] = False
 
     def __init__(
         self, key: Hashable, request: Request, source: Target, state: State, config: TimerConfig
     ) -> None:
-        super().__init__(state, config)
-        self.key = key
-        self.request = request
+        super().__init__(key, request, state, config)
         self.source = source
         self.target = response_target(request, source)
-        self.context: object | None = None
-        self.last_response: Response | None = None
-        self._data = b""  # the last response sent, serialized once
-
-    def _rest(self) -> None:
-        self.request.forget_parsed()
-        if self.last_response is not None:
-            self.last_response.forget_parsed()
 
     @property
     def reliable(self) -> bool:

@@ -26,7 +26,7 @@ from typing import ClassVar
 from sbc.sip.message import Request, Response
 from sbc.sip.target import Target
 from sbc.sip.transaction.config import TimerConfig
-from sbc.sip.transaction.events import Action, Transmit
+from sbc.sip.transaction.events import Action, TransactionTimeout, Transmit, TransportFailure
 from sbc.sip.via import DEFAULT_PORTS
 
 
@@ -305,6 +305,18 @@ class ClientTransaction(Transaction):
 
     def transport_error(self, now: float) -> list[Action]:
         return self._step(Input.TRANSPORT_ERROR, now)
+
+    def _perform_shared(self, act: Act, out: list[Action]) -> bool:
+        """The actions both client machines perform alike; False if not one."""
+        if act is Act.SEND_REQUEST:
+            out.append(Transmit(self._data, self.target))
+        elif act is Act.REPORT_TIMEOUT:
+            out.append(TransactionTimeout(self))
+        elif act is Act.REPORT_TRANSPORT_FAILURE:
+            out.append(TransportFailure(self))
+        else:
+            return False
+        return True
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.request.method} {self.state.value} {self.key!r}>"

@@ -34,9 +34,7 @@ from sbc.sip.transaction.events import (
     Action,
     ResponseReceived,
     StrayResponse,
-    TransactionTimeout,
     Transmit,
-    TransportFailure,
 )
 
 S, In, Do = State, Input, Act
@@ -99,15 +97,11 @@ class ClientInviteTransaction(ClientTransaction):
     def _perform(
         self, act: Act, now: float, message: Request | Response | None, out: list[Action]
     ) -> None:
-        if act is Act.SEND_REQUEST:
-            out.append(Transmit(self._data, self.target))
-        elif act is Act.REPORT_TIMEOUT:
-            out.append(TransactionTimeout(self))
-        elif act is Act.REPORT_TRANSPORT_FAILURE:
-            out.append(TransportFailure(self))
-        elif not isinstance(message, Response):  # pragma: no cover
+        if self._perform_shared(act, out):
+            return
+        if not isinstance(message, Response):  # pragma: no cover
             raise AssertionError(act)
-        elif act is Act.REPORT_RESPONSE:
+        if act is Act.REPORT_RESPONSE:
             self.last_response = message
             out.append(ResponseReceived(message, self))
         elif act is Act.REPORT_STRAY:

@@ -25,9 +25,7 @@ from sbc.sip.transaction.config import TimerConfig
 from sbc.sip.transaction.events import (
     Action,
     ResponseReceived,
-    TransactionTimeout,
     Transmit,
-    TransportFailure,
 )
 
 S, In, Do = State, Input, Act
@@ -71,13 +69,9 @@ class ClientNonInviteTransaction(ClientTransaction):
     def _perform(
         self, act: Act, now: float, message: Request | Response | None, out: list[Action]
     ) -> None:
-        if act is Act.SEND_REQUEST:
-            out.append(Transmit(self._data, self.target))
-        elif act is Act.REPORT_TIMEOUT:
-            out.append(TransactionTimeout(self))
-        elif act is Act.REPORT_TRANSPORT_FAILURE:
-            out.append(TransportFailure(self))
-        elif act is Act.REPORT_RESPONSE and isinstance(message, Response):
+        if self._perform_shared(act, out):
+            return
+        if act is Act.REPORT_RESPONSE and isinstance(message, Response):
             self.last_response = message
             out.append(ResponseReceived(message, self))
         else:  # pragma: no cover - a table names an act this machine lacks

@@ -114,6 +114,8 @@ class Core:
             self._on_parse_error(exc, source)
             return self._flush()
         if isinstance(message, Request):
+            if not self._trusted(message, source):
+                return self._flush()
             self._dispatch(self.layer.receive_request(message, source, now))
         else:
             self._dispatch(self.layer.receive_response(message, source, now))
@@ -268,14 +270,10 @@ class Core:
             self._new_call(request, source, tx)
         elif request.method == "OPTIONS":
             self._options(request, source, tx)
+        elif request.method in _REJECT_OUT_OF_DIALOG:
+            self._reply(tx, _REJECT_OUT_OF_DIALOG[request.method])
         else:
-            trunk = self.policy.trunk_for_source(source.interface, source.host)
-            if trunk is None:
-                self._reply(tx, 403)
-            elif request.method in _REJECT_OUT_OF_DIALOG:
-                self._reply(tx, _REJECT_OUT_OF_DIALOG[request.method])
-            else:
-                self._reply(tx, 405)
+            self._reply(tx, 405)
 
     def _in_dialog(
         self, request: Request, source: Target, tx: ServerTransaction | None, to_tag: str
@@ -294,9 +292,6 @@ class Core:
 
     def _options(self, request: Request, source: Target, tx: ServerTransaction) -> None:
         """OPTIONS outside a dialog is for us: keepalive and monitoring (RFC 3261 §11)."""
-        if self.policy.trunk_for_source(source.interface, source.host) is None:
-            self._reply(tx, 403)
-            return
         response = build_response(request, 200, to_tag=new_tag())
         response.headers.add("Allow", ALLOW_METHODS)
         response.headers.add("Accept", "application/sdp")
@@ -308,8 +303,7 @@ class Core:
     def _new_call(self, request: Request, source: Target, tx: ServerTransaction) -> None:
         policy = self.policy
         trunk = policy.trunk_for_source(source.interface, source.host)
-        if trunk is None:
-            self.stats["forbidden"] += 1
+        if trunk is None:  # checked on receipt; a policy swap may have raced it
             self._reply(tx, 403)
             return
         rejection = self._admission_check(request)
@@ -400,6 +394,19 @@ class Core:
         if self.config.user_agent:
             response.headers.add("Server", self.config.user_agent)
         self.send_response(tx, response)
+
+    def _trusted(self, request: Request, source: Target) -> bool:
+        """Out-of-dialog requests must come from a trunk; others get a stateless
+        403 (no transaction is kept for scanners) and an ACK is dropped."""
+        if request.to.tag is not None:
+            return True  # in-dialog: matched by Call-ID and our random tag
+        if self.policy.trunk_for_source(source.interface, source.host) is not None:
+            return True
+        self.stats["forbidden"] += 1
+        if request.method != "ACK":
+            response = build_response(request, 403, to_tag=new_tag())
+            self._out.append(Transmit(response.serialize(), source))
+        return False
 
     def _on_parse_error(self, exc: ParseError, source: Target) -> None:
         """Answer 400 naming the problem when the request can be answered at all."""

@@ -91,8 +91,10 @@ def test_unknown_source_403(net: Net, method: str) -> None:
     statuses = [line.split(b"\r\n")[0] for line in (t.data for t in out)]
     assert any(s.startswith(b"SIP/2.0 403") for s in statuses), statuses
     assert all(t.target.host == "192.0.2.66" for t in out)
+    assert [s[:12] for s in statuses] == [b"SIP/2.0 403 "]  # no 100 Trying either
     assert net.pbx.inbox == []
     assert net.core.calls == {}
+    assert len(net.core.layer) == 0  # stateless: scanners cost no transaction
 
 
 def test_max_forwards_zero_483(net: Net) -> None:

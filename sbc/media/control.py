@@ -1,0 +1,95 @@
+"""The narrow control interface between media anchoring and the relay.
+
+The SDP side (:mod:`sbc.media.anchor`, in the signalling process) decides
+what each anchored stream looks like and hands :class:`StreamSpec` values to
+a :class:`RelayControl`; the relay (in-process, or in worker processes)
+forwards packets between the two legs' sockets. A spec names *what* flows,
+never *how*: the relay may forward in userspace or, later, hand a latched
+plain-RTP stream to the kernel, without the b2bua noticing.
+
+All values are plain, frozen and picklable: they cross process boundaries.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """A UDP transport address."""
+
+    host: str
+    port: int
+
+
+@dataclass(frozen=True, slots=True)
+class SideSpec:
+    """One leg's end of a relayed stream.
+
+    ``local`` is the SBC's RTP socket for this leg (RTCP on ``port + 1``
+    unless ``rtcp_mux``). ``remote``/``remote_rtcp`` are where the peer's SDP
+    said to send (None until that leg's SDP is known, or for port 0).
+    Latching (symmetric RTP) learns the peer's real source from its packets:
+    only from ``allowed_sources`` IPs (its SDP and SIP source addresses),
+    from any source when ``latch_any``. ``pt_map`` rewrites RTP payload types
+    on packets *sent to* this side (e.g. telephone-event 101 -> 96).
+    """
+
+    local: Endpoint
+    remote: Endpoint | None = None
+    remote_rtcp: Endpoint | None = None
+    rtcp_mux: bool = False
+    allowed_sources: tuple[str, ...] = ()
+    latch_any: bool = False
+    pt_map: tuple[tuple[int, int], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamSpec:
+    """One m= line of a call, anchored: leg A's side and leg B's side."""
+
+    session: str  # the call's id
+    index: int  # m= line position
+    a: SideSpec
+    b: SideSpec
+    on_hold: bool = False  # excluded from the inactivity timeout
+
+
+@dataclass(frozen=True, slots=True)
+class DirectionStats:
+    """Packets received on one side and relayed to the other (RFC 3550 A.3, A.8)."""
+
+    packets: int = 0
+    octets: int = 0
+    lost: int = 0  # expected - received, from RTP sequence numbers
+    jitter_ms: float = 0.0  # interarrival jitter (RFC 3550 A.8), in ms
+    rtcp_packets: int = 0
+    dropped: int = 0  # not relayed: unlatched source, not RTP/RTCP/STUN
+
+
+@dataclass(frozen=True, slots=True)
+class StreamStats:
+    index: int
+    a_to_b: DirectionStats = field(default_factory=DirectionStats)
+    b_to_a: DirectionStats = field(default_factory=DirectionStats)
+    latched_a: Endpoint | None = None  # the source learnt for leg A
+    latched_b: Endpoint | None = None
+    idle_s: float = 0.0  # seconds since the last RTP in either direction
+
+
+class RelayControl(Protocol):
+    """Implemented by the in-process relay and by the worker-process pool."""
+
+    def update(self, stream: StreamSpec) -> None:
+        """Create the stream or change it (idempotent; sockets are kept)."""
+        ...
+
+    def delete(self, session: str) -> None:
+        """Stop relaying every stream of ``session`` and close its sockets."""
+        ...
+
+    def stats(self, session: str) -> list[StreamStats]:
+        """The latest statistics known for ``session`` (empty if unknown)."""
+        ...

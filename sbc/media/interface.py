@@ -1,11 +1,14 @@
 """The narrow interface between the B2BUA and media handling.
 
-The b2bua hands every SDP body that crosses from one leg to the other to a
-:class:`MediaHandler`; the handler returns the body the other leg sees.
-Implementations: :class:`PassthroughMedia` (no anchoring: SDP is relayed
-unchanged) today, an RTP relay (in-process or in worker processes) later.
-Calls are synchronous on purpose: port allocation is local bookkeeping, and
-a process-based relay is told about changes asynchronously.
+The b2bua opens a media session per call (:meth:`MediaHandler.open`, with
+what each leg's media needs: addresses, port range, the peer's signalling
+IP) and hands every SDP body that crosses from one leg to the other to the
+handler, which returns the body the other leg sees. Implementations:
+:class:`PassthroughMedia` (no anchoring: SDP crosses unchanged) and
+:class:`sbc.media.anchor.MediaAnchor` (every stream through the SBC's
+relay). Calls are synchronous on purpose: port allocation is local
+bookkeeping, and a process-based relay is told about changes asynchronously.
+Legs are named ``"a"`` (the caller's side) and ``"b"``.
 """
 
 from __future__ import annotations
@@ -23,6 +26,17 @@ class MediaError(SipError):
 
 
 @dataclass(frozen=True, slots=True)
+class LegMedia:
+    """What anchoring needs to know about one leg of a call."""
+
+    address: str  # local IP the relay binds for this leg (the interface's media address)
+    advertised: str  # IP written into this leg's SDP (public address behind 1:1 NAT)
+    ports: tuple[int, int]  # inclusive media port range of the interface
+    peer_ip: str  # the peer's observed signalling source IP (trusted for latching)
+    latch_any: bool = False  # policy: learn the media source from any address
+
+
+@dataclass(frozen=True, slots=True)
 class MediaStats:
     packets: int = 0
     octets: int = 0
@@ -31,6 +45,10 @@ class MediaStats:
 
 
 class MediaHandler(Protocol):
+    def open(self, session: str, a: LegMedia, b: LegMedia) -> None:
+        """A call starts: remember its legs (nothing is allocated yet)."""
+        ...
+
     def offer(self, session: str, from_leg: str, to_leg: str, sdp: bytes) -> bytes:
         """An offer leaves ``from_leg`` for ``to_leg``: return what ``to_leg`` sees."""
         ...
@@ -51,6 +69,9 @@ class PassthroughMedia:
 
     def __init__(self) -> None:
         self.sessions: set[str] = set()
+
+    def open(self, session: str, a: LegMedia, b: LegMedia) -> None:
+        self.sessions.add(session)
 
     def offer(self, session: str, from_leg: str, to_leg: str, sdp: bytes) -> bytes:
         self.sessions.add(session)

@@ -39,6 +39,7 @@ from sbc.b2bua.relay import (
 )
 from sbc.b2bua.reliable import ReliableProvisional, is_reliable, prack_for
 from sbc.b2bua.session_timer import SessionTimer, a_leg_timer, b_leg_timer, refresh_request
+from sbc.media.interface import MediaError
 from sbc.sip.dialog import TARGET_REFRESH_METHODS, Dialog
 from sbc.sip.errors import SipError
 from sbc.sip.ids import random_token
@@ -148,7 +149,14 @@ class Call:
         """Send the B-leg INVITE built by the core."""
         self.late_offer = not has_sdp(self.a_invite)
         if not self.late_offer:
-            b_invite.body = self.sig.media.offer(self.id, "a", "b", self.a_invite.body)
+            try:
+                b_invite.body = self.sig.media.offer(self.id, "a", "b", self.a_invite.body)
+            except MediaError as exc:  # refused before any B-leg exists
+                self.final_status = exc.status
+                self._answer(self.a_invite_tx, exc.status, exc.reason)
+                self._advance(CallInput.FAILED)
+                self._terminated(now, f"media: {exc.reason}")
+                return
         self.b_invite = b_invite
         self.b_invite_tx = self.sig.send_request(
             self.b, b_invite, Pending(self, self.b, Kind.INVITE)
@@ -210,7 +218,11 @@ class Call:
         reliable_b = is_reliable(response)
         if reliable_b:
             self._prack_b(response)
-        out = self._a_response(response, REQUEST_ALLOW_1XX)
+        try:
+            out = self._a_response(response, REQUEST_ALLOW_1XX)
+        except MediaError as exc:  # unusable early media: ring without it
+            self.log("call.early_media_refused", reason=exc.reason)
+            out = self._a_response(_without_body(response), REQUEST_ALLOW_1XX)
         if reliable_b and "100rel" in self.a.extensions and self.reliable is None:
             self._send_reliable(out, now)
         else:
@@ -218,6 +230,13 @@ class Call:
 
     def _on_answer(self, response: Response, now: float) -> None:
         self._update_b_dialog(response)
+        out: Response | None = None
+        if self.state is not CallState.CANCELLING:
+            try:
+                out = self._a_response(response, RESPONSE_ALLOW)
+            except MediaError as exc:  # the callee's SDP is unusable: end both legs
+                reason = f"media: {exc.reason}"
+                self._give_up_before_answer(exc.status, reason, now, cancel_b=False)
         state = self._advance(CallInput.ANSWERED)
         ack = self._b_ack()
         if state is CallState.TERMINATING:  # 2xx raced our CANCEL (RFC 3261 §15)
@@ -234,7 +253,7 @@ class Call:
         else:
             self.sig.send_ack(self.b, ack)
         self._start_session_timer_b(response, now)
-        out = self._a_response(response, RESPONSE_ALLOW)
+        assert out is not None
         self._add_session_timer_a(out, now)
         self.sig.send_response(self.a_invite_tx, out)
         if self.sig.config.max_call_duration > 0:
@@ -409,7 +428,9 @@ class Call:
     def _send_cancel(self, leg: Leg, invite: Request) -> None:
         self.sig.send_request(leg, cancel_for(invite), Pending(self, leg, Kind.CANCEL))
 
-    def _give_up_before_answer(self, status: int, reason: str, now: float) -> None:
+    def _give_up_before_answer(
+        self, status: int, reason: str, now: float, *, cancel_b: bool = True
+    ) -> None:
         """Answer the A-leg now and cancel the B-leg (no call is half set up)."""
         self.end_reason = reason
         self.final_status = status
@@ -418,7 +439,9 @@ class Call:
         self.reliable = None
         self._answer(self.a_invite_tx, status)
         self._advance(CallInput.CANCELLED)
-        if self.b_provisional:
+        if not cancel_b:
+            pass  # the B-leg has answered: the caller of this ends it with BYE
+        elif self.b_provisional:
             self._cancel_b_invite()
         else:
             self.cancel_pending = True
@@ -510,7 +533,11 @@ class Call:
 
     def _relay_request(self, side: Side, request: Request, tx: ServerTransaction) -> None:
         source, target = self.leg(side), self.leg(side.other)
-        out = relayed_request(request, source, target, self.sig.media, self.id)
+        try:
+            out = relayed_request(request, source, target, self.sig.media, self.id)
+        except MediaError as exc:  # a bad re-offer is refused; the call goes on
+            self._answer(tx, exc.status, exc.reason)
+            return
         if out is None:
             self._answer(tx, 481)
             return
@@ -528,7 +555,15 @@ class Call:
             return
         origin_leg = self.leg(pending.leg.side.other)
         legs = (pending.leg, origin_leg)
-        out = relayed_response(origin.request, response, legs, self.sig.media, self.id)
+        try:
+            out = relayed_response(origin.request, response, legs, self.sig.media, self.id)
+        except MediaError as exc:  # the legs could no longer agree on media
+            self._relay_finished(pending)
+            if 200 <= response.status < 300 and sent.method == "INVITE":
+                self.sig.send_ack(pending.leg, ack_for(pending.leg, sent))
+            self._answer(origin, exc.status, exc.reason)
+            self.hangup(f"media: {exc.reason}", now)
+            return
         if response.status >= 200:
             self._relay_finished(pending)
         if 200 <= response.status < 300:
@@ -634,3 +669,10 @@ class Call:
 
 #: On provisionals, Require/RSeq are per leg and never copied.
 REQUEST_ALLOW_1XX = RESPONSE_ALLOW
+
+
+def _without_body(response: Response) -> Response:
+    """The same response with no body (and so no Content-Type)."""
+    stripped = Response(response.status, response.reason, response.headers.copy())
+    stripped.headers.remove("Content-Type")
+    return stripped

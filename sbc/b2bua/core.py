@@ -27,7 +27,7 @@ from sbc.b2bua.leg import Leg, Side
 from sbc.b2bua.outbound import build_b_invite
 from sbc.b2bua.pending import Pending
 from sbc.b2bua.session_timer import parse_session_expires
-from sbc.media.interface import MediaHandler, PassthroughMedia
+from sbc.media.interface import LegMedia, MediaHandler, PassthroughMedia
 from sbc.policy import Policy, Trunk
 from sbc.sip.dialog import Dialog
 from sbc.sip.errors import ParseError, SipError
@@ -54,6 +54,18 @@ log = structlog.get_logger("sbc.core")
 
 #: Methods the SBC answers itself when they arrive outside a dialog.
 _REJECT_OUT_OF_DIALOG = {"BYE": 481, "PRACK": 481, "UPDATE": 481, "INFO": 481, "NOTIFY": 481}
+
+
+def leg_media(leg: Leg, peer_ip: str) -> LegMedia:
+    """What anchoring needs of a leg: where to bind, what to advertise, whom to trust."""
+    interface = leg.interface
+    public = interface.advertised_address != interface.address  # behind 1:1 NAT
+    return LegMedia(
+        address=interface.media_address,
+        advertised=interface.advertised_address if public else interface.media_address,
+        ports=interface.media_ports,
+        peer_ip=peer_ip,
+    )
 
 
 def call_config(policy: Policy) -> CallConfig:
@@ -371,6 +383,7 @@ class Core:
         b_invite = build_b_invite(request, b, to, self.config)
         call = Call(self, a, b, request, tx, started=self._now)
         call.b_invite_pending = b_invite
+        self.media.open(call.id, leg_media(a, source.host), leg_media(b, to.address))
         tx.context = call
         self.calls[call.id] = call
         self.dialogs[(request.call_id, a.dialog.local_tag)] = (call, Side.A)

@@ -25,7 +25,7 @@ from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS, CallConfig
 from sbc.b2bua.identity import user_of
 from sbc.b2bua.leg import Leg, Side
 from sbc.b2bua.outbound import build_b_invite
-from sbc.b2bua.pending import Pending
+from sbc.b2bua.pending import Kind, Pending
 from sbc.b2bua.session_timer import parse_session_expires
 from sbc.media.interface import LegMedia, MediaHandler, PassthroughMedia
 from sbc.policy import Policy, Trunk
@@ -254,6 +254,8 @@ class Core:
             return
         call = pending.call
         if response is not None:
+            if pending.kind is Kind.INVITE and 100 < response.status < 300:
+                pending.leg.observed = tx.response_source  # signalling NAT
             self._guarded(call, lambda: call.on_response(pending, response, self._now))
         elif status is not None:
             self._guarded(call, lambda: call.on_failure(pending, status, self._now))
@@ -377,6 +379,7 @@ class Core:
             & SUPPORTED_EXTENSIONS
         )
         a.dialog = Dialog.as_uas(request, new_tag())
+        a.observed = source  # in-dialog requests go back where the caller is
         out_interface = policy.interfaces[to.interface]
         b_target = Target(out_interface.name, to.transport, to.address, to.port)
         b = Leg(Side.B, out_interface, to.transport, b_target, to, self.config)

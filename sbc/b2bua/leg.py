@@ -43,6 +43,10 @@ class Leg:
     pending_incoming_invite: bool = False
     pending_outgoing_invite: bool = False
     last_ack: Request | None = None  # re-sent on 2xx retransmissions (UAC side)
+    # Where the peer's messages really come from: in-dialog requests go here
+    # (with its connection), whatever its Contact says — a NATed endpoint's
+    # Contact names an address nobody outside can reach (RFC 3581 spirit).
+    observed: Target | None = None
     extensions: frozenset[str] = field(default_factory=frozenset)
 
     @property
@@ -78,8 +82,11 @@ class Leg:
         return response
 
     def next_hop(self) -> Target:
-        """Where an in-dialog request goes: the route set or remote target when
-        it names an IP address, else back where the peer was heard from."""
+        """Where an in-dialog request goes: a route set when the peer sent one,
+        else the peer's observed source, else its Contact if that is an IP."""
+        routed = self.dialog is not None and bool(self.dialog.route_set)
+        if not routed and self.observed is not None:
+            return self.observed
         uri = self.dialog.next_hop() if self.dialog is not None else None
         if uri is None or not _is_ip(uri.host_bare):
             return self.peer

@@ -306,6 +306,11 @@ class ClientTransaction(Transaction):
     def transport_error(self, now: float) -> list[Action]:
         return self._step(Input.TRANSPORT_ERROR, now)
 
+    @property
+    def response_source(self) -> Target:
+        """Where the response being reported came from (its observed source)."""
+        return self._source
+
     def _perform_shared(self, act: Act, out: list[Action]) -> bool:
         """The actions both client machines perform alike; False if not one."""
         if act is Act.SEND_REQUEST:

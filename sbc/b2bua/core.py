@@ -56,7 +56,7 @@ log = structlog.get_logger("sbc.core")
 _REJECT_OUT_OF_DIALOG = {"BYE": 481, "PRACK": 481, "UPDATE": 481, "INFO": 481, "NOTIFY": 481}
 
 
-def leg_media(leg: Leg, peer_ip: str) -> LegMedia:
+def leg_media(leg: Leg, peer_ip: str, *, latch_any: bool = False) -> LegMedia:
     """What anchoring needs of a leg: where to bind, what to advertise, whom to trust."""
     interface = leg.interface
     public = interface.advertised_address != interface.address  # behind 1:1 NAT
@@ -65,6 +65,7 @@ def leg_media(leg: Leg, peer_ip: str) -> LegMedia:
         advertised=interface.advertised_address if public else interface.media_address,
         ports=interface.media_ports,
         peer_ip=peer_ip,
+        latch_any=latch_any,
     )
 
 
@@ -386,7 +387,12 @@ class Core:
         b_invite = build_b_invite(request, b, to, self.config)
         call = Call(self, a, b, request, tx, started=self._now)
         call.b_invite_pending = b_invite
-        self.media.open(call.id, leg_media(a, source.host), leg_media(b, to.address))
+        latch_any = self.policy.settings.media.latch_any_source
+        self.media.open(
+            call.id,
+            leg_media(a, source.host, latch_any=latch_any),
+            leg_media(b, to.address, latch_any=latch_any),
+        )
         tx.context = call
         self.calls[call.id] = call
         self.dialogs[(request.call_id, a.dialog.local_tag)] = (call, Side.A)

@@ -6,13 +6,20 @@ Import from here; the submodules are an implementation detail.
 from sbc.policy.compiled import Interface, Policy, Route, Trunk
 from sbc.policy.issues import PolicyError, PolicyIssue
 from sbc.policy.loader import POLICY_FILES, load_policy
-from sbc.policy.schema import CallSettings, LoggingSettings, Settings, SipSettings
+from sbc.policy.schema import (
+    CallSettings,
+    LoggingSettings,
+    MediaSettings,
+    Settings,
+    SipSettings,
+)
 
 __all__ = [
     "POLICY_FILES",
     "CallSettings",
     "Interface",
     "LoggingSettings",
+    "MediaSettings",
     "Policy",
     "PolicyError",
     "PolicyIssue",

@@ -172,6 +172,15 @@ class CallSettings(_Strict):
     overload_delay_ms: Milliseconds = 100
 
 
+class MediaSettings(_Strict):
+    """Media anchoring: every call's RTP through the SBC's relay."""
+
+    anchor: Annotated[bool, Strict()] = True
+    workers: Annotated[int, Strict(), Field(ge=0)] | None = None
+    inactivity_timeout_s: Annotated[int, Strict(), Field(gt=0)] = 60
+    latch_any_source: Annotated[bool, Strict()] = False
+
+
 class LoggingSettings(_Strict):
     """Log level and format."""
 
@@ -184,4 +193,5 @@ class Settings(_Strict):
 
     sip: SipSettings = SipSettings()
     calls: CallSettings = CallSettings()
+    media: MediaSettings = MediaSettings()
     logging: LoggingSettings = LoggingSettings()

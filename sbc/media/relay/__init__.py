@@ -1,0 +1,10 @@
+"""The RTP/RTCP relay behind :class:`sbc.media.control.RelayControl`.
+
+Pure parts (:mod:`.rtp`, :mod:`.stats`, :mod:`.latch`, :mod:`.stun`) take
+bytes and ``now``; :mod:`.engine` is the asyncio edge running in one
+process; :mod:`.workers` spreads engines over worker processes.
+"""
+
+from sbc.media.relay.engine import RelayEngine
+
+__all__ = ["RelayEngine"]

@@ -1,0 +1,408 @@
+"""The in-process relay: asyncio sockets around the pure relay parts.
+
+:class:`RelayEngine` implements :class:`~sbc.media.control.RelayControl`.
+Every anchored stream has two sides; each side owns an RTP socket on its
+``local`` endpoint and, unless rtcp-mux (RFC 5761), an RTCP socket on
+``port + 1`` (RFC 3550 §11). A packet received on one side is relayed from
+the *other* side's socket to the other peer's latched (else SDP) address, so
+each peer only ever sees the SBC's own address for that leg.
+
+Hot loop (one per ready socket): ``loop.add_reader`` wakes the drain, which
+reads into one preallocated buffer with ``recvfrom_into`` until
+``BlockingIOError`` (at most :data:`BATCH` packets per wake-up, to stay fair
+to other sockets), reads the clock once, and does no logging, no allocation
+beyond the unavoidable (source tuple, memoryview slice) and no dict lookups:
+the reader is bound to a :class:`_Side` holding everything it needs. STUN
+requests are answered on the socket they came in on (RFC 5389 §7.3);
+anything that is neither RTP, RTCP nor STUN is dropped and counted.
+
+Inactivity (no RTP in either direction for ``inactivity_timeout`` seconds,
+streams on hold excluded) is found by one periodic sweep, and reported once
+per session through ``on_inactive``.
+
+The stream model keeps sockets and latches per side so a later kernel fast
+path can take over a latched plain-RTP stream while the sockets stay bound.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from collections.abc import Callable
+
+from sbc.media.control import Endpoint, SideSpec, StreamSpec, StreamStats
+from sbc.media.relay.latch import Address, Latch, rtcp_destination
+from sbc.media.relay.rtp import (
+    MARKER_BIT,
+    PT_MASK,
+    RTCP_HEADER_LENGTH,
+    RTCP_PT_MAX,
+    RTCP_PT_MIN,
+    RTCP_SENDER_SSRC,
+    RTP_HEADER_LENGTH,
+    SEQ_TS_SSRC,
+    VERSION_BITS,
+    VERSION_MASK,
+    pt_table,
+)
+from sbc.media.relay.stats import DEFAULT_CLOCK_RATE, DirectionCounter
+from sbc.media.relay.stun import answer_binding, is_stun
+
+log = logging.getLogger(__name__)
+
+BATCH = 64  # packets drained per socket wake-up
+BUFFER_SIZE = 65536  # one UDP datagram, whatever the MTU
+DEFAULT_INACTIVITY_TIMEOUT = 60.0
+DEFAULT_SWEEP_INTERVAL = 1.0
+
+_unpack_rtp = SEQ_TS_SSRC.unpack_from
+_unpack_rtcp_ssrc = RTCP_SENDER_SSRC.unpack_from
+
+
+class _Shared:
+    """What every drain needs: the receive buffer and the loop's clock."""
+
+    __slots__ = ("buf", "time", "view")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self.buf = bytearray(BUFFER_SIZE)
+        self.view = memoryview(self.buf)
+        self.time = loop.time
+
+
+class _Side:
+    """One leg's end of a stream: its sockets, latches, counters and pt map."""
+
+    __slots__ = (
+        "counter",
+        "local",
+        "other",
+        "pt_table",
+        "rtcp",
+        "rtcp_latch",
+        "rtcp_mux",
+        "rtp",
+        "rtp_latch",
+        "shared",
+    )
+
+    def __init__(self, shared: _Shared, spec: SideSpec, clock_rate: int) -> None:
+        self.shared = shared
+        self.local = spec.local
+        self.rtcp_mux = spec.rtcp_mux
+        self.rtp = _bind(spec.local)
+        self.rtcp: socket.socket | None = None
+        if not spec.rtcp_mux:
+            try:
+                self.rtcp = _bind(Endpoint(spec.local.host, spec.local.port + 1))
+            except OSError:
+                self.rtp.close()
+                raise
+        self.counter = DirectionCounter(clock_rate)
+        self.rtp_latch = Latch()
+        self.rtcp_latch = Latch()
+        self.pt_table: bytes | None = None
+        self.other: _Side = self
+        self.configure(spec)
+
+    def configure(self, spec: SideSpec) -> None:
+        """Apply SDP addresses, latching policy and pt map (sockets untouched)."""
+        remote = (spec.remote.host, spec.remote.port) if spec.remote else None
+        if spec.remote_rtcp is not None:
+            remote_rtcp: Address | None = (spec.remote_rtcp.host, spec.remote_rtcp.port)
+        elif spec.remote is not None and not spec.rtcp_mux:
+            remote_rtcp = (spec.remote.host, spec.remote.port + 1)
+        else:
+            remote_rtcp = None
+        self.rtp_latch.configure(remote, spec.allowed_sources, spec.latch_any)
+        self.rtcp_latch.configure(remote_rtcp, spec.allowed_sources, spec.latch_any)
+        self.pt_table = pt_table(spec.pt_map)
+
+    def rtcp_out(self) -> tuple[socket.socket, Address | None]:
+        """The socket and destination for RTCP sent to this side's peer."""
+        if self.rtcp is None:
+            return self.rtp, self.rtp_latch.destination
+        return self.rtcp, rtcp_destination(self.rtcp_latch, self.rtp_latch)
+
+    def sockets(self) -> list[socket.socket]:
+        return [self.rtp] if self.rtcp is None else [self.rtp, self.rtcp]
+
+    def close(self, loop: asyncio.AbstractEventLoop) -> None:
+        for sock in self.sockets():
+            loop.remove_reader(sock.fileno())
+            sock.close()
+
+
+def _bind(local: Endpoint) -> socket.socket:
+    family = socket.AF_INET6 if ":" in local.host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_DGRAM)
+    try:
+        sock.setblocking(False)
+        sock.bind((local.host, local.port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
+
+
+def _drain_rtp(side: _Side) -> None:
+    """Relay what is waiting on ``side``'s RTP socket (RTCP too when muxed)."""
+    shared = side.shared
+    buf = shared.buf
+    view = shared.view
+    recv = side.rtp.recvfrom_into
+    now = shared.time()
+    counter = side.counter
+    latch = side.rtp_latch
+    other = side.other
+    out = other.rtp
+    peer = other.rtp_latch
+    table = other.pt_table
+    for _ in range(BATCH):
+        try:
+            n, source = recv(buf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return  # a queued ICMP error; the socket stays readable if more is waiting
+        if n >= RTP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
+            second = buf[1]
+            if RTCP_PT_MIN <= second <= RTCP_PT_MAX:
+                _relay_rtcp(side, view, n, source, latch)
+                continue
+            seq, timestamp, ssrc = _unpack_rtp(buf, 2)
+            if (source != latch.latched or ssrc != latch.ssrc) and not latch.accept(source, ssrc):
+                counter.dropped += 1
+                continue
+            counter.on_rtp(seq, timestamp, ssrc, n, now)
+            destination = peer.destination
+            if destination is None:
+                continue  # the other leg's SDP is not known yet
+            if table is not None:
+                buf[1] = (second & MARKER_BIT) | table[second & PT_MASK]
+            try:
+                out.sendto(view[:n], destination)
+            except OSError:
+                counter.dropped += 1
+        elif is_stun(buf, n):
+            _answer_stun(side.rtp, buf, n, source, counter)
+        elif n >= RTCP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
+            _relay_rtcp(side, view, n, source, latch)  # short RTCP (an empty RR)
+        else:
+            counter.dropped += 1
+
+
+def _drain_rtcp(side: _Side) -> None:
+    """Relay what is waiting on ``side``'s RTCP socket (no rtcp-mux)."""
+    sock = side.rtcp
+    if sock is None:
+        return
+    buf = side.shared.buf
+    view = side.shared.view
+    for _ in range(BATCH):
+        try:
+            n, source = sock.recvfrom_into(buf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return
+        if (
+            n >= RTCP_HEADER_LENGTH
+            and buf[0] & VERSION_MASK == VERSION_BITS
+            and RTCP_PT_MIN <= buf[1] <= RTCP_PT_MAX
+        ):
+            _relay_rtcp(side, view, n, source, side.rtcp_latch)
+        elif is_stun(buf, n):
+            _answer_stun(sock, buf, n, source, side.counter)
+        else:
+            side.counter.dropped += 1
+
+
+def _relay_rtcp(side: _Side, view: memoryview, n: int, source: Address, latch: Latch) -> None:
+    """Relay one RTCP packet (RFC 3550 §6) to the other side's peer."""
+    counter = side.counter
+    if latch is side.rtp_latch:  # muxed: follows the RTP latch, never moves it
+        accepted = source == latch.latched or (latch.latched is None and latch.may_latch(source))
+    else:
+        accepted = latch.accept(source, _unpack_rtcp_ssrc(view, 4)[0])
+    if not accepted:
+        counter.dropped += 1
+        return
+    counter.rtcp_packets += 1
+    sock, destination = side.other.rtcp_out()
+    if destination is None:
+        return
+    try:
+        sock.sendto(view[:n], destination)
+    except OSError:
+        counter.dropped += 1
+
+
+def _answer_stun(
+    sock: socket.socket, buf: bytearray, n: int, source: Address, counter: DirectionCounter
+) -> None:
+    response = answer_binding(bytes(buf[:n]), source)
+    if response is None:
+        counter.dropped += 1
+        return
+    try:
+        sock.sendto(response, source)
+    except OSError:
+        counter.dropped += 1
+
+
+class _Stream:
+    """One anchored m= line: side A, side B and its hold state."""
+
+    __slots__ = ("a", "b", "index", "on_hold", "since")
+
+    def __init__(self, index: int, a: _Side, b: _Side, on_hold: bool, now: float) -> None:
+        self.index = index
+        self.a = a
+        self.b = b
+        a.other = b
+        b.other = a
+        self.on_hold = on_hold
+        self.since = now  # activity baseline: creation, or coming off hold
+
+    def last_activity(self) -> float:
+        return max(self.since, self.a.counter.last_rtp, self.b.counter.last_rtp)
+
+    def snapshot(self, now: float) -> StreamStats:
+        return StreamStats(
+            index=self.index,
+            a_to_b=self.a.counter.snapshot(),
+            b_to_a=self.b.counter.snapshot(),
+            latched_a=_endpoint(self.a.rtp_latch.latched),
+            latched_b=_endpoint(self.b.rtp_latch.latched),
+            idle_s=max(0.0, now - self.last_activity()),
+        )
+
+
+def _endpoint(address: Address | None) -> Endpoint | None:
+    return None if address is None else Endpoint(address[0], address[1])
+
+
+class RelayEngine:
+    """In-process :class:`~sbc.media.control.RelayControl` on the running loop.
+
+    ``on_inactive(session)`` is called once per session whose streams (those
+    not on hold) saw no RTP for ``inactivity_timeout`` seconds.
+    """
+
+    def __init__(
+        self,
+        on_inactive: Callable[[str], None] | None = None,
+        inactivity_timeout: float = DEFAULT_INACTIVITY_TIMEOUT,
+        *,
+        sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
+        clock_rate: int = DEFAULT_CLOCK_RATE,
+        loop: asyncio.AbstractEventLoop | None = None,
+    ) -> None:
+        self._loop = loop if loop is not None else asyncio.get_running_loop()
+        self._shared = _Shared(self._loop)
+        self._on_inactive = on_inactive
+        self._timeout = inactivity_timeout
+        self._sweep_interval = sweep_interval
+        self._clock_rate = clock_rate
+        self._sessions: dict[str, dict[int, _Stream]] = {}
+        self._inactive: set[str] = set()  # already reported
+        self._sweeper: asyncio.TimerHandle | None = self._loop.call_later(
+            sweep_interval, self._sweep
+        )
+
+    # -- RelayControl ---------------------------------------------------------
+
+    def update(self, stream: StreamSpec) -> None:
+        """Create or change a stream; sockets are bound once and kept.
+
+        Raises :class:`OSError` when a local endpoint cannot be bound.
+        """
+        streams = self._sessions.setdefault(stream.session, {})
+        current = streams.get(stream.index)
+        now = self._loop.time()
+        if current is None:
+            a = self._open_side(stream.a)
+            try:
+                b = self._open_side(stream.b)
+            except OSError:
+                a.close(self._loop)
+                if not streams:
+                    del self._sessions[stream.session]
+                raise
+            current = streams[stream.index] = _Stream(stream.index, a, b, stream.on_hold, now)
+            return
+        current.a = self._reconfigure(current.a, stream.a)
+        current.b = self._reconfigure(current.b, stream.b)
+        current.a.other = current.b
+        current.b.other = current.a
+        if current.on_hold and not stream.on_hold:
+            current.since = now  # the inactivity clock restarts on resume
+        current.on_hold = stream.on_hold
+
+    def delete(self, session: str) -> None:
+        """Close every socket of ``session``; unknown sessions are ignored."""
+        self._inactive.discard(session)
+        for stream in self._sessions.pop(session, {}).values():
+            stream.a.close(self._loop)
+            stream.b.close(self._loop)
+
+    def stats(self, session: str) -> list[StreamStats]:
+        now = self._loop.time()
+        streams = self._sessions.get(session, {})
+        return [streams[index].snapshot(now) for index in sorted(streams)]
+
+    # -- beyond the contract --------------------------------------------------
+
+    def sessions(self) -> list[str]:
+        return list(self._sessions)
+
+    def all_stats(self) -> dict[str, list[StreamStats]]:
+        """Statistics of every session (what a worker pushes to its parent)."""
+        return {session: self.stats(session) for session in self._sessions}
+
+    def close(self) -> None:
+        """Delete every session and stop the sweep."""
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+            self._sweeper = None
+        for session in list(self._sessions):
+            self.delete(session)
+
+    # -- internals ------------------------------------------------------------
+
+    def _open_side(self, spec: SideSpec) -> _Side:
+        side = _Side(self._shared, spec, self._clock_rate)
+        self._loop.add_reader(side.rtp.fileno(), _drain_rtp, side)
+        if side.rtcp is not None:
+            self._loop.add_reader(side.rtcp.fileno(), _drain_rtcp, side)
+        return side
+
+    def _reconfigure(self, side: _Side, spec: SideSpec) -> _Side:
+        if spec.local == side.local and spec.rtcp_mux == side.rtcp_mux:
+            side.configure(spec)
+            return side
+        fresh = self._open_side(spec)  # moved or changed rtcp-mux: rebind
+        fresh.counter = side.counter
+        side.close(self._loop)
+        return fresh
+
+    def _sweep(self) -> None:
+        self._sweeper = self._loop.call_later(self._sweep_interval, self._sweep)
+        now = self._loop.time()
+        for session, streams in list(self._sessions.items()):
+            if session in self._inactive:
+                continue
+            active = [s.last_activity() for s in streams.values() if not s.on_hold]
+            if active and now - max(active) >= self._timeout:
+                self._inactive.add(session)
+                self._report_inactive(session)
+
+    def _report_inactive(self, session: str) -> None:
+        if self._on_inactive is None:
+            return
+        try:
+            self._on_inactive(session)
+        except Exception:
+            log.exception("on_inactive failed for session %s", session)

@@ -1,0 +1,319 @@
+"""Media anchoring: every stream of a call through the SBC's relay.
+
+:class:`MediaAnchor` implements :class:`~sbc.media.interface.MediaHandler`.
+Theory of operation, per call (legs ``"a"`` and ``"b"``):
+
+- **Offer** (RFC 3264 §5, §8) from leg F to leg T: each accepted m= line
+  gets, once per call and m= position, an RTP/RTCP port pair on T's media
+  address and one on F's (each leg has its own sockets). The body T sees
+  names only T's advertised address and our ports (c=, m=, a=rtcp of RFC
+  3605), carries our o= line (RFC 8866 §5.2) and no ICE attributes; hold
+  (direction attributes, c=0.0.0.0 of RFC 3264 §8.4), codecs and crypto
+  cross unchanged. What F's SDP says (where it receives RTP and RTCP,
+  rtcp-mux, payload types) goes to the relay as a :class:`StreamSpec` as
+  soon as both ports exist, so early media flows before the answer.
+- **Answer** (RFC 3264 §6) from T back to F: m= lines match the offer's by
+  position; T's side of each stream is filled in and pushed again, a
+  rejected stream (port 0) is dropped, and codecs numbered differently by
+  the two legs get a payload-type map (RFC 4733 §2.1, RFC 3264 §6.1). A
+  repeated answer (183 then 200) is applied again.
+- **Re-offers** keep the ports of every m= position already anchored; a new
+  position gets new ports; a position rejected later is dropped.
+- **Failure** leaves nothing half set up: unusable SDP is a
+  :class:`MediaError` (488) before anything is allocated, port exhaustion a
+  503 after the offer's own allocations are released, a relay failure a 503
+  after the previous state is restored.
+
+A dropped stream's ports are released when the relay can remove a single
+stream (:class:`StreamRemover`); otherwise they stay parked (bound, idle,
+reused if the position comes back) until the call ends, since the relay
+still holds their sockets.
+"""
+
+from __future__ import annotations
+
+import secrets
+from contextlib import suppress
+from dataclasses import dataclass, field
+from itertools import count
+from typing import Protocol, runtime_checkable
+
+from sbc.media.control import Endpoint, RelayControl, SideSpec, StreamSpec
+from sbc.media.interface import LegMedia, MediaError, MediaStats
+from sbc.media.ports import PortPool
+from sbc.media.sdp_rewrite import (
+    LegOrigin,
+    PeerMedia,
+    anchor_media,
+    anchor_session,
+    is_anchorable,
+    payload_map,
+    read_media,
+)
+from sbc.media.stats import aggregate
+from sbc.sip.sdp import MediaDescription, SdpError, SessionDescription, parse_sdp
+
+LEGS = ("a", "b")
+#: RFC 3264 §6: a rejected stream.
+REJECTED = None
+
+
+@runtime_checkable
+class StreamRemover(Protocol):
+    """A relay that can stop one stream of a call (not yet in RelayControl)."""
+
+    def remove(self, session: str, index: int) -> None: ...
+
+
+@dataclass(slots=True)
+class _Stream:
+    """One anchored m= position: our socket per leg, what each leg's SDP said."""
+
+    local: dict[str, Endpoint]
+    peers: dict[str, PeerMedia] = field(default_factory=dict)
+    parked: bool = False  # dropped, but the relay still holds the sockets
+
+
+@dataclass(slots=True)
+class _Session:
+    legs: dict[str, LegMedia]
+    origins: dict[str, LegOrigin]
+    streams: dict[int, _Stream] = field(default_factory=dict)
+    answerer: str | None = None  # the leg that answers the last offer
+    offered: tuple[bool, ...] = ()  # per m= position: anchored in the last offer
+
+    def snapshot(self) -> tuple[dict[int, _Stream], str | None, tuple[bool, ...]]:
+        streams = {i: _Stream(s.local, dict(s.peers), s.parked) for i, s in self.streams.items()}
+        return streams, self.answerer, self.offered
+
+
+class MediaAnchor:
+    """SDP rewriting and port bookkeeping for the relay (RFC 3264 offer/answer)."""
+
+    def __init__(
+        self, relay: RelayControl, ports: PortPool, *, first_session_id: int | None = None
+    ) -> None:
+        self.relay = relay
+        self.ports = ports
+        start = secrets.randbelow(2**31) if first_session_id is None else first_session_id
+        self._session_ids = count(start)
+        self._sessions: dict[str, _Session] = {}
+
+    @property
+    def sessions(self) -> frozenset[str]:
+        """The calls that currently have a media session."""
+        return frozenset(self._sessions)
+
+    def open(self, session: str, a: LegMedia, b: LegMedia) -> None:
+        legs = {"a": a, "b": b}
+        known = self._sessions.get(session)
+        if known is not None:
+            known.legs = legs
+            return
+        origins = {leg: LegOrigin(next(self._session_ids), m.advertised) for leg, m in legs.items()}
+        self._sessions[session] = _Session(legs, origins)
+
+    def offer(self, session: str, from_leg: str, to_leg: str, sdp: bytes) -> bytes:
+        """RFC 3264 §5/§8: anchor an offer from ``from_leg``; return what ``to_leg`` sees."""
+        state = self._session(session, from_leg, to_leg)
+        body = _parse(sdp)
+        peers = _read_offer(body)
+        created = self._allocate(state, peers, from_leg, to_leg)
+        previous = state.snapshot()
+        for index, peer in enumerate(peers):
+            if peer is not REJECTED:
+                stream = state.streams.get(index) or created[index]
+                stream.peers[from_leg] = peer
+                stream.parked = False
+                state.streams[index] = stream
+        state.answerer, state.offered = to_leg, tuple(p is not REJECTED for p in peers)
+        live = [i for i, p in enumerate(peers) if p is not REJECTED]
+        self._push(session, state, live, previous, created)
+        self._drop(session, state, [i for i in state.streams if i not in live])
+        return self._outgoing(state, body, to_leg, live)
+
+    def answer(self, session: str, from_leg: str, to_leg: str, sdp: bytes) -> bytes:
+        """RFC 3264 §6: anchor an answer from ``from_leg``; return what ``to_leg`` sees."""
+        state = self._session(session, from_leg, to_leg)
+        if state.answerer != from_leg:
+            raise MediaError(f"an answer from leg {from_leg} without an offer to it")
+        body = _parse(sdp)
+        if len(body.media) != len(state.offered):
+            raise MediaError(
+                f"the answer has {len(body.media)} m= lines, the offer {len(state.offered)}"
+                " (RFC 3264 §6)"
+            )
+        peers = [
+            _read_stream(media, index)
+            if state.offered[index] and index in state.streams
+            else REJECTED
+            for index, media in enumerate(body.media)
+        ]
+        previous = state.snapshot()
+        for index, peer in enumerate(peers):
+            if peer is not REJECTED:
+                state.streams[index].peers[from_leg] = peer
+        live = [i for i, p in enumerate(peers) if p is not REJECTED]
+        self._push(session, state, live, previous, {})
+        self._drop(session, state, [i for i in state.streams if i not in live])
+        return self._outgoing(state, body, to_leg, live)
+
+    def delete(self, session: str) -> None:
+        """The call is over: stop its streams and release every port."""
+        state = self._sessions.pop(session, None)
+        if state is None:
+            return
+        self.relay.delete(session)
+        for stream in state.streams.values():
+            self._release(stream)
+
+    def stats(self, session: str) -> MediaStats:
+        """Counters of every stream of the call, both directions (RFC 3550 §6.4)."""
+        return aggregate(self.relay.stats(session))
+
+    # --- steps ---------------------------------------------------------------
+
+    def _session(self, session: str, from_leg: str, to_leg: str) -> _Session:
+        if {from_leg, to_leg} != set(LEGS):
+            raise MediaError(f"legs must be 'a' and 'b', not {from_leg!r}/{to_leg!r}", 500)
+        state = self._sessions.get(session)
+        if state is None:
+            raise MediaError(f"media session {session} was not opened", 500)
+        return state
+
+    def _allocate(
+        self, state: _Session, peers: list[PeerMedia | None], from_leg: str, to_leg: str
+    ) -> dict[int, _Stream]:
+        """Port pairs for the m= positions that have none yet; all or nothing."""
+        created: dict[int, _Stream] = {}
+        try:
+            for index, peer in enumerate(peers):
+                if peer is REJECTED or index in state.streams:
+                    continue
+                stream = _Stream({})
+                created[index] = stream
+                for leg in (to_leg, from_leg):
+                    media = state.legs[leg]
+                    port = self.ports.allocate(media.address, media.ports)
+                    stream.local[leg] = Endpoint(media.address, port)
+        except MediaError:
+            for stream in created.values():
+                self._release(stream)
+            raise
+        return created
+
+    def _push(
+        self,
+        session: str,
+        state: _Session,
+        indexes: list[int],
+        previous: tuple[dict[int, _Stream], str | None, tuple[bool, ...]],
+        created: dict[int, _Stream],
+    ) -> None:
+        """Tell the relay about ``indexes``; on failure put everything back (503)."""
+        try:
+            for index in indexes:
+                self.relay.update(_spec(session, state, index))
+        except Exception as exc:
+            state.streams, state.answerer, state.offered = previous
+            for stream in created.values():
+                self._release(stream)
+            with suppress(Exception):  # best effort: the relay is failing already
+                self.relay.delete(session)
+                for index in state.streams:
+                    self.relay.update(_spec(session, state, index))
+            raise MediaError(f"media relay failed: {exc}", 503) from exc
+
+    def _drop(self, session: str, state: _Session, indexes: list[int]) -> None:
+        """Streams no longer negotiated: removed from the relay, or parked."""
+        for index in indexes:
+            stream = state.streams[index]
+            if isinstance(self.relay, StreamRemover):
+                self.relay.remove(session, index)
+                self._release(stream)
+                del state.streams[index]
+            elif not stream.parked:
+                stream.peers.clear()
+                stream.parked = True
+                self.relay.update(_spec(session, state, index))
+
+    def _release(self, stream: _Stream) -> None:
+        for local in stream.local.values():
+            self.ports.release(local.host, local.port)
+        stream.local.clear()
+
+    def _outgoing(
+        self, state: _Session, body: SessionDescription, to_leg: str, live: list[int]
+    ) -> bytes:
+        """The body ``to_leg`` sees: our address, our ports, our o= line."""
+        address = state.legs[to_leg].advertised
+        anchor_session(body, address)
+        for index, media in enumerate(body.media):
+            local = state.streams[index].local[to_leg] if index in live else None
+            anchor_media(media, local, address)
+        return state.origins[to_leg].stamp(body)
+
+
+# --- pure helpers ------------------------------------------------------------
+
+
+def _parse(sdp: bytes) -> SessionDescription:
+    """The body as SDP, or a 488 naming what is wrong (RFC 3264 §5)."""
+    try:
+        body = parse_sdp(sdp)
+    except SdpError as exc:
+        raise MediaError(f"malformed SDP: {exc.reason}") from None
+    if not body.media:
+        raise MediaError("no usable media (no m= lines)")
+    return body
+
+
+def _read_stream(media: MediaDescription, index: int) -> PeerMedia | None:
+    """An m= line as one leg's end of a stream; None when rejected or not RTP."""
+    if media.is_rejected or not is_anchorable(media):
+        return REJECTED
+    return read_media(media, index)
+
+
+def _read_offer(body: SessionDescription) -> list[PeerMedia | None]:
+    peers = [_read_stream(media, index) for index, media in enumerate(body.media)]
+    if all(p is REJECTED for p in peers) and any(not m.is_rejected for m in body.media):
+        protos = ", ".join(sorted({m.proto for m in body.media if not m.is_rejected}))
+        raise MediaError(f"no usable media: {protos} cannot be relayed")
+    return peers
+
+
+def _spec(session: str, state: _Session, index: int) -> StreamSpec:
+    """What the relay needs for one m= position (RFC 5761 mux needs both ends)."""
+    stream = state.streams[index]
+    if stream.parked:
+        return StreamSpec(
+            session, index, SideSpec(stream.local["a"]), SideSpec(stream.local["b"]), True
+        )
+    peers = stream.peers
+    mux = all(p.rtcp_mux for p in peers.values())
+    return StreamSpec(
+        session=session,
+        index=index,
+        a=_side(state.legs["a"], stream.local["a"], peers.get("a"), peers.get("b"), mux),
+        b=_side(state.legs["b"], stream.local["b"], peers.get("b"), peers.get("a"), mux),
+        on_hold=any(p.on_hold for p in peers.values()),
+    )
+
+
+def _side(
+    leg: LegMedia, local: Endpoint, peer: PeerMedia | None, other: PeerMedia | None, mux: bool
+) -> SideSpec:
+    """One leg's end: where its SDP receives, whom to latch on, its payload numbers."""
+    if peer is None:
+        return SideSpec(local, allowed_sources=(leg.peer_ip,), latch_any=leg.latch_any)
+    sources = tuple(dict.fromkeys(ip for ip in (peer.connection_ip, leg.peer_ip) if ip))
+    return SideSpec(
+        local=local,
+        remote=peer.remote,
+        remote_rtcp=peer.remote if mux else peer.remote_rtcp,
+        rtcp_mux=mux,
+        allowed_sources=sources,
+        latch_any=leg.latch_any,
+        pt_map=payload_map(peer, other) if other is not None else (),
+    )

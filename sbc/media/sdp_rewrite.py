@@ -1,0 +1,235 @@
+"""Reading and rewriting SDP for media anchoring (RFC 3264, RFC 8866).
+
+Pure functions over :mod:`sbc.sip.sdp`'s model. :func:`read_media` says
+what one leg's m= line asks for (where to send RTP and RTCP, rtcp-mux, the
+payload types, hold); :func:`anchor_media` and :func:`anchor_session` make
+a body name only the SBC's own address and ports; :class:`LegOrigin` keeps
+the o= line the SBC writes towards one leg (RFC 3264 §8: the version moves
+only when the body changes); :func:`payload_map` derives RTP payload-type
+rewrites between legs that number a codec differently (RFC 4733 §2.1, RFC
+3264 §6.1).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+
+from sbc.media.control import Endpoint
+from sbc.media.interface import MediaError
+from sbc.sip.sdp import (
+    DEFAULT_DIRECTION,
+    Connection,
+    MediaDescription,
+    Origin,
+    SdpLine,
+    SessionDescription,
+)
+
+#: Transport protocols the relay can anchor (RFC 3551, RFC 4585, RFC 3711, RFC 5764).
+RTP_PROTOS = frozenset(
+    ("RTP/AVP", "RTP/AVPF", "RTP/SAVP", "RTP/SAVPF", "UDP/TLS/RTP/SAVP", "UDP/TLS/RTP/SAVPF")
+)
+#: ICE attributes (RFC 8839 §5): the SBC terminates media, so they never cross.
+ICE_ATTRIBUTES = (
+    "candidate",
+    "remote-candidates",
+    "end-of-candidates",
+    "ice-ufrag",
+    "ice-pwd",
+    "ice-options",
+    "ice-lite",
+    "ice-mismatch",
+    "ice-pacing",
+)
+#: RFC 3605 §2.1: ``a=rtcp:<port> [<nettype> <addrtype> <connection-address>]``.
+RTCP = "rtcp"
+ORIGIN_USERNAME = "sbc"
+NETTYPE = "IN"
+
+
+@dataclass(frozen=True, slots=True)
+class PeerMedia:
+    """What one leg's SDP says about one m= line: where that leg receives."""
+
+    remote: Endpoint | None  # RTP destination; None when on hold with c=0.0.0.0
+    remote_rtcp: Endpoint | None  # RTCP destination without rtcp-mux (a=rtcp, else RTP + 1)
+    rtcp_mux: bool  # RFC 5761 §5.1.1
+    connection_ip: str | None  # the c= IP (None when 0.0.0.0)
+    formats: tuple[str, ...]
+    codecs: tuple[tuple[int, str], ...]  # a=rtpmap: payload type -> encoding/clock
+    on_hold: bool  # RFC 3264 §8.4: not sendrecv, or c=0.0.0.0
+
+
+def addrtype(address: str) -> str:
+    """``IP4`` or ``IP6`` for an address (RFC 8866 §5.7)."""
+    return "IP6" if ":" in address else "IP4"
+
+
+def is_anchorable(media: MediaDescription) -> bool:
+    """RTP over UDP with a single port: what the relay forwards."""
+    return media.proto in RTP_PROTOS and media.port_count in (None, 1)
+
+
+def read_media(media: MediaDescription, index: int) -> PeerMedia:
+    """The transport addresses and codecs of an accepted m= line.
+
+    Raises :class:`MediaError` (488) for what cannot be anchored: no c= at
+    either level (RFC 8866 §5.7), a host name or multicast address, a bad
+    a=rtcp (RFC 3605).
+    """
+    connection = media.connection or (media.session.connection if media.session else None)
+    if connection is None:
+        raise MediaError(f"m= line {index} has no c= line (RFC 8866 §5.7)")
+    hold = connection.is_hold
+    ip = None if hold else _unicast_ip(connection.address, index)
+    mux = media.rtcp_mux
+    remote = None if ip is None else Endpoint(ip, media.port)
+    return PeerMedia(
+        remote=remote,
+        remote_rtcp=None if ip is None else _rtcp_endpoint(media, ip, index),
+        rtcp_mux=mux,
+        connection_ip=ip,
+        formats=tuple(media.formats),
+        codecs=_codecs(media),
+        on_hold=hold or media.direction != DEFAULT_DIRECTION,
+    )
+
+
+def _unicast_ip(address: str, index: int) -> str:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        raise MediaError(
+            f"m= line {index}: c= must be an IP address, not {address[:40]!r}"
+        ) from None
+    if ip.is_multicast or ip.is_unspecified:
+        raise MediaError(f"m= line {index}: c= {address} is not a unicast address")
+    return str(ip)
+
+
+def _rtcp_endpoint(media: MediaDescription, ip: str, index: int) -> Endpoint:
+    """RFC 3605 a=rtcp, else RTP + 1 (RFC 3550 §11); kept under rtcp-mux too, for
+    the answer may decline it (RFC 5761 §5.1.1)."""
+    attribute = media.attribute(RTCP)
+    if attribute is None or not attribute.value:
+        return Endpoint(ip, media.port + 1)
+    parts = attribute.value.split()
+    if not parts[0].isdigit() or int(parts[0]) > 65535 or len(parts) not in (1, 4):
+        raise MediaError(f"m= line {index}: malformed a=rtcp (RFC 3605 §2.1)")
+    if len(parts) == 4:
+        ip = _unicast_ip(parts[3], index)
+    return Endpoint(ip, int(parts[0]))
+
+
+def _codecs(media: MediaDescription) -> tuple[tuple[int, str], ...]:
+    """a=rtpmap as (payload type, lower-case ``encoding/clock[/channels]``)."""
+    codecs = []
+    for fmt, name in media.rtpmap.items():
+        if fmt.isdigit() and name:
+            codecs.append((int(fmt), name.lower()))
+    return tuple(codecs)
+
+
+# --- rewriting ---------------------------------------------------------------
+
+
+def anchor_session(sdp: SessionDescription, address: str) -> None:
+    """Session-level lines: c= names ``address`` (0.0.0.0 hold kept), no ICE."""
+    _rewrite_connections(sdp.lines, address)
+    sdp.remove_attributes(*ICE_ATTRIBUTES)
+
+
+def anchor_media(media: MediaDescription, local: Endpoint | None, address: str) -> None:
+    """One m= line sent to a leg: our ``address`` and ``local`` port, no ICE.
+
+    ``local`` None rejects the stream (port 0, RFC 3264 §6) in position.
+    Direction attributes, codecs, crypto and fingerprints are left alone.
+    """
+    _rewrite_connections(media.lines, address)
+    media.remove_attributes(*ICE_ATTRIBUTES)
+    if local is None:
+        media.port = 0
+        media.remove_attributes(RTCP)
+        return
+    media.port = local.port
+    attribute = media.attribute(RTCP)
+    if attribute is not None:
+        connection = media.connection or (media.session.connection if media.session else None)
+        rtcp_address = connection.address if connection is not None else address
+        attribute.value = f"{local.port + 1} {NETTYPE} {addrtype(rtcp_address)} {rtcp_address}"
+
+
+def _rewrite_connections(lines: list[SdpLine], address: str) -> None:
+    """Every c= names ``address``, except the old hold 0.0.0.0 (RFC 3264 §8.4)."""
+    for i, line in enumerate(lines):
+        if isinstance(line, Connection) and not line.is_hold:
+            lines[i] = Connection(NETTYPE, addrtype(address), address)
+
+
+class LegOrigin:
+    """The o= line the SBC writes towards one leg (RFC 8866 §5.2, RFC 3264 §8).
+
+    One session id per leg for the whole call; the version starts at
+    ``version`` and goes up by one whenever the body sent to the leg differs
+    from the previous one, so an unchanged re-offer keeps it.
+    """
+
+    __slots__ = ("_last", "address", "sess_id", "version")
+
+    def __init__(self, sess_id: int, address: str, version: int = 1) -> None:
+        self.sess_id = sess_id
+        self.address = address
+        self.version = version
+        self._last: bytes | None = None
+
+    def stamp(self, sdp: SessionDescription) -> bytes:
+        """Write our o= into ``sdp`` and serialize it."""
+        body = self._serialize(sdp)
+        if self._last is not None and body != self._last:
+            self.version += 1
+            body = self._serialize(sdp)
+        self._last = body
+        return body
+
+    def _serialize(self, sdp: SessionDescription) -> bytes:
+        sdp.origin = Origin(
+            ORIGIN_USERNAME,
+            str(self.sess_id),
+            self.version,
+            NETTYPE,
+            addrtype(self.address),
+            self.address,
+        )
+        return sdp.serialize()
+
+
+def payload_map(receiver: PeerMedia, sender: PeerMedia) -> tuple[tuple[int, int], ...]:
+    """Rewrites for RTP sent *to* ``receiver``: the sender's number -> the receiver's.
+
+    A codec both SDPs name (same encoding, clock and channels, once each) under
+    different dynamic payload numbers is mapped (RFC 4733 §2.1 telephone-event,
+    RFC 3264 §6.1). A number that means something else to the receiver is never
+    rewritten, so an endpoint that already honours the receiver's numbering is
+    untouched.
+    """
+    mine = _unique_names(receiver.codecs)
+    theirs = _unique_names(sender.codecs)
+    taken = {int(fmt) for fmt in receiver.formats if fmt.isdigit()}
+    pairs = []
+    for name, number in theirs.items():
+        own = mine.get(name)
+        if own is not None and own != number and number not in taken:
+            pairs.append((number, own))
+    return tuple(sorted(pairs))
+
+
+def _unique_names(codecs: tuple[tuple[int, str], ...]) -> dict[str, int]:
+    """Encoding name -> payload type, leaving out names listed more than once."""
+    names: dict[str, int] = {}
+    repeated = set()
+    for number, name in codecs:
+        if name in names:
+            repeated.add(name)
+        names[name] = number
+    return {name: number for name, number in names.items() if name not in repeated}

@@ -128,8 +128,7 @@ class MediaAnchor:
                 state.streams[index] = stream
         state.answerer, state.offered = to_leg, tuple(p is not REJECTED for p in peers)
         live = [i for i, p in enumerate(peers) if p is not REJECTED]
-        self._push(session, state, live, previous, created)
-        self._drop(session, state, [i for i in state.streams if i not in live])
+        self._apply(session, state, live, previous, created)
         return self._outgoing(state, body, to_leg, live)
 
     def answer(self, session: str, from_leg: str, to_leg: str, sdp: bytes) -> bytes:
@@ -154,8 +153,7 @@ class MediaAnchor:
             if peer is not REJECTED:
                 state.streams[index].peers[from_leg] = peer
         live = [i for i, p in enumerate(peers) if p is not REJECTED]
-        self._push(session, state, live, previous, {})
-        self._drop(session, state, [i for i in state.streams if i not in live])
+        self._apply(session, state, live, previous, {})
         return self._outgoing(state, body, to_leg, live)
 
     def delete(self, session: str) -> None:
@@ -163,9 +161,11 @@ class MediaAnchor:
         state = self._sessions.pop(session, None)
         if state is None:
             return
-        self.relay.delete(session)
-        for stream in state.streams.values():
-            self._release(stream)
+        try:
+            self.relay.delete(session)
+        finally:
+            for stream in state.streams.values():
+                self._release(stream)
 
     def stats(self, session: str) -> MediaStats:
         """Counters of every stream of the call, both directions (RFC 3550 §6.4)."""
@@ -202,39 +202,58 @@ class MediaAnchor:
             raise
         return created
 
-    def _push(
+    def _apply(
         self,
         session: str,
         state: _Session,
-        indexes: list[int],
+        live: list[int],
         previous: tuple[dict[int, _Stream], str | None, tuple[bool, ...]],
         created: dict[int, _Stream],
     ) -> None:
-        """Tell the relay about ``indexes``; on failure put everything back (503)."""
-        try:
-            for index in indexes:
-                self.relay.update(_spec(session, state, index))
-        except Exception as exc:
-            state.streams, state.answerer, state.offered = previous
-            for stream in created.values():
-                self._release(stream)
-            with suppress(Exception):  # best effort: the relay is failing already
-                self.relay.delete(session)
-                for index in state.streams:
-                    self.relay.update(_spec(session, state, index))
-            raise MediaError(f"media relay failed: {exc}", 503) from exc
+        """Tell the relay: ``live`` streams updated, the others dropped.
 
-    def _drop(self, session: str, state: _Session, indexes: list[int]) -> None:
-        """Streams no longer negotiated: removed from the relay, or parked."""
-        for index in indexes:
-            stream = state.streams[index]
-            if isinstance(self.relay, StreamRemover):
-                self.relay.remove(session, index)
-                self._release(stream)
-                del state.streams[index]
-            elif not stream.parked:
-                stream.peers.clear()
-                stream.parked = True
+        Ports of removed streams are released only once the relay agreed; on
+        a relay failure the previous state is put back (503).
+        """
+        dropped = [i for i in state.streams if i not in live]
+        removable = isinstance(self.relay, StreamRemover)
+        try:
+            for index in live:
+                self.relay.update(_spec(session, state, index))
+            for index in dropped:
+                self._drop(session, state, index, removable)
+        except Exception as exc:
+            self._restore(session, state, previous, created)
+            raise MediaError(f"media relay failed: {exc}", 503) from exc
+        if removable:
+            for index in dropped:
+                self._release(state.streams.pop(index))
+
+    def _drop(self, session: str, state: _Session, index: int, removable: bool) -> None:
+        """A stream no longer negotiated: removed from the relay, else parked."""
+        stream = state.streams[index]
+        if removable:
+            assert isinstance(self.relay, StreamRemover)
+            self.relay.remove(session, index)
+        elif not stream.parked:
+            stream.peers.clear()
+            stream.parked = True
+            self.relay.update(_spec(session, state, index))
+
+    def _restore(
+        self,
+        session: str,
+        state: _Session,
+        previous: tuple[dict[int, _Stream], str | None, tuple[bool, ...]],
+        created: dict[int, _Stream],
+    ) -> None:
+        """Back to the state before this offer/answer, the relay resynchronised."""
+        state.streams, state.answerer, state.offered = previous
+        for stream in created.values():
+            self._release(stream)
+        with suppress(Exception):  # best effort: the relay is failing already
+            self.relay.delete(session)
+            for index in state.streams:
                 self.relay.update(_spec(session, state, index))
 
     def _release(self, stream: _Stream) -> None:

@@ -21,7 +21,6 @@ from sbc.sip.sdp import (
     DEFAULT_DIRECTION,
     Connection,
     MediaDescription,
-    Origin,
     SdpLine,
     SessionDescription,
 )
@@ -149,7 +148,7 @@ def anchor_media(media: MediaDescription, local: Endpoint | None, address: str) 
     _rewrite_connections(media.lines, address)
     media.remove_attributes(*ICE_ATTRIBUTES)
     if local is None:
-        media.port = 0
+        media.port, media.port_count = 0, None
         media.remove_attributes(RTCP)
         return
     media.port = local.port
@@ -161,10 +160,13 @@ def anchor_media(media: MediaDescription, local: Endpoint | None, address: str) 
 
 
 def _rewrite_connections(lines: list[SdpLine], address: str) -> None:
-    """Every c= names ``address``, except the old hold 0.0.0.0 (RFC 3264 §8.4)."""
-    for i, line in enumerate(lines):
+    """Every c= names ``address``, except the old hold 0.0.0.0 (RFC 3264 §8.4).
+
+    Lines are changed in place so they keep their own line endings.
+    """
+    for line in lines:
         if isinstance(line, Connection) and not line.is_hold:
-            lines[i] = Connection(NETTYPE, addrtype(address), address)
+            line.nettype, line.addrtype, line.address = NETTYPE, addrtype(address), address
 
 
 class LegOrigin:
@@ -193,10 +195,13 @@ class LegOrigin:
         return body
 
     def _serialize(self, sdp: SessionDescription) -> bytes:
-        sdp.origin = Origin(
+        origin = sdp.origin  # changed in place: it keeps its line ending
+        origin.username, origin.sess_id, origin.sess_version = (
             ORIGIN_USERNAME,
             str(self.sess_id),
             self.version,
+        )
+        origin.nettype, origin.addrtype, origin.address = (
             NETTYPE,
             addrtype(self.address),
             self.address,

@@ -466,3 +466,54 @@ def test_advertised_address_behind_nat(relay: FakeRelay, pool: PortPool) -> None
     assert spec.a.local.host == "10.0.0.2"  # bound on the private media address
     assert spec.a.latch_any
     assert spec.a.allowed_sources == ("127.0.0.10", "198.51.100.9")
+
+
+VIDEO = "m=video 6002 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"
+
+
+def test_reoffer_adds_a_stream_with_new_ports_and_keeps_the_old(
+    anchor: MediaAnchor, relay: FakeRelay, pool: PortPool
+) -> None:
+    first = parsed(anchor.offer("call-1", "a", "b", sdp(SIPP_OFFER)))
+    anchor.answer("call-1", "b", "a", sdp(PBX_ANSWER))
+    audio = relay.specs["call-1", 0]
+    second = parsed(anchor.offer("call-1", "a", "b", sdp(SIPP_OFFER + VIDEO)))
+    assert second.media[0].port == first.media[0].port
+    assert second.media[1].port not in (0, first.media[0].port)
+    assert pool.in_use() == 4
+    assert relay.specs["call-1", 0].b == audio.b  # B's side untouched until its answer
+    to_a = parsed(anchor.answer("call-1", "b", "a", sdp(PBX_ANSWER + VIDEO)))
+    assert to_a.media[1].port == relay.specs["call-1", 1].a.local.port
+    assert parsed(anchor.offer("call-1", "b", "a", sdp(PBX_ANSWER + VIDEO))).media[0].port == (
+        audio.a.local.port  # a re-offer from the other leg keeps the same ports
+    )
+
+
+def test_a_stream_disabled_later_releases_its_ports(pool: PortPool) -> None:
+    relay = RemovingRelay()
+    anchor = MediaAnchor(relay, pool)
+    anchor.open("s", LEG_A, LEG_B)
+    anchor.offer("s", "a", "b", sdp(SIPP_OFFER + VIDEO))
+    anchor.answer("s", "b", "a", sdp(PBX_ANSWER + VIDEO))
+    assert pool.in_use() == 4
+    disabled = SIPP_OFFER + VIDEO.replace("6002", "0")  # RFC 3264 §8.2
+    to_b = parsed(anchor.offer("s", "a", "b", sdp(disabled)))
+    assert to_b.media[1].port == 0
+    assert relay.removed == [("s", 1)]
+    assert pool.in_use() == 2
+    again = parsed(anchor.offer("s", "a", "b", sdp(SIPP_OFFER + VIDEO)))
+    assert again.media[1].port != 0
+    assert pool.in_use() == 4
+
+
+def test_streams_the_relay_cannot_carry_are_disabled_in_position(
+    anchor: MediaAnchor, pool: PortPool
+) -> None:
+    offer = SIPP_OFFER + "m=application 9 TCP/BFCP *\r\nm=audio 6004/2 RTP/AVP 0\r\n"
+    to_b = parsed(anchor.offer("call-1", "a", "b", sdp(offer)))
+    assert [m.port for m in to_b.media][1:] == [0, 0]
+    assert to_b.media[2].port_count is None
+    assert pool.in_use() == 2
+    answer = PBX_ANSWER + "m=application 0 TCP/BFCP *\r\nm=audio 0 RTP/AVP 0\r\n"
+    to_a = parsed(anchor.answer("call-1", "b", "a", sdp(answer)))
+    assert [m.port for m in to_a.media][1:] == [0, 0]

@@ -74,6 +74,10 @@ class _Stream:
     parked: bool = False  # dropped, but the relay still holds the sockets
 
 
+#: What an offer/answer may change: the streams, who answers, what was offered.
+_Snapshot = tuple[dict[int, _Stream], str | None, tuple[bool, ...]]
+
+
 @dataclass(slots=True)
 class _Session:
     legs: dict[str, LegMedia]
@@ -82,7 +86,7 @@ class _Session:
     answerer: str | None = None  # the leg that answers the last offer
     offered: tuple[bool, ...] = ()  # per m= position: anchored in the last offer
 
-    def snapshot(self) -> tuple[dict[int, _Stream], str | None, tuple[bool, ...]]:
+    def snapshot(self) -> _Snapshot:
         streams = {i: _Stream(s.local, dict(s.peers), s.parked) for i, s in self.streams.items()}
         return streams, self.answerer, self.offered
 
@@ -207,7 +211,7 @@ class MediaAnchor:
         session: str,
         state: _Session,
         live: list[int],
-        previous: tuple[dict[int, _Stream], str | None, tuple[bool, ...]],
+        previous: _Snapshot,
         created: dict[int, _Stream],
     ) -> None:
         """Tell the relay: ``live`` streams updated, the others dropped.
@@ -244,7 +248,7 @@ class MediaAnchor:
         self,
         session: str,
         state: _Session,
-        previous: tuple[dict[int, _Stream], str | None, tuple[bool, ...]],
+        previous: _Snapshot,
         created: dict[int, _Stream],
     ) -> None:
         """Back to the state before this offer/answer, the relay resynchronised."""

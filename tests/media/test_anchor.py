@@ -517,3 +517,10 @@ def test_streams_the_relay_cannot_carry_are_disabled_in_position(
     answer = PBX_ANSWER + "m=application 0 TCP/BFCP *\r\nm=audio 0 RTP/AVP 0\r\n"
     to_a = parsed(anchor.answer("call-1", "b", "a", sdp(answer)))
     assert [m.port for m in to_a.media][1:] == [0, 0]
+
+
+def test_reopening_keeps_the_streams(anchor: MediaAnchor, relay: FakeRelay) -> None:
+    first = anchor.offer("call-1", "a", "b", sdp(SIPP_OFFER))
+    anchor.open("call-1", LEG_A, LEG_B)
+    assert anchor.offer("call-1", "a", "b", sdp(SIPP_OFFER)) == first
+    assert anchor.sessions == {"call-1"}

@@ -6,7 +6,21 @@ import ast
 import sys
 from pathlib import Path
 
-PURE = ("sbc/sip", "sbc/b2bua", "sbc/policy", "sbc/media/interface.py")
+PURE = (
+    "sbc/sip",
+    "sbc/b2bua",
+    "sbc/policy",
+    "sbc/media/interface.py",
+    "sbc/media/control.py",
+    "sbc/media/anchor.py",
+    "sbc/media/ports.py",
+    "sbc/media/sdp_rewrite.py",
+    "sbc/media/stats.py",
+    "sbc/media/relay/rtp.py",
+    "sbc/media/relay/stats.py",
+    "sbc/media/relay/latch.py",
+    "sbc/media/relay/stun.py",
+)
 FORBIDDEN = ("asyncio", "socket", "fastapi", "uvicorn", "uvloop", "sbc.transport", "sbc.app")
 
 

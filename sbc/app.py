@@ -17,6 +17,11 @@ from sbc.b2bua.core import Core
 from sbc.gctune import FULL_COLLECTION_INTERVAL_S, full_collection, tune_gc
 from sbc.load import LoadMonitor
 from sbc.log import configure_logging
+from sbc.media.anchor import MediaAnchor
+from sbc.media.interface import MediaHandler, PassthroughMedia
+from sbc.media.ports import PortPool
+from sbc.media.relay.engine import RelayEngine
+from sbc.media.relay.workers import WorkerPool
 from sbc.policy import Policy
 from sbc.sip.target import Target
 from sbc.sip.transaction import Transmit
@@ -46,6 +51,7 @@ class Runtime:
         self._stop = asyncio.Event()
         self._load: LoadMonitor | None = None
         self._gc_handle: asyncio.TimerHandle | None = None
+        self._relay: RelayEngine | WorkerPool | None = None
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -54,6 +60,7 @@ class Runtime:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.core.media = await self._start_media()
         self._load = LoadMonitor(
             self._loop,
             max_delay=self.policy.settings.calls.overload_delay_ms / 1000,
@@ -101,11 +108,45 @@ class Runtime:
             self._load.stop()
         if self._gc_handle is not None:
             self._gc_handle.cancel()
+        if isinstance(self._relay, WorkerPool):
+            await self._relay.close()
+        elif self._relay is not None:
+            self._relay.close()
         await self.transport.close()
         log.info("sbc.stopped", calls_left=len(self.core.calls))
 
     def stop(self) -> None:
         self._stop.set()
+
+    async def _start_media(self) -> MediaHandler:
+        """Anchor media (RTP relay in worker processes, or in-process with
+        ``workers: 0``) unless the policy says SDP crosses as is."""
+        settings = self.policy.settings.media
+        if not settings.anchor:
+            return PassthroughMedia()
+        timeout = float(settings.inactivity_timeout_s)
+        if settings.workers == 0:
+            relay: RelayEngine | WorkerPool = RelayEngine(self._on_media_inactive, timeout)
+        else:
+            pool = WorkerPool(
+                settings.workers,
+                on_lost=self._on_media_lost,
+                on_inactive=self._on_media_inactive,
+                inactivity_timeout=timeout,
+            )
+            await pool.start()
+            relay = pool
+        self._relay = relay
+        log.info("media.anchoring", workers=settings.workers, inactivity_timeout_s=timeout)
+        return MediaAnchor(relay, PortPool())
+
+    def _on_media_inactive(self, session: str) -> None:
+        self._on_media_lost(session, "media inactivity")
+
+    def _on_media_lost(self, session: str, reason: str) -> None:
+        """No media any more for a call (timeout, dead worker): end both legs."""
+        log.info("media.lost", call=session, reason=reason)
+        self._send(self.core.hangup(session, self.loop.time(), reason=reason))
 
     # --- edges ---------------------------------------------------------------------
 

@@ -35,13 +35,6 @@ pytestmark = pytest.mark.integration
 # --------------------------------------------------------------------------
 
 
-MEDIA_ANCHORING = pytest.mark.xfail(
-    strict=True,
-    reason="SDP crosses unchanged until media anchoring lands (issue 3): o=/c= still "
-    "name the other side; strict, so this fails loudly once anchoring works",
-)
-
-
 def _first(msgs: list[SipMessage], what: str) -> SipMessage:
     assert msgs, f"no {what} in the message log"
     return msgs[0]
@@ -138,7 +131,6 @@ def _sdp_connection(msg: SipMessage) -> str | None:
     return None
 
 
-@MEDIA_ANCHORING
 @pytest.mark.parametrize("direction", ["inbound", "outbound"])
 def test_basic_call_sdp_anchored(sbc: SbcProcess, sipp_pair: SippPair, direction: str) -> None:
     """Media is anchored: each side sees only the SBC's media address of its side."""
@@ -298,7 +290,6 @@ def test_late_offer(sbc: SbcProcess, sipp_pair: SippPair) -> None:
     assert "m=audio" in b_ack.body, "the ACK must carry the answer"
 
 
-@MEDIA_ANCHORING
 def test_late_offer_sdp_anchored(sbc: SbcProcess, sipp_pair: SippPair) -> None:
     uas, uac = sipp_pair(sbc, "uas_late_offer", "uac_late_offer")
     assert_both_ok(uas, uac)
@@ -319,7 +310,6 @@ def test_reinvite_hold_resume(sbc: SbcProcess, sipp_pair: SippPair) -> None:
     assert [s for s in uac.statuses("INVITE") if s >= 200] == [200, 200, 200]
 
 
-@MEDIA_ANCHORING
 def test_reinvite_sdp_anchored(sbc: SbcProcess, sipp_pair: SippPair) -> None:
     uas, uac = sipp_pair(sbc, "uas_reinvite_hold", "uac_reinvite_hold")
     assert_both_ok(uas, uac)

@@ -24,10 +24,8 @@ Theory of operation, per call (legs ``"a"`` and ``"b"``):
   503 after the offer's own allocations are released, a relay failure a 503
   after the previous state is restored.
 
-A dropped stream's ports are released when the relay can remove a single
-stream (:class:`StreamRemover`); otherwise they stay parked (bound, idle,
-reused if the position comes back) until the call ends, since the relay
-still holds their sockets.
+A dropped stream is removed from the relay and its ports are released at
+once, while the call goes on.
 """
 
 from __future__ import annotations
@@ -36,7 +34,6 @@ import secrets
 from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import count
-from typing import Protocol, runtime_checkable
 
 from sbc.media.control import Endpoint, RelayControl, SideSpec, StreamSpec
 from sbc.media.interface import LegMedia, MediaError, MediaStats
@@ -58,20 +55,12 @@ LEGS = ("a", "b")
 REJECTED = None
 
 
-@runtime_checkable
-class StreamRemover(Protocol):
-    """A relay that can stop one stream of a call (not yet in RelayControl)."""
-
-    def remove(self, session: str, index: int) -> None: ...
-
-
 @dataclass(slots=True)
 class _Stream:
     """One anchored m= position: our socket per leg, what each leg's SDP said."""
 
     local: dict[str, Endpoint]
     peers: dict[str, PeerMedia] = field(default_factory=dict)
-    parked: bool = False  # dropped, but the relay still holds the sockets
 
 
 #: What an offer/answer may change: the streams, who answers, what was offered.
@@ -87,7 +76,7 @@ class _Session:
     offered: tuple[bool, ...] = ()  # per m= position: anchored in the last offer
 
     def snapshot(self) -> _Snapshot:
-        streams = {i: _Stream(s.local, dict(s.peers), s.parked) for i, s in self.streams.items()}
+        streams = {i: _Stream(s.local, dict(s.peers)) for i, s in self.streams.items()}
         return streams, self.answerer, self.offered
 
 
@@ -128,7 +117,6 @@ class MediaAnchor:
             if peer is not REJECTED:
                 stream = state.streams.get(index) or created[index]
                 stream.peers[from_leg] = peer
-                stream.parked = False
                 state.streams[index] = stream
         state.answerer, state.offered = to_leg, tuple(p is not REJECTED for p in peers)
         live = [i for i, p in enumerate(peers) if p is not REJECTED]
@@ -220,29 +208,16 @@ class MediaAnchor:
         a relay failure the previous state is put back (503).
         """
         dropped = [i for i in state.streams if i not in live]
-        removable = isinstance(self.relay, StreamRemover)
         try:
             for index in live:
                 self.relay.update(_spec(session, state, index))
             for index in dropped:
-                self._drop(session, state, index, removable)
+                self.relay.remove(session, index)  # rejected now: RFC 3264 §8.2
         except Exception as exc:
             self._restore(session, state, previous, created)
             raise MediaError(f"media relay failed: {exc}", 503) from exc
-        if removable:
-            for index in dropped:
-                self._release(state.streams.pop(index))
-
-    def _drop(self, session: str, state: _Session, index: int, removable: bool) -> None:
-        """A stream no longer negotiated: removed from the relay, else parked."""
-        stream = state.streams[index]
-        if removable:
-            assert isinstance(self.relay, StreamRemover)
-            self.relay.remove(session, index)
-        elif not stream.parked:
-            stream.peers.clear()
-            stream.parked = True
-            self.relay.update(_spec(session, state, index))
+        for index in dropped:
+            self._release(state.streams.pop(index))
 
     def _restore(
         self,
@@ -309,10 +284,6 @@ def _read_offer(body: SessionDescription) -> list[PeerMedia | None]:
 def _spec(session: str, state: _Session, index: int) -> StreamSpec:
     """What the relay needs for one m= position (RFC 5761 mux needs both ends)."""
     stream = state.streams[index]
-    if stream.parked:
-        return StreamSpec(
-            session, index, SideSpec(stream.local["a"]), SideSpec(stream.local["b"]), True
-        )
     peers = stream.peers
     mux = all(p.rtcp_mux for p in peers.values())
     return StreamSpec(

@@ -86,6 +86,11 @@ class RelayControl(Protocol):
         """Create the stream or change it (idempotent; sockets are kept)."""
         ...
 
+    def remove(self, session: str, index: int) -> None:
+        """Stop relaying one stream (rejected in a later offer/answer) and close
+        its sockets, so its ports can be reused while the call goes on."""
+        ...
+
     def delete(self, session: str) -> None:
         """Stop relaying every stream of ``session`` and close its sockets."""
         ...

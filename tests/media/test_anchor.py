@@ -48,6 +48,7 @@ class FakeRelay:
         self.specs: dict[tuple[str, int], StreamSpec] = {}
         self.updates: list[StreamSpec] = []
         self.deleted: list[str] = []
+        self.removed: list[tuple[str, int]] = []
         self.canned: list[StreamStats] = []
         self.fail_on: int | None = None  # raise on update of this m= index
 
@@ -57,6 +58,10 @@ class FakeRelay:
         self.updates.append(stream)
         self.specs[stream.session, stream.index] = stream
 
+    def remove(self, session: str, index: int) -> None:
+        self.removed.append((session, index))
+        self.specs.pop((session, index), None)
+
     def delete(self, session: str) -> None:
         self.deleted.append(session)
         for key in [k for k in self.specs if k[0] == session]:
@@ -64,18 +69,6 @@ class FakeRelay:
 
     def stats(self, session: str) -> list[StreamStats]:
         return self.canned
-
-
-class RemovingRelay(FakeRelay):
-    """A relay that can stop a single stream."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.removed: list[tuple[str, int]] = []
-
-    def remove(self, session: str, index: int) -> None:
-        self.removed.append((session, index))
-        self.specs.pop((session, index), None)
 
 
 def sdp(text: str) -> bytes:
@@ -197,7 +190,7 @@ AUDIO_VIDEO = (
 
 
 def test_audio_video_with_the_video_rejected(pool: PortPool) -> None:
-    relay = RemovingRelay()
+    relay = FakeRelay()
     anchor = MediaAnchor(relay, pool)
     anchor.open("av", LEG_A, LEG_B)
     to_b = parsed(anchor.offer("av", "a", "b", sdp(AUDIO_VIDEO)))
@@ -216,23 +209,6 @@ def test_audio_video_with_the_video_rejected(pool: PortPool) -> None:
     assert list(relay.specs) == [("av", 0)]
     assert pool.in_use() == 2
     assert relay.specs["av", 0].b.remote_rtcp == Endpoint("10.9.9.9", 4001)
-
-
-def test_rejected_stream_is_parked_without_stream_removal(
-    anchor: MediaAnchor, relay: FakeRelay, pool: PortPool
-) -> None:
-    anchor.offer("call-1", "a", "b", sdp(AUDIO_VIDEO))
-    anchor.answer("call-1", "b", "a", sdp(AUDIO_VIDEO.replace("m=video 4002", "m=video 0")))
-    video = relay.specs["call-1", 1]
-    assert video.on_hold
-    assert video.a.remote is None
-    assert video.b.remote is None
-    assert video.a.allowed_sources == ()
-    assert pool.in_use() == 4  # the relay still holds the sockets
-    to_b = parsed(anchor.offer("call-1", "a", "b", sdp(AUDIO_VIDEO)))
-    assert to_b.media[1].port == video.b.local.port  # the position comes back: same ports
-    anchor.delete("call-1")
-    assert pool.in_use() == 0
 
 
 def test_offered_port_zero_stays_in_position(anchor: MediaAnchor, pool: PortPool) -> None:
@@ -490,7 +466,7 @@ def test_reoffer_adds_a_stream_with_new_ports_and_keeps_the_old(
 
 
 def test_a_stream_disabled_later_releases_its_ports(pool: PortPool) -> None:
-    relay = RemovingRelay()
+    relay = FakeRelay()
     anchor = MediaAnchor(relay, pool)
     anchor.open("s", LEG_A, LEG_B)
     anchor.offer("s", "a", "b", sdp(SIPP_OFFER + VIDEO))

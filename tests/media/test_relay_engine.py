@@ -365,3 +365,25 @@ def test_works_on_uvloop() -> None:
         call.close()
 
     uvloop.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_remove_closes_one_stream_and_keeps_the_others() -> None:
+    """A stream rejected mid-call is closed; its ports can be bound again."""
+
+    async def scenario() -> None:
+        engine = RelayEngine()
+        a0 = Endpoint("127.0.0.1", free_port_pair("127.0.0.1"))
+        b0 = Endpoint("127.0.0.2", free_port_pair("127.0.0.2"))
+        engine.update(StreamSpec("s", 0, SideSpec(a0), SideSpec(b0)))
+        a1 = Endpoint("127.0.0.1", free_port_pair("127.0.0.1"))  # a0 is bound now
+        b1 = Endpoint("127.0.0.2", free_port_pair("127.0.0.2"))
+        engine.update(StreamSpec("s", 1, SideSpec(a1), SideSpec(b1)))
+        engine.remove("s", 1)
+        engine.remove("s", 7)  # unknown: ignored
+        assert [s.index for s in engine.stats("s")] == [0]
+        for endpoint in (a1, b1):  # free again
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
+                probe.bind((endpoint.host, endpoint.port))
+        engine.close()
+
+    asyncio.run(scenario())

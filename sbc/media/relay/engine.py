@@ -341,6 +341,14 @@ class RelayEngine:
             current.since = now  # the inactivity clock restarts on resume
         current.on_hold = stream.on_hold
 
+    def remove(self, session: str, index: int) -> None:
+        """Close one stream's sockets; unknown streams are ignored."""
+        streams = self._sessions.get(session)
+        stream = streams.pop(index, None) if streams is not None else None
+        if stream is not None:
+            stream.a.close(self._loop)
+            stream.b.close(self._loop)
+
     def delete(self, session: str) -> None:
         """Close every socket of ``session``; unknown sessions are ignored."""
         self._inactive.discard(session)

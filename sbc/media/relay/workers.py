@@ -7,7 +7,8 @@ running its own event loop (uvloop when importable) with a
 
 Control channel (:mod:`.channel`, a socketpair, pickled tuples):
 
-- parent -> worker: ``("update", StreamSpec)``, ``("delete", session)``;
+- parent -> worker: ``("update", StreamSpec)``, ``("remove", session, index)``,
+  ``("delete", session)``;
 - worker -> parent: ``("ready", pid)``, ``("stats", {session: [StreamStats]})``
   every ``stats_interval`` seconds, ``("inactive", session)`` and
   ``("failed", session, reason)`` (a local port could not be bound).
@@ -115,6 +116,11 @@ class WorkerPool:
             worker.sessions.add(stream.session)
             self._placement[stream.session] = worker
         worker.channel.send(("update", stream))
+
+    def remove(self, session: str, index: int) -> None:
+        worker = self._placement.get(session)
+        if worker is not None:
+            worker.channel.send(("remove", session, index))
 
     def delete(self, session: str) -> None:
         self._snapshots.pop(session, None)
@@ -258,6 +264,8 @@ async def _serve(sock: socket.socket, inactivity_timeout: float, stats_interval:
             except OSError as exc:
                 engine.delete(spec.session)
                 holder[0].send(("failed", spec.session, str(exc)))
+        elif message[0] == "remove":
+            engine.remove(message[1], message[2])
         elif message[0] == "delete":
             engine.delete(message[1])
 

@@ -17,6 +17,9 @@ from pathlib import Path
 from sbc.b2bua.core import Core
 from sbc.gctune import tune_gc
 from sbc.log import configure_logging
+from sbc.media.anchor import MediaAnchor
+from sbc.media.control import StreamSpec, StreamStats
+from sbc.media.ports import PortPool
 from sbc.policy import load_policy
 from sbc.sip.message import Request, Response, build_response, parse_message
 from sbc.sip.target import Target
@@ -64,6 +67,22 @@ def pbx_answer(request: Request, status: int) -> bytes:
     return response.serialize()
 
 
+class NullRelay:
+    """Accepts relay commands and drops them: measures the signalling side only."""
+
+    def update(self, stream: StreamSpec) -> None:
+        pass
+
+    def remove(self, session: str, index: int) -> None:
+        pass
+
+    def delete(self, session: str) -> None:
+        pass
+
+    def stats(self, session: str) -> list[StreamStats]:
+        return []
+
+
 class Driver:
     def __init__(self, core: Core) -> None:
         self.core = core
@@ -100,8 +119,12 @@ class Driver:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=5000)
+    parser.add_argument(
+        "--passthrough", action="store_true", help="SDP crosses unchanged (no anchoring)"
+    )
     args = parser.parse_args()
-    core = Core(load_policy(ROOT / "policies"))
+    media = None if args.passthrough else MediaAnchor(NullRelay(), PortPool())
+    core = Core(load_policy(ROOT / "policies"), media)
     # Production logging (JSON lines), written to /dev/null.
     configure_logging("info", json=True, stream=open(os.devnull, "w"))  # noqa: SIM115
     driver = Driver(core)
@@ -112,7 +135,8 @@ def main() -> None:
     per_call_us = driver.spent / args.calls * 1e6
     print(
         f"core: calls_per_s={args.calls / driver.spent:.0f} us_per_call={per_call_us:.0f}"
-        f" (8 messages in, 8 out per call; {args.calls} calls, {leftover} left open)"
+        f" (8 messages in, 8 out per call; {args.calls} calls, {leftover} left open;"
+        f" media {'pass-through' if args.passthrough else 'anchored'})"
     )
 
 

@@ -4,9 +4,12 @@ N concurrent two-way streams of 172-byte RTP (12-byte header, 160-byte
 G.711 payload) at 20 ms pacing, from a blaster in a separate process (one
 process, non-blocking sockets, epoll, every due packet sent in one pass),
 through :class:`sbc.media.relay.WorkerPool` with rtcp-mux (2 relay sockets
-per stream). N steps up (default 100, 250, 500, 1000, 1500), 5 s per step.
-A step passes when loss < 0.1 % in total and the blaster kept the offered
-rate (>= 99 %: a backlogged blaster does not count).
+per stream). N steps up (default 250, 500, ..., 1750), 5 s per step, then
+bisects twice between the last pass and the first failure. A step passes
+when loss < 0.1 % in total, the blaster kept the offered rate (>= 99 %: a
+backlogged blaster does not count) and the relay is not backlogged: a
+median probe latency of a whole packet interval (20 ms) means it only
+kept up by queueing in deep socket buffers, which a 5 s run hides as 0 loss.
 
 The same blaster then runs through rtpengine in the same invocation (Debian
 ``rtpengine-daemon``, installed with apt-get when missing, started
@@ -22,9 +25,10 @@ waits on an epoll holding only the probe sockets (<= 2 ms) and stamps the
 arrival at once, so the figure is not the blaster's own backlog of the
 other streams. The same measurement on a direct peer-to-peer loopback run
 (no relay, same N) gives the baseline; p50_us/p99_us are the relay's
-percentiles minus the baseline's (``base_p50_us``/``base_p99_us``).
+percentiles minus the baseline's (``base@N_p50_us``/``base@N_p99_us``;
+``raw_p50_us``/``raw_p99_us`` are the relay's own).
 
-    python bench/media.py [--steps 100,250,500,1000,1500] [--duration 5] [--workers N]
+    python bench/media.py [--steps 250,500,...] [--refine 2] [--duration 5] [--workers N]
                           [--no-rtpengine]
 
 Prints ONE line:
@@ -73,6 +77,8 @@ PROBES = 4  # probe streams, spread over the N
 ON_TIME_NS = 1_000_000  # a probe sent later than this behind schedule is not timed
 PROBE_WAIT_S = 0.002  # longest wait for a probe pair before going on
 LOSS_LIMIT_PCT = 0.1
+BACKLOG_NS = PTIME_NS  # median probe latency of a whole packet interval: only queueing keeps up
+REFINE_MIN = 50  # bisection stops when pass and fail are this close
 OFFERED_RATIO = 0.99
 
 # a_port, a_dest_host, a_dest_port, b_port, b_dest_host, b_dest_port (per stream)
@@ -256,8 +262,19 @@ class Step:
         return self.cpu_s / (self.duration + DRAIN_NS / 1e9) * 1000 / self.streams
 
     @property
+    def verdict(self) -> str:
+        """``ok``, or why the step does not count."""
+        if self.sent < OFFERED_RATIO * self.offered:
+            return "blaster-behind"
+        if self.loss_pct >= LOSS_LIMIT_PCT:
+            return "loss"
+        if self.samples == 0 or self.p50_us * 1000 >= BACKLOG_NS:
+            return "backlog"
+        return "ok"
+
+    @property
     def passed(self) -> bool:
-        return self.loss_pct < LOSS_LIMIT_PCT and self.sent >= OFFERED_RATIO * self.offered
+        return self.verdict == "ok"
 
 
 def cpu_seconds(pid: int) -> float:
@@ -290,32 +307,52 @@ async def stepping(
     target: str,
     *,
     steps: list[int],
+    refine: int,
     duration: float,
     prepare: Callable[[int], Awaitable[list[Route]]],
     release: Callable[[int], Awaitable[None]],
     pids: Callable[[], list[int]],
 ) -> tuple[Step | None, list[str]]:
-    """Step N up until a step fails; the best passing step and the trail."""
+    """Step N up until a step fails, then bisect ``refine`` times between the
+    last pass and the first failure; the best passing step and the trail."""
     best: Step | None = None
     trail: list[str] = []
-    for streams in steps:
+
+    async def attempt(streams: int) -> Step:
         routes = await prepare(streams)
         try:
             step = await run_blaster(target, routes, duration, pids())
         finally:
             await release(streams)
-        trail.append(f"{streams}:{step.loss_pct:.2f}%{'' if step.passed else '(fail)'}")
+        mark = "" if step.passed else f"({step.verdict})"
+        trail.append(f"{streams}:{step.loss_pct:.2f}%{mark}")
         print(
             f"# {target} streams={streams} pps={step.pps:.0f} loss_pct={step.loss_pct:.3f} "
             f"sent/offered={step.sent / step.offered:.3f} p50_us={step.p50_us:.0f} "
             f"p99_us={step.p99_us:.0f} samples={step.samples:.0f} "
-            f"late_probes={step.late_probes:.0f} cpu_s={step.cpu_s:.2f}",
+            f"late_probes={step.late_probes:.0f} cpu_s={step.cpu_s:.2f} {step.verdict}",
             file=sys.stderr,
             flush=True,
         )
+        return step
+
+    failed: int | None = None
+    for streams in steps:
+        step = await attempt(streams)
         if not step.passed:
+            failed = streams
             break
         best = step
+    low = best.streams if best is not None else 0
+    for _ in range(refine):
+        if failed is None or failed - low < REFINE_MIN * 2:
+            break
+        middle = (low + failed) // 2
+        step = await attempt(middle)
+        if step.passed:
+            best, low = step, middle
+        else:
+            failed = middle
     return best, trail
 
 
@@ -335,7 +372,7 @@ def spec(i: int) -> StreamSpec:
 
 
 async def run_sbc(
-    steps: list[int], duration: float, workers: int | None
+    steps: list[int], refine: int, duration: float, workers: int | None
 ) -> tuple[Step | None, list[str], int]:
     pool = WorkerPool(workers)  # production stats interval (1 s)
     await pool.start()
@@ -360,14 +397,22 @@ async def run_sbc(
 
     try:
         best, trail = await stepping(
-            "sbc", steps=steps, duration=duration, prepare=prepare, release=release, pids=pool.pids
+            "sbc",
+            steps=steps,
+            refine=refine,
+            duration=duration,
+            prepare=prepare,
+            release=release,
+            pids=pool.pids,
         )
     finally:
         await pool.close()
     return best, trail, worker_count
 
 
-async def run_rtpengine(steps: list[int], duration: float) -> tuple[Step | None, list[str], str]:
+async def run_rtpengine(
+    steps: list[int], refine: int, duration: float
+) -> tuple[Step | None, list[str], str]:
     """Returns (best, trail, status); status is ``ok(<version>)`` or ``unavailable(<reason>)``."""
     try:
         binary = ensure_installed()
@@ -405,6 +450,7 @@ async def run_rtpengine(steps: list[int], duration: float) -> tuple[Step | None,
         best, trail = await stepping(
             "rtpengine",
             steps=steps,
+            refine=refine,
             duration=duration,
             prepare=prepare,
             release=release,
@@ -457,14 +503,16 @@ def latency_detail(prefix: str, best: Step | None) -> list[str]:
     ]
 
 
-async def main(steps: list[int], duration: float, workers: int | None, rtpengine: bool) -> None:
+async def main(
+    steps: list[int], refine: int, duration: float, workers: int | None, rtpengine: bool
+) -> None:
     started = time.monotonic()
-    sbc, sbc_trail, worker_count = await run_sbc(steps, duration, workers)
+    sbc, sbc_trail, worker_count = await run_sbc(steps, refine, duration, workers)
     engine: Step | None = None
     engine_trail: list[str] = []
     status = "not-run"
     if rtpengine:
-        engine, engine_trail, status = await run_rtpengine(steps, duration)
+        engine, engine_trail, status = await run_rtpengine(steps, refine, duration)
     bases: dict[int, Step] = {}
     for best in (sbc, engine):
         if best is not None and best.streams not in bases:
@@ -497,7 +545,8 @@ async def main(steps: list[int], duration: float, workers: int | None, rtpengine
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", default="100,250,500,1000,1500")
+    parser.add_argument("--steps", default="250,500,750,1000,1250,1500,1750")
+    parser.add_argument("--refine", type=int, default=2, help="bisection steps after a failure")
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=None)
     parser.add_argument("--no-rtpengine", action="store_true")
@@ -511,7 +560,7 @@ if __name__ == "__main__":
         print(json.dumps(blast(routes, args.duration)))
     else:
         steps = [int(s) for s in args.steps.split(",")]
-        coroutine = main(steps, args.duration, args.workers, not args.no_rtpengine)
+        coroutine = main(steps, args.refine, args.duration, args.workers, not args.no_rtpengine)
         try:
             import uvloop
         except ImportError:

@@ -19,6 +19,13 @@ Theory of operation, per call (legs ``"a"`` and ``"b"``):
   repeated answer (183 then 200) is applied again.
 - **Re-offers** keep the ports of every m= position already anchored; a new
   position gets new ports; a position rejected later is dropped.
+- **ICE** (RFC 8445 §2.5, RFC 8839): ICE lines never cross. Towards a leg
+  whose latest SDP for a stream carried ICE, the SBC is an ICE-lite agent:
+  a=ice-lite, that leg's own credentials (one random ufrag/pwd per leg,
+  kept for the whole call, RFC 8839 §4.4, and replaced only when the leg
+  restarts ICE with a new ufrag in an offer, RFC 8445 §9) and one host
+  candidate per component of our socket on that leg. The relay answers the
+  leg's checks with them (:mod:`sbc.media.relay.stun`).
 - **Failure** leaves nothing half set up: unusable SDP is a
   :class:`MediaError` (488) before anything is allocated, port exhaustion a
   503 after the offer's own allocations are released, a relay failure a 503
@@ -39,8 +46,11 @@ from sbc.media.control import Endpoint, RelayControl, SideSpec, StreamSpec
 from sbc.media.interface import LegMedia, MediaError, MediaStats
 from sbc.media.ports import PortPool
 from sbc.media.sdp_rewrite import (
+    IceCredentials,
     LegOrigin,
     PeerMedia,
+    add_ice_lite,
+    add_ice_media,
     anchor_media,
     anchor_session,
     is_anchorable,
@@ -74,6 +84,28 @@ class _Session:
     streams: dict[int, _Stream] = field(default_factory=dict)
     answerer: str | None = None  # the leg that answers the last offer
     offered: tuple[bool, ...] = ()  # per m= position: anchored in the last offer
+    ice: dict[str, IceCredentials] = field(default_factory=dict)  # ours, per leg
+
+    def credentials(self, leg: str) -> IceCredentials:
+        """Our ICE-lite credentials towards ``leg``: made once, kept (RFC 8839 §4.4)."""
+        credentials = self.ice.get(leg)
+        if credentials is None:
+            credentials = self.ice[leg] = IceCredentials.generate()
+        return credentials
+
+    def restart_ice(self, leg: str, peers: list[PeerMedia | None]) -> None:
+        """A new ufrag from ``leg`` in an offer restarts ICE: new credentials (RFC 8445 §9)."""
+        for index, peer in enumerate(peers):
+            stream = self.streams.get(index)
+            known = stream.peers.get(leg) if stream is not None else None
+            if (
+                peer is not None
+                and known is not None
+                and None not in (peer.ice_ufrag, known.ice_ufrag)
+                and peer.ice_ufrag != known.ice_ufrag
+            ):
+                self.ice.pop(leg, None)
+                return
 
     def snapshot(self) -> _Snapshot:
         streams = {i: _Stream(s.local, dict(s.peers)) for i, s in self.streams.items()}
@@ -112,7 +144,8 @@ class MediaAnchor:
         body = _parse(sdp)
         peers = _read_offer(body)
         created = self._allocate(state, peers, from_leg, to_leg)
-        previous = state.snapshot()
+        previous, previous_ice = state.snapshot(), dict(state.ice)
+        state.restart_ice(from_leg, peers)
         for index, peer in enumerate(peers):
             if peer is not REJECTED:
                 stream = state.streams.get(index) or created[index]
@@ -120,7 +153,11 @@ class MediaAnchor:
                 state.streams[index] = stream
         state.answerer, state.offered = to_leg, tuple(p is not REJECTED for p in peers)
         live = [i for i, p in enumerate(peers) if p is not REJECTED]
-        self._apply(session, state, live, previous, created)
+        try:
+            self._apply(session, state, live, previous, created)
+        except MediaError:
+            state.ice = previous_ice  # no restart happened after all
+            raise
         return self._outgoing(state, body, to_leg, live)
 
     def answer(self, session: str, from_leg: str, to_leg: str, sdp: bytes) -> bytes:
@@ -246,9 +283,18 @@ class MediaAnchor:
         """The body ``to_leg`` sees: our address, our ports, our o= line."""
         address = state.legs[to_leg].advertised
         anchor_session(body, address)
+        ice = False
         for index, media in enumerate(body.media):
-            local = state.streams[index].local[to_leg] if index in live else None
+            stream = state.streams[index] if index in live else None
+            local = stream.local[to_leg] if stream is not None else None
             anchor_media(media, local, address)
+            peer = stream.peers.get(to_leg) if stream is not None else None
+            if local is not None and stream is not None and peer is not None and peer.ice_ufrag:
+                credentials = state.credentials(to_leg)
+                add_ice_media(media, credentials, local, address, _mux(stream))
+                ice = True
+        if ice:
+            add_ice_lite(body)
         return state.origins[to_leg].stamp(body)
 
 
@@ -285,20 +331,38 @@ def _spec(session: str, state: _Session, index: int) -> StreamSpec:
     """What the relay needs for one m= position (RFC 5761 mux needs both ends)."""
     stream = state.streams[index]
     peers = stream.peers
-    mux = all(p.rtcp_mux for p in peers.values())
+    mux = _mux(stream)
+
+    def side(leg: str, other: str) -> SideSpec:
+        peer = peers.get(leg)
+        ice = state.credentials(leg) if peer is not None and peer.ice_ufrag else None
+        return _side(state.legs[leg], stream.local[leg], peer, peers.get(other), mux, ice=ice)
+
     return StreamSpec(
         session=session,
         index=index,
-        a=_side(state.legs["a"], stream.local["a"], peers.get("a"), peers.get("b"), mux),
-        b=_side(state.legs["b"], stream.local["b"], peers.get("b"), peers.get("a"), mux),
+        a=side("a", "b"),
+        b=side("b", "a"),
         on_hold=any(p.on_hold for p in peers.values()),
     )
 
 
+def _mux(stream: _Stream) -> bool:
+    """RFC 5761: RTP and RTCP share a port only when every known end says so."""
+    return all(p.rtcp_mux for p in stream.peers.values())
+
+
 def _side(
-    leg: LegMedia, local: Endpoint, peer: PeerMedia | None, other: PeerMedia | None, mux: bool
+    leg: LegMedia,
+    local: Endpoint,
+    peer: PeerMedia | None,
+    other: PeerMedia | None,
+    mux: bool,
+    *,
+    ice: IceCredentials | None = None,
 ) -> SideSpec:
-    """One leg's end: where its SDP receives, whom to latch on, its payload numbers."""
+    """One leg's end: where its SDP receives, whom to latch on, its payload numbers,
+    and the ICE-lite credentials its checks must prove."""
     if peer is None:
         return SideSpec(local, allowed_sources=(leg.peer_ip,), latch_any=leg.latch_any)
     sources = tuple(dict.fromkeys(ip for ip in (peer.connection_ip, leg.peer_ip) if ip))
@@ -310,4 +374,7 @@ def _side(
         allowed_sources=sources,
         latch_any=leg.latch_any,
         pt_map=payload_map(peer, other) if other is not None else (),
+        ice_ufrag=ice.ufrag if ice is not None else None,
+        ice_pwd=ice.pwd if ice is not None else None,
+        ice_remote_ufrag=peer.ice_ufrag if ice is not None else None,
     )

@@ -35,6 +35,12 @@ class SideSpec:
     only from ``allowed_sources`` IPs (its SDP and SIP source addresses),
     from any source when ``latch_any``. ``pt_map`` rewrites RTP payload types
     on packets *sent to* this side (e.g. telephone-event 101 -> 96).
+
+    When this leg's SDP carried ICE, the SBC is an ICE-lite agent towards it
+    (RFC 8445 §2.5): ``ice_ufrag``/``ice_pwd`` are the credentials we gave
+    that leg (RFC 8839 §5.4) and ``ice_remote_ufrag`` the leg's own ufrag;
+    the relay answers connectivity checks that prove them and latches on a
+    nominated pair (USE-CANDIDATE). None: no ICE, plain STUN answers only.
     """
 
     local: Endpoint
@@ -44,6 +50,9 @@ class SideSpec:
     allowed_sources: tuple[str, ...] = ()
     latch_any: bool = False
     pt_map: tuple[tuple[int, int], ...] = ()
+    ice_ufrag: str | None = None
+    ice_pwd: str | None = field(default=None, repr=False)  # a secret: kept out of logs
+    ice_remote_ufrag: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,13 +7,19 @@ a body name only the SBC's own address and ports; :class:`LegOrigin` keeps
 the o= line the SBC writes towards one leg (RFC 3264 §8: the version moves
 only when the body changes); :func:`payload_map` derives RTP payload-type
 rewrites between legs that number a codec differently (RFC 4733 §2.1, RFC
-3264 §6.1).
+3264 §6.1). Towards a leg whose SDP carried ICE the SBC is an ICE-lite
+agent (RFC 8445 §2.5): :func:`add_ice_lite` and :func:`add_ice_media` write
+its session flag, credentials (:class:`IceCredentials`) and one host
+candidate per component (RFC 8839 §5).
 """
 
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
+import re
+import secrets
+import string
+from dataclasses import dataclass, field
 
 from sbc.media.control import Endpoint
 from sbc.media.interface import MediaError
@@ -41,6 +47,25 @@ ICE_ATTRIBUTES = (
     "ice-mismatch",
     "ice-pacing",
 )
+ICE_LITE = "ice-lite"
+ICE_UFRAG = "ice-ufrag"
+ICE_PWD = "ice-pwd"
+CANDIDATE = "candidate"
+END_OF_CANDIDATES = "end-of-candidates"
+#: RFC 8839 §5.4: ``ice-char = ALPHA / DIGIT / "+" / "/"``; ufrag 4-256, pwd 22-256 chars.
+ICE_CHARS = string.ascii_letters + string.digits + "+/"
+_ICE_UFRAG_RE = re.compile(r"[A-Za-z0-9+/]{4,256}")
+#: Ours: 8 and 24 ice-chars (48 and 144 random bits; RFC 8445 §5.3 asks >= 24 and 128).
+UFRAG_LENGTH = 8
+PWD_LENGTH = 24
+#: RFC 8445 §5.1.2.1: ``(2^24)*type + (2^8)*local + (256 - component)``; host type
+#: preference 126, and one address per leg, so the highest local preference.
+HOST_TYPE_PREFERENCE = 126
+LOCAL_PREFERENCE = 65535
+COMPONENT_RTP = 1
+COMPONENT_RTCP = 2
+#: RFC 8445 §5.1.1.3: one type, one base, one transport: one foundation.
+HOST_FOUNDATION = "1"
 #: RFC 3605 §2.1: ``a=rtcp:<port> [<nettype> <addrtype> <connection-address>]``.
 RTCP = "rtcp"
 ORIGIN_USERNAME = "sbc"
@@ -58,6 +83,7 @@ class PeerMedia:
     formats: tuple[str, ...]
     codecs: tuple[tuple[int, str], ...]  # a=rtpmap: payload type -> encoding/clock
     on_hold: bool  # RFC 3264 §8.4: not sendrecv, or c=0.0.0.0
+    ice_ufrag: str | None = None  # the leg does ICE (RFC 8839 §5.4); None: it does not
 
 
 def addrtype(address: str) -> str:
@@ -92,7 +118,28 @@ def read_media(media: MediaDescription, index: int) -> PeerMedia:
         formats=tuple(media.formats),
         codecs=_codecs(media),
         on_hold=hold or media.direction != DEFAULT_DIRECTION,
+        ice_ufrag=read_ice_ufrag(media),
     )
+
+
+def read_ice_ufrag(media: MediaDescription) -> str | None:
+    """The peer's ice-ufrag when its m= line does ICE, else None (RFC 8839 §5.4).
+
+    ICE needs both a=ice-ufrag and a=ice-pwd, at media level or else at session
+    level. A malformed ufrag counts as no ICE: the lines are stripped anyway and
+    the call goes on with plain latching.
+    """
+    ufrag = _ice_value(media, ICE_UFRAG)
+    if ufrag is None or _ice_value(media, ICE_PWD) is None:
+        return None
+    return ufrag if _ICE_UFRAG_RE.fullmatch(ufrag) else None
+
+
+def _ice_value(media: MediaDescription, name: str) -> str | None:
+    attribute = media.attribute(name)
+    if attribute is None and media.session is not None:
+        attribute = media.session.attribute(name)
+    return attribute.value.strip() if attribute is not None and attribute.value else None
 
 
 def _unicast_ip(address: str, index: int) -> str:
@@ -157,6 +204,55 @@ def anchor_media(media: MediaDescription, local: Endpoint | None, address: str) 
         connection = media.connection or (media.session.connection if media.session else None)
         rtcp_address = connection.address if connection is not None else address
         attribute.value = f"{local.port + 1} {NETTYPE} {addrtype(rtcp_address)} {rtcp_address}"
+
+
+@dataclass(frozen=True, slots=True)
+class IceCredentials:
+    """The ice-ufrag/ice-pwd the SBC gives one leg (RFC 8839 §5.4; a secret: never logged)."""
+
+    ufrag: str
+    pwd: str = field(repr=False)
+
+    @classmethod
+    def generate(cls) -> IceCredentials:
+        """Fresh random credentials (RFC 8445 §5.3), from :mod:`secrets`."""
+        return cls(_random_ice_chars(UFRAG_LENGTH), _random_ice_chars(PWD_LENGTH))
+
+
+def _random_ice_chars(length: int) -> str:
+    return "".join(secrets.choice(ICE_CHARS) for _ in range(length))
+
+
+def host_priority(component: int) -> int:
+    """RFC 8445 §5.1.2.1 priority of our host candidate for ``component``."""
+    return (HOST_TYPE_PREFERENCE << 24) + (LOCAL_PREFERENCE << 8) + (256 - component)
+
+
+def host_candidate(component: int, address: str, port: int) -> str:
+    """``a=candidate`` value (RFC 8839 §5.1) of our relay socket, UDP, typ host."""
+    return f"{HOST_FOUNDATION} {component} UDP {host_priority(component)} {address} {port} typ host"
+
+
+def add_ice_lite(sdp: SessionDescription) -> None:
+    """Session level ``a=ice-lite`` (RFC 8839 §5.3): we only answer checks."""
+    sdp.add_attribute(ICE_LITE)
+
+
+def add_ice_media(
+    media: MediaDescription, credentials: IceCredentials, local: Endpoint, address: str, mux: bool
+) -> None:
+    """Our credentials and host candidates on one anchored m= line (RFC 8839 §5).
+
+    Component 1 is the RTP port, component 2 the RTCP port (``port + 1``)
+    unless ``mux`` (RFC 5761); ``address`` is the leg's advertised IP.
+    Candidates are complete, hence a=end-of-candidates (RFC 8840 §8.2).
+    """
+    media.add_attribute(ICE_UFRAG, credentials.ufrag)
+    media.add_attribute(ICE_PWD, credentials.pwd)
+    media.add_attribute(CANDIDATE, host_candidate(COMPONENT_RTP, address, local.port))
+    if not mux:
+        media.add_attribute(CANDIDATE, host_candidate(COMPONENT_RTCP, address, local.port + 1))
+    media.add_attribute(END_OF_CANDIDATES)
 
 
 def _rewrite_connections(lines: list[SdpLine], address: str) -> None:

@@ -13,7 +13,10 @@ reads into one preallocated buffer with ``recvfrom_into`` until
 to other sockets), reads the clock once, and does no logging, no allocation
 beyond the unavoidable (source tuple, memoryview slice) and no dict lookups:
 the reader is bound to a :class:`_Side` holding everything it needs. STUN
-requests are answered on the socket they came in on (RFC 5389 §7.3);
+requests are answered on the socket they came in on (RFC 8489 §6.3); on a
+side whose peer does ICE they are connectivity checks, answered as an
+ICE-lite agent, and a nominated check (USE-CANDIDATE) latches that socket to
+its source (RFC 8445 §7.3.1.5, :mod:`sbc.media.relay.stun`);
 anything that is neither RTP, RTCP nor STUN is dropped and counted.
 
 Inactivity (no RTP in either direction for ``inactivity_timeout`` seconds,
@@ -32,7 +35,7 @@ import socket
 from collections.abc import Callable
 
 from sbc.media.control import Endpoint, SideSpec, StreamSpec, StreamStats
-from sbc.media.relay.latch import Address, Latch, rtcp_destination
+from sbc.media.relay.latch import NO_SSRC, Address, Latch, rtcp_destination
 from sbc.media.relay.rtp import (
     MARKER_BIT,
     PT_MASK,
@@ -47,7 +50,7 @@ from sbc.media.relay.rtp import (
     pt_table,
 )
 from sbc.media.relay.stats import DEFAULT_CLOCK_RATE, DirectionCounter
-from sbc.media.relay.stun import answer_binding, is_stun
+from sbc.media.relay.stun import IceLite, answer_binding, answer_check, is_stun
 
 log = logging.getLogger(__name__)
 
@@ -76,6 +79,7 @@ class _Side:
 
     __slots__ = (
         "counter",
+        "ice",
         "local",
         "other",
         "pt_table",
@@ -103,6 +107,7 @@ class _Side:
         self.rtp_latch = Latch()
         self.rtcp_latch = Latch()
         self.pt_table: bytes | None = None
+        self.ice: IceLite | None = None
         self.other: _Side = self
         self.configure(spec)
 
@@ -118,6 +123,7 @@ class _Side:
         self.rtp_latch.configure(remote, spec.allowed_sources, spec.latch_any)
         self.rtcp_latch.configure(remote_rtcp, spec.allowed_sources, spec.latch_any)
         self.pt_table = pt_table(spec.pt_map)
+        self.ice = _ice_lite(spec)
 
     def rtcp_out(self) -> tuple[socket.socket, Address | None]:
         """The socket and destination for RTCP sent to this side's peer."""
@@ -132,6 +138,13 @@ class _Side:
         for sock in self.sockets():
             loop.remove_reader(sock.fileno())
             sock.close()
+
+
+def _ice_lite(spec: SideSpec) -> IceLite | None:
+    """Our ICE-lite credentials towards this side, when its peer does ICE."""
+    if spec.ice_ufrag is None or spec.ice_pwd is None:
+        return None
+    return IceLite(spec.ice_ufrag, spec.ice_pwd.encode(), spec.ice_remote_ufrag)
 
 
 def _bind(local: Endpoint) -> socket.socket:
@@ -186,7 +199,7 @@ def _drain_rtp(side: _Side) -> None:
             except OSError:
                 counter.dropped += 1
         elif is_stun(buf, n):
-            _answer_stun(side.rtp, buf, n, source, counter)
+            _answer_stun(side, side.rtp, bytes(buf[:n]), source, latch)
         elif n >= RTCP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
             _relay_rtcp(side, view, n, source, latch)  # short RTCP (an empty RR)
         else:
@@ -214,7 +227,7 @@ def _drain_rtcp(side: _Side) -> None:
         ):
             _relay_rtcp(side, view, n, source, side.rtcp_latch)
         elif is_stun(buf, n):
-            _answer_stun(sock, buf, n, source, side.counter)
+            _answer_stun(side, sock, bytes(buf[:n]), source, side.rtcp_latch)
         else:
             side.counter.dropped += 1
 
@@ -240,16 +253,35 @@ def _relay_rtcp(side: _Side, view: memoryview, n: int, source: Address, latch: L
 
 
 def _answer_stun(
-    sock: socket.socket, buf: bytearray, n: int, source: Address, counter: DirectionCounter
+    side: _Side, sock: socket.socket, data: bytes, source: Address, latch: Latch
 ) -> None:
-    response = answer_binding(bytes(buf[:n]), source)
+    """Answer a Binding request on ``sock``: a plain one, or an ICE check (RFC 8445 §7.3)."""
+    if side.ice is None:
+        response = answer_binding(data, source)
+    else:
+        answer = answer_check(data, source, side.ice)
+        response = answer.response
+        if answer.nominated:
+            _nominate(latch, source)
     if response is None:
-        counter.dropped += 1
+        side.counter.dropped += 1
         return
     try:
         sock.sendto(response, source)
     except OSError:
-        counter.dropped += 1
+        side.counter.dropped += 1
+
+
+def _nominate(latch: Latch, source: Address) -> None:
+    """ICE nomination decides the path (RFC 8445 §8.1.1): media goes to ``source``.
+
+    The check proved our ice-pwd, so the source need not be an allowed one;
+    the next RTP from it sets the SSRC.
+    """
+    if latch.latched != source:
+        latch.latched = source
+        latch.ssrc = NO_SSRC
+        latch.destination = source
 
 
 class _Stream:
@@ -391,9 +423,12 @@ class RelayEngine:
         if spec.local == side.local and spec.rtcp_mux == side.rtcp_mux:
             side.configure(spec)
             return side
+        if spec.local == side.local:
+            side.close(self._loop)  # rtcp-mux changed: free the port before binding it again
         fresh = self._open_side(spec)  # moved or changed rtcp-mux: rebind
         fresh.counter = side.counter
-        side.close(self._loop)
+        if spec.local != side.local:
+            side.close(self._loop)
         return fresh
 
     def _sweep(self) -> None:

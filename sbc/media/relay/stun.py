@@ -1,36 +1,109 @@
-"""STUN Binding answers on relay ports (RFC 5389 §7.3, §15.2; RFC 8445 §7.3).
+"""STUN Binding answers on relay ports (RFC 8489 §6.3, §14; RFC 8445 §2.5, §7.3).
 
-A peer doing ICE connectivity checks, or just probing its NAT mapping, sends
-a Binding request to the relay's RTP port; the relay answers with a success
-response carrying XOR-MAPPED-ADDRESS (the request's source, RFC 5389 §15.2)
-and FINGERPRINT (§15.5). With a ``password`` (the SBC's ICE password for the
-stream, RFC 8445 §7.2.2) the request's MESSAGE-INTEGRITY is checked first
-(short-term credentials, RFC 5389 §10.1) and the answer is signed with it;
-without one a plain answer is given. Encoding is aioice's STUN codec.
+A peer probing its NAT mapping sends a Binding request to a relay port;
+:func:`answer_binding` answers it with XOR-MAPPED-ADDRESS (the request's
+source, RFC 8489 §14.2) and FINGERPRINT (§14.7).
 
-Missing for ICE-lite (RFC 8445 §2.5), to come with ICE credentials on the
-SideSpec: USERNAME checking (``local_ufrag:remote_ufrag``), 400/401/487
-error responses (role conflict, ICE-CONTROLLING/CONTROLLED tie-breaking),
-USE-CANDIDATE nomination feeding the latch, and consent freshness (RFC 7675).
+Towards a leg whose SDP carried ICE, the SBC is an ICE-lite agent (RFC 8445
+§2.5): it sends no checks of its own and only answers the peer's
+connectivity checks with :func:`answer_check`. Rules, in order (RFC 8445
+§7.3, RFC 8489 §9.1.3 short-term credentials):
+
+1. Anything but a Binding request (responses, indications, other methods,
+   malformed messages) is dropped silently.
+2. A request without both USERNAME and MESSAGE-INTEGRITY gets 400.
+3. USERNAME must be ``<our ufrag>:<their ufrag>`` (RFC 8445 §7.2.2; the
+   peer's ufrag is checked once its SDP is known) and MESSAGE-INTEGRITY must
+   verify with *our* ice-pwd; otherwise 401. Neither error is signed.
+4. A lite agent is always controlled (RFC 8445 §6.1.1), so a request that
+   says ICE-CONTROLLED is a role conflict: 487, which tells a full agent to
+   take the controlling role (§7.3.1.1).
+5. Otherwise a success response with XOR-MAPPED-ADDRESS, MESSAGE-INTEGRITY
+   (our ice-pwd) and FINGERPRINT. A check carrying USE-CANDIDATE nominates
+   its source (§7.3.1.5): the caller latches media to it.
+
+Pure: bytes in, bytes out; aioice's STUN codec does the encoding.
+
+Not done yet: consent freshness (RFC 7675: media towards an ICE leg is not
+stopped when its checks stop), answering checks with an unknown ufrag after
+an ICE restart until the new SDP arrives (they get 401), and ICE over TCP.
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 
 from aioice import stun
 
-STUN_HEADER_LENGTH = 20  # RFC 5389 §6
+STUN_HEADER_LENGTH = 20  # RFC 8489 §5
 MAGIC_COOKIE = stun.COOKIE  # 0x2112A442
 _COOKIE = struct.Struct("!I")
 
+#: RFC 8489 §14.8 error codes, RFC 8445 §7.3.1.1 role conflict.
+BAD_REQUEST = (400, "Bad Request")
+UNAUTHORIZED = (401, "Unauthorized")
+ROLE_CONFLICT = (487, "Role Conflict")
+
+USERNAME = "USERNAME"
+MESSAGE_INTEGRITY = "MESSAGE-INTEGRITY"
+USE_CANDIDATE = "USE-CANDIDATE"
+ICE_CONTROLLED = "ICE-CONTROLLED"
+XOR_MAPPED_ADDRESS = "XOR-MAPPED-ADDRESS"
+ERROR_CODE = "ERROR-CODE"
+
+
+@dataclass(frozen=True, slots=True)
+class IceLite:
+    """Our side of one leg's ICE session: what checks must prove (RFC 8445 §7.2.2)."""
+
+    ufrag: str
+    password: bytes
+    remote_ufrag: str | None = None  # None until the peer's SDP is known
+
+    def accepts(self, username: str) -> bool:
+        """USERNAME is ``<our ufrag>:<their ufrag>`` (RFC 8445 §7.2.2)."""
+        ours, colon, theirs = username.partition(":")
+        if ours != self.ufrag or not colon or not theirs:
+            return False
+        return self.remote_ufrag is None or theirs == self.remote_ufrag
+
+
+@dataclass(frozen=True, slots=True)
+class CheckAnswer:
+    """What to do with a connectivity check: send ``response`` (None: drop)."""
+
+    response: bytes | None
+    nominated: bool = False  # valid, with USE-CANDIDATE: latch to its source
+
+
+DROP = CheckAnswer(None)
+
 
 def is_stun(buf: bytes | bytearray | memoryview, length: int) -> bool:
-    """First two bits zero and the magic cookie at offset 4 (RFC 5389 §6, RFC 7983 §7)."""
+    """First two bits zero and the magic cookie at offset 4 (RFC 8489 §5, RFC 7983 §7)."""
     return (
         length >= STUN_HEADER_LENGTH
         and buf[0] < 2
         and _COOKIE.unpack_from(buf, 4)[0] == MAGIC_COOKIE
+    )
+
+
+def _binding_request(data: bytes) -> stun.Message | None:
+    try:
+        request = stun.parse_message(data)
+    except ValueError:
+        return None
+    if request.message_method != stun.Method.BINDING or request.message_class != stun.Class.REQUEST:
+        return None
+    return request
+
+
+def _reply(request: stun.Message, message_class: stun.Class) -> stun.Message:
+    return stun.Message(
+        message_method=stun.Method.BINDING,
+        message_class=message_class,
+        transaction_id=request.transaction_id,
     )
 
 
@@ -41,24 +114,46 @@ def answer_binding(
 
     Responses, indications, other methods, malformed messages and (with a
     password) requests failing MESSAGE-INTEGRITY are silently dropped
-    (RFC 5389 §7.3, §10.1.3).
+    (RFC 8489 §6.3.1, §9.1.3).
     """
-    try:
-        request = stun.parse_message(data)
-    except ValueError:
-        return None
-    if request.message_method != stun.Method.BINDING or request.message_class != stun.Class.REQUEST:
+    request = _binding_request(data)
+    if request is None:
         return None
     if password is not None and not request.check_message_integrity(password):
         return None
-    response = stun.Message(
-        message_method=stun.Method.BINDING,
-        message_class=stun.Class.RESPONSE,
-        transaction_id=request.transaction_id,
-    )
-    response.attributes["XOR-MAPPED-ADDRESS"] = source
+    response = _reply(request, stun.Class.RESPONSE)
+    response.attributes[XOR_MAPPED_ADDRESS] = source
     if password is not None:
         response.add_message_integrity(password)  # adds FINGERPRINT too
     else:
         response.add_fingerprint()
     return bytes(response)
+
+
+def answer_check(data: bytes, source: tuple[str, int], ice: IceLite) -> CheckAnswer:
+    """Answer an ICE connectivity check as a lite agent (rules 1-5 above)."""
+    request = _binding_request(data)
+    if request is None:
+        return DROP
+    username = request.attributes.get(USERNAME)
+    if not isinstance(username, str) or MESSAGE_INTEGRITY not in request.attributes:
+        return _error(request, BAD_REQUEST, None)
+    if not ice.accepts(username) or not request.check_message_integrity(ice.password):
+        return _error(request, UNAUTHORIZED, None)
+    if ICE_CONTROLLED in request.attributes:
+        return _error(request, ROLE_CONFLICT, ice.password)
+    response = _reply(request, stun.Class.RESPONSE)
+    response.attributes[XOR_MAPPED_ADDRESS] = source
+    response.add_message_integrity(ice.password)  # adds FINGERPRINT too
+    return CheckAnswer(bytes(response), nominated=USE_CANDIDATE in request.attributes)
+
+
+def _error(request: stun.Message, error: tuple[int, str], password: bytes | None) -> CheckAnswer:
+    """An error response; signed only when the request's integrity was verified."""
+    response = _reply(request, stun.Class.ERROR)
+    response.attributes[ERROR_CODE] = error
+    if password is not None:
+        response.add_message_integrity(password)
+    else:
+        response.add_fingerprint()
+    return CheckAnswer(bytes(response))

@@ -4,8 +4,9 @@ N concurrent two-way streams of 172-byte RTP (12-byte header, 160-byte
 G.711 payload) at 20 ms pacing, from a blaster in a separate process (one
 process, non-blocking sockets, epoll, every due packet sent in one pass),
 through :class:`sbc.media.relay.WorkerPool` with rtcp-mux (2 relay sockets
-per stream). N steps up (default 250, 500, ..., 1750), 5 s per step, then
-bisects twice between the last pass and the first failure. A step passes
+per stream). N steps up (default 500, 750, ..., 1750), 5 s per step, then
+bisects twice between the last pass and the first failure; a failing step
+is run a second time before it counts (other work shares the cores). A step passes
 when loss < 0.1 % in total, the blaster kept the offered rate (>= 99 %: a
 backlogged blaster does not count) and the relay is not backlogged: a
 median probe latency of a whole packet interval (20 ms) means it only
@@ -336,9 +337,14 @@ async def stepping(
         )
         return step
 
+    async def confirmed(streams: int) -> Step:
+        """A failure counts once a second attempt fails too (the cores are shared)."""
+        step = await attempt(streams)
+        return step if step.passed else await attempt(streams)
+
     failed: int | None = None
     for streams in steps:
-        step = await attempt(streams)
+        step = await confirmed(streams)
         if not step.passed:
             failed = streams
             break
@@ -348,7 +354,7 @@ async def stepping(
         if failed is None or failed - low < REFINE_MIN * 2:
             break
         middle = (low + failed) // 2
-        step = await attempt(middle)
+        step = await confirmed(middle)
         if step.passed:
             best, low = step, middle
         else:
@@ -359,7 +365,7 @@ async def stepping(
 # -- targets ------------------------------------------------------------------
 
 
-def spec(i: int) -> StreamSpec:
+def spec(session: str, i: int) -> StreamSpec:
     def side(relay: str, peer: str) -> SideSpec:
         return SideSpec(
             Endpoint(relay, BASE_PORT + i),
@@ -368,7 +374,7 @@ def spec(i: int) -> StreamSpec:
             allowed_sources=(peer,),
         )
 
-    return StreamSpec(f"bench-{i}", 0, side(RELAY_A, PEER_A), side(RELAY_B, PEER_B))
+    return StreamSpec(session, 0, side(RELAY_A, PEER_A), side(RELAY_B, PEER_B))
 
 
 async def run_sbc(
@@ -377,12 +383,14 @@ async def run_sbc(
     pool = WorkerPool(workers)  # production stats interval (1 s)
     await pool.start()
     worker_count = len(pool.pids())
+    attempts = [0]  # fresh session names per attempt: stale stats never match
 
     async def prepare(streams: int) -> list[Route]:
+        attempts[0] += 1
         for i in range(streams):
-            pool.update(spec(i))
+            pool.update(spec(f"bench-{attempts[0]}-{i}", i))
         for _ in range(300):  # until the last session shows up in pushed stats
-            if pool.stats(f"bench-{streams - 1}"):
+            if pool.stats(f"bench-{attempts[0]}-{streams - 1}"):
                 break
             await asyncio.sleep(0.05)
         return [
@@ -392,7 +400,7 @@ async def run_sbc(
 
     async def release(streams: int) -> None:
         for i in range(streams):
-            pool.delete(f"bench-{i}")
+            pool.delete(f"bench-{attempts[0]}-{i}")
         await asyncio.sleep(0.3)
 
     try:
@@ -545,7 +553,7 @@ async def main(
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", default="250,500,750,1000,1250,1500,1750")
+    parser.add_argument("--steps", default="500,750,1000,1250,1500,1750")
     parser.add_argument("--refine", type=int, default=2, help="bisection steps after a failure")
     parser.add_argument("--duration", type=float, default=5.0)
     parser.add_argument("--workers", type=int, default=None)

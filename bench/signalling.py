@@ -140,6 +140,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--max-total-s", type=float, default=240.0)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
     ap.add_argument(
+        "--no-anchor",
+        dest="anchor",
+        action="store_false",
+        help="SDP crosses unchanged (signalling only, no media relay)",
+    )
+    ap.add_argument(
         "--past-peak", type=int, default=1, help="steps to run after the first failing one"
     )
     args = ap.parse_args(argv)
@@ -163,7 +169,8 @@ def main(argv: list[str] | None = None) -> int:
             callee_port=direct_port,
         )
 
-    sbc = SbcProcess(workdir / "sbc", extra_sbc_yaml="")
+    media_yaml = "" if args.anchor else "media: {anchor: false}\n"
+    sbc = SbcProcess(workdir / "sbc", extra_sbc_yaml=media_yaml)
     try:
         sbc.start()
     except RuntimeError as exc:
@@ -196,6 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     lat = best.latencies if best else (steps[0].latencies if steps else [])
     parts = [
         f"signalling: max_cps={best.rate if best else 0} (>=99.9% completed, on time)",
+        f"media={'anchored' if args.anchor else 'pass-through'}",
         f"p50_setup_ms={percentile(lat, 50):.0f}",
         f"p99_setup_ms={percentile(lat, 99):.0f}",
     ]

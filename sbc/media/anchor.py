@@ -85,6 +85,10 @@ class _Session:
     answerer: str | None = None  # the leg that answers the last offer
     offered: tuple[bool, ...] = ()  # per m= position: anchored in the last offer
     ice: dict[str, IceCredentials] = field(default_factory=dict)  # ours, per leg
+    # The relay's view, to send only changes (a 200 repeating the 183's answer
+    # changes nothing), and the last answer rewritten, returned again as is.
+    sent: dict[int, StreamSpec] = field(default_factory=dict)
+    last_answer: tuple[str, bytes, bytes] | None = None
 
     def credentials(self, leg: str) -> IceCredentials:
         """Our ICE-lite credentials towards ``leg``: made once, kept (RFC 8839 §4.4)."""
@@ -165,6 +169,9 @@ class MediaAnchor:
         state = self._session(session, from_leg, to_leg)
         if state.answerer != from_leg:
             raise MediaError(f"an answer from leg {from_leg} without an offer to it")
+        last = state.last_answer
+        if last is not None and last[0] == from_leg and last[1] == sdp:
+            return last[2]  # the same answer again (183 then 200): nothing changes
         body = _parse(sdp)
         if len(body.media) != len(state.offered):
             raise MediaError(
@@ -183,7 +190,9 @@ class MediaAnchor:
                 state.streams[index].peers[from_leg] = peer
         live = [i for i, p in enumerate(peers) if p is not REJECTED]
         self._apply(session, state, live, previous, {})
-        return self._outgoing(state, body, to_leg, live)
+        out = self._outgoing(state, body, to_leg, live)
+        state.last_answer = (from_leg, sdp, out)
+        return out
 
     def delete(self, session: str) -> None:
         """The call is over: stop its streams and release every port."""
@@ -245,11 +254,16 @@ class MediaAnchor:
         a relay failure the previous state is put back (503).
         """
         dropped = [i for i in state.streams if i not in live]
+        state.last_answer = None
         try:
             for index in live:
-                self.relay.update(_spec(session, state, index))
+                spec = _spec(session, state, index)
+                if state.sent.get(index) != spec:
+                    self.relay.update(spec)
+                    state.sent[index] = spec
             for index in dropped:
                 self.relay.remove(session, index)  # rejected now: RFC 3264 §8.2
+                state.sent.pop(index, None)
         except Exception as exc:
             self._restore(session, state, previous, created)
             raise MediaError(f"media relay failed: {exc}", 503) from exc
@@ -267,10 +281,13 @@ class MediaAnchor:
         state.streams, state.answerer, state.offered = previous
         for stream in created.values():
             self._release(stream)
+        state.sent.clear()
         with suppress(Exception):  # best effort: the relay is failing already
             self.relay.delete(session)
             for index in state.streams:
-                self.relay.update(_spec(session, state, index))
+                spec = _spec(session, state, index)
+                self.relay.update(spec)
+                state.sent[index] = spec
 
     def _release(self, stream: _Stream) -> None:
         for local in stream.local.values():

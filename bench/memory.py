@@ -53,6 +53,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--rate", type=int, default=250, help="call set-up rate (cps)")
     ap.add_argument("--settle-s", type=float, default=5.0)
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument(
+        "--anchor",
+        action="store_true",
+        help="anchor media too (4 sockets per call: mind the 20,000-fd limit, use N <= 4500)",
+    )
     args = ap.parse_args(argv)
     if SIPP is None:
         print("memory: skipped (sipp not installed: apt install sip-tester)")
@@ -62,7 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     hold_ms = int((ramp_s + args.settle_s + 10.0) * 1000)
     workdir = Path(tempfile.mkdtemp(prefix="sbc-mem-"))
 
-    sbc = SbcProcess(workdir / "sbc", extra_sbc_yaml="")
+    # Signalling memory by default: with anchoring, the relay's sockets live in
+    # the worker process and 5,000 calls would need 20,000 of them.
+    media_yaml = "media: {workers: 1}\n" if args.anchor else "media: {anchor: false}\n"
+    sbc = SbcProcess(workdir / "sbc", extra_sbc_yaml=media_yaml)
     try:
         sbc.start()
     except RuntimeError as exc:
@@ -143,7 +151,8 @@ def main(argv: list[str] | None = None) -> int:
     held = current if current else n
     per_call = (rss_held - rss_before) / held if held else float("nan")
     print(
-        f"memory: calls={n} rss_per_call_kib={per_call:.1f} "
+        f"memory: calls={n} media={'anchored' if args.anchor else 'pass-through'} "
+        f"rss_per_call_kib={per_call:.1f} "
         f"rss_before_mib={rss_before / 1024:.1f} rss_held_mib={rss_held / 1024:.1f} "
         f"established={current} failed_during_ramp={failed} "
         f"fds_before={fds_before} fds_held={fds_held} "

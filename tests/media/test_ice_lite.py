@@ -15,6 +15,7 @@ from collections.abc import Awaitable, Callable
 import aioice.ice
 import pytest
 from aioice import Candidate, Connection, stun
+from media_sockets import free_port_pair
 
 from sbc.media.anchor import MediaAnchor
 from sbc.media.control import Endpoint, SideSpec, StreamSpec, StreamStats
@@ -291,23 +292,6 @@ def run(test: Callable[[], Awaitable[None]]) -> None:
     asyncio.run(asyncio.wait_for(test(), 30))
 
 
-def free_pair(host: str) -> tuple[int, int]:
-    """A one-pair port range (even port, port + 1 free) on ``host``."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first:
-            first.bind((host, 0))
-            port = int(first.getsockname()[1])
-            if port % 2 or port >= 65534:
-                continue
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second:
-                try:
-                    second.bind((host, port + 1))
-                except OSError:
-                    continue
-            return port, port + 1
-    raise RuntimeError("no free port pair")
-
-
 def rtp(seq: int, ssrc: int = 0x1234) -> bytes:
     return struct.pack("!BBHII", 0x80, 0, seq, seq * 160, ssrc) + b"\xff" * 160
 
@@ -324,7 +308,7 @@ async def receive(sock: socket.socket, count: int) -> list[bytes]:
 def test_wire_checks_error_bad_integrity_and_nomination_latches() -> None:
     async def scenario() -> None:
         engine = RelayEngine()
-        a, b = free_pair("127.0.0.1")[0], free_pair("127.0.0.2")[0]
+        a, b = _pair("127.0.0.1")[0], _pair("127.0.0.2")[0]
         creds = IceCredentials("ours", "ourpasswordourpassword12")
         spec = StreamSpec(
             "call",
@@ -401,8 +385,8 @@ def test_a_full_agent_connects_and_media_crosses_the_relay() -> None:
     async def scenario() -> None:
         engine = RelayEngine()
         pool = PortPool()
-        leg_a = LegMedia("127.0.0.1", "127.0.0.1", free_pair("127.0.0.1"), peer_ip="127.0.0.10")
-        leg_b = LegMedia("127.0.0.2", "127.0.0.2", free_pair("127.0.0.2"), peer_ip="127.0.0.1")
+        leg_a = LegMedia("127.0.0.1", "127.0.0.1", _pair("127.0.0.1"), peer_ip="127.0.0.10")
+        leg_b = LegMedia("127.0.0.2", "127.0.0.2", _pair("127.0.0.2"), peer_ip="127.0.0.1")
         anchor = MediaAnchor(engine, pool, first_session_id=1)
         anchor.open("call", leg_a, leg_b)
         agent = Connection(ice_controlling=True, components=1, use_ipv6=False)
@@ -440,3 +424,9 @@ def test_a_full_agent_connects_and_media_crosses_the_relay() -> None:
 
 def to_b_port(body: bytes) -> int:
     return parse_sdp(body).media[0].port
+
+
+def _pair(host: str) -> tuple[int, int]:
+    """A one-pair port range (even port, port + 1 free) on ``host``."""
+    port = free_port_pair(host)
+    return port, port + 1

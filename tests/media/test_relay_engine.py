@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import replace
 
 from aioice import stun
+from media_sockets import free_port_pair
 
 from sbc.media.control import Endpoint, SideSpec, StreamSpec
 from sbc.media.relay.engine import RelayEngine
@@ -20,24 +21,8 @@ WAIT = 5.0
 UNREACHABLE = Endpoint("127.0.0.99", 40000)  # loopback, nothing listens
 
 
-def free_port_pair(host: str) -> int:
-    """An even port with port + 1 free as well (RTP and RTCP)."""
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first:
-            first.bind((host, 0))
-            port = first.getsockname()[1]
-            if port % 2 or port >= 65534:
-                continue
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second:
-                try:
-                    second.bind((host, port + 1))
-                except OSError:
-                    continue
-            return int(port)
-    raise RuntimeError("no free port pair")
-
-
 def endpoint_socket(host: str) -> socket.socket:
+    """A non-blocking peer socket (the tests poll it from the event loop)."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     sock.bind((host, 0))
     sock.setblocking(False)

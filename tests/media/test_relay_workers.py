@@ -9,33 +9,12 @@ import socket
 import struct
 from dataclasses import replace
 
+from media_sockets import endpoint_socket, free_port_pair
+
 from sbc.media.control import Endpoint, SideSpec, StreamSpec
 from sbc.media.relay.workers import WORKER_DIED, WorkerPool
 
 WAIT = 5.0
-
-
-def free_port_pair(host: str) -> int:
-    for _ in range(100):
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as first:
-            first.bind((host, 0))
-            port = int(first.getsockname()[1])
-            if port % 2 or port >= 65534:
-                continue
-            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as second:
-                try:
-                    second.bind((host, port + 1))
-                except OSError:
-                    continue
-            return port
-    raise RuntimeError("no free port pair")
-
-
-def endpoint_socket(host: str) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.bind((host, 0))
-    sock.settimeout(WAIT)
-    return sock
 
 
 def rtp(seq: int, ssrc: int) -> bytes:

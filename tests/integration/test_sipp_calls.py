@@ -314,6 +314,22 @@ def test_reinvite_sdp_anchored(sbc: SbcProcess, sipp_pair: SippPair) -> None:
     uas, uac = sipp_pair(sbc, "uas_reinvite_hold", "uac_reinvite_hold")
     assert_both_ok(uas, uac)
     assert_topology_hidden(uas, uac, part="all")
+    # Hold and resume keep the anchored ports on both legs (RFC 3264 §8).
+    callee_ports = {_audio_port(m) for m in uas.requests("INVITE", "received")}
+    caller_ports = {
+        _audio_port(m)
+        for m in uac.responses("INVITE", "received")
+        if m.status == 200 and "m=audio" in m.body
+    }
+    assert len(callee_ports) == 1, callee_ports
+    assert len(caller_ports) == 1, caller_ports
+
+
+def _audio_port(msg: SipMessage) -> str:
+    for line in msg.body.splitlines():
+        if line.startswith("m=audio "):
+            return line.split()[1]
+    raise AssertionError(f"no m=audio in {msg.start_line}")
 
 
 def test_update_info_options_in_dialog(sbc: SbcProcess, sipp_pair: SippPair) -> None:

@@ -191,6 +191,7 @@ class Call:
         elif kind is Kind.RELAY and pending.origin is not None:
             self._answer(pending.origin, status)
             self._relay_finished(pending)
+            self._offer_refused(pending, self.leg(pending.leg.side.other))
             if pending.request is not None and pending.request.method == "BYE":
                 self._bye_done(now)
 
@@ -568,7 +569,16 @@ class Call:
             self._relay_finished(pending)
         if 200 <= response.status < 300:
             self._relayed_2xx(pending, sent, response, origin_leg, now)
+        elif response.status >= 300:
+            self._offer_refused(pending, origin_leg)
         self.sig.send_response(origin, out)
+
+    def _offer_refused(self, pending: Pending, origin: Leg) -> None:
+        """A relayed re-INVITE/UPDATE carrying an offer failed: the session
+        stays as it was (RFC 3264 §8), so the media side undoes the offer."""
+        sent = pending.request
+        if sent is not None and sent.method in OFFER_METHODS and has_sdp(sent):
+            self.sig.media.rejected(self.id, origin.side.value)
 
     def _relayed_2xx(
         self, pending: Pending, sent: Request, response: Response, origin: Leg, now: float

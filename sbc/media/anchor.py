@@ -78,6 +78,14 @@ _Snapshot = tuple[dict[int, _Stream], str | None, tuple[bool, ...]]
 
 
 @dataclass(slots=True)
+class _PendingOffer:
+    leg: str  # who offered
+    previous: _Snapshot
+    ice: dict[str, IceCredentials]
+    created: dict[int, _Stream]
+
+
+@dataclass(slots=True)
 class _Session:
     legs: dict[str, LegMedia]
     origins: dict[str, LegOrigin]
@@ -89,6 +97,8 @@ class _Session:
     # changes nothing), and the last answer rewritten, returned again as is.
     sent: dict[int, StreamSpec] = field(default_factory=dict)
     last_answer: tuple[str, bytes, bytes] | None = None
+    # The offer awaiting its answer, and how to undo it if the peer refuses it.
+    pending: _PendingOffer | None = None
 
     def credentials(self, leg: str) -> IceCredentials:
         """Our ICE-lite credentials towards ``leg``: made once, kept (RFC 8839 §4.4)."""
@@ -162,7 +172,31 @@ class MediaAnchor:
         except MediaError:
             state.ice = previous_ice  # no restart happened after all
             raise
+        state.pending = _PendingOffer(from_leg, previous, previous_ice, created)
         return self._outgoing(state, body, to_leg, live)
+
+    def rejected(self, session: str, from_leg: str) -> None:
+        """The other side refused ``from_leg``'s offer (e.g. 488, 491 to a
+        re-INVITE): back to the session as it was (RFC 3264 §8: a refused
+        offer changes nothing), new ports released, the relay told."""
+        state = self._sessions.get(session)
+        pending = state.pending if state is not None else None
+        if state is None or pending is None or pending.leg != from_leg:
+            return
+        state.pending = None
+        state.last_answer = None
+        state.streams, state.answerer, state.offered = pending.previous
+        state.ice = pending.ice
+        for index, stream in pending.created.items():
+            if index not in state.streams:
+                self.relay.remove(session, index)
+                state.sent.pop(index, None)
+                self._release(stream)
+        for index in state.streams:
+            spec = _spec(session, state, index)
+            if state.sent.get(index) != spec:
+                self.relay.update(spec)
+                state.sent[index] = spec
 
     def answer(self, session: str, from_leg: str, to_leg: str, sdp: bytes) -> bytes:
         """RFC 3264 §6: anchor an answer from ``from_leg``; return what ``to_leg`` sees."""
@@ -190,6 +224,7 @@ class MediaAnchor:
                 state.streams[index].peers[from_leg] = peer
         live = [i for i, p in enumerate(peers) if p is not REJECTED]
         self._apply(session, state, live, previous, {})
+        state.pending = None
         out = self._outgoing(state, body, to_leg, live)
         state.last_answer = (from_leg, sdp, out)
         return out

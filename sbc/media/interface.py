@@ -57,6 +57,10 @@ class MediaHandler(Protocol):
         """An answer leaves ``from_leg`` for ``to_leg``: return what ``to_leg`` sees."""
         ...
 
+    def rejected(self, session: str, from_leg: str) -> None:
+        """``from_leg``'s last offer was refused by the other leg: undo it."""
+        ...
+
     def delete(self, session: str) -> None:
         """The call is over: release everything held for ``session``."""
         ...
@@ -80,6 +84,9 @@ class PassthroughMedia:
     def answer(self, session: str, from_leg: str, to_leg: str, sdp: bytes) -> bytes:
         self.sessions.add(session)
         return sdp
+
+    def rejected(self, session: str, from_leg: str) -> None:
+        pass
 
     def delete(self, session: str) -> None:
         self.sessions.discard(session)

@@ -14,6 +14,7 @@ class RecordingMedia:
     def __init__(self) -> None:
         self.opened: dict[str, tuple[LegMedia, LegMedia]] = {}
         self.deleted: list[str] = []
+        self.rejections: list[tuple[str, str]] = []
         self.refuse_offer_from: str | None = None
         self.refuse_answer = False
         self.offers = 0
@@ -31,6 +32,9 @@ class RecordingMedia:
         if self.refuse_answer:
             raise MediaError("answer names no offered codec")
         return sdp.replace(b"s=-", f"s=anchored-for-{to_leg}".encode())
+
+    def rejected(self, session: str, from_leg: str) -> None:
+        self.rejections.append((session, from_leg))
 
     def delete(self, session: str) -> None:
         self.deleted.append(session)
@@ -90,4 +94,16 @@ def test_refused_reoffer_is_488_and_call_goes_on(net: Net) -> None:
     net.carrier.request(a, "INVITE", body=sdp("127.0.0.10", version=2))
     assert net.carrier.take_response(488, "INVITE")
     assert net.pbx.requests("INVITE")[1:] == []
+    assert len(net.core.calls) == 1
+
+
+def test_reoffer_refused_by_the_other_leg_is_undone(net: Net) -> None:
+    media = _media(net)
+    a, _ = established(net, net.carrier, net.pbx)
+    net.carrier.request(a, "INVITE", body=sdp("127.0.0.10", version=2))
+    reinvite = net.pbx.take_request("INVITE")
+    net.pbx.respond(reinvite, 488)
+    assert net.carrier.take_response(488, "INVITE")
+    ((session, leg),) = media.rejections
+    assert (session, leg) == (next(iter(media.opened)), "a")
     assert len(net.core.calls) == 1

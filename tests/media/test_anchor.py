@@ -500,3 +500,26 @@ def test_reopening_keeps_the_streams(anchor: MediaAnchor, relay: FakeRelay) -> N
     anchor.open("call-1", LEG_A, LEG_B)
     assert anchor.offer("call-1", "a", "b", sdp(SIPP_OFFER)) == first
     assert anchor.sessions == {"call-1"}
+
+
+def test_refused_reoffer_is_undone(anchor: MediaAnchor, relay: FakeRelay, pool: PortPool) -> None:
+    """RFC 3264 §8: an offer the other side refuses (488, 491) changes nothing."""
+    anchor.offer("call-1", "a", "b", sdp(SIPP_OFFER))
+    anchor.answer("call-1", "b", "a", sdp(PBX_ANSWER))
+    before = relay.specs["call-1", 0]
+    moved = SIPP_OFFER.replace("c=IN IP4 127.0.0.10", "c=IN IP4 127.0.0.11")
+    anchor.offer("call-1", "a", "b", sdp(moved + VIDEO))
+    assert pool.in_use() == 4
+    assert relay.specs["call-1", 0] != before  # the relay was told about the offer
+    anchor.rejected("call-1", "b")  # not the offerer: ignored
+    assert pool.in_use() == 4
+    anchor.rejected("call-1", "a")
+    assert relay.specs["call-1", 0] == before
+    assert ("call-1", 1) not in relay.specs
+    assert relay.removed == [("call-1", 1)]
+    assert pool.in_use() == 2
+    anchor.rejected("call-1", "a")  # nothing pending any more: a no-op
+    # The next exchange works from the restored state.
+    anchor.offer("call-1", "a", "b", sdp(SIPP_OFFER))
+    anchor.answer("call-1", "b", "a", sdp(PBX_ANSWER))
+    assert relay.specs["call-1", 0].a.local == before.a.local

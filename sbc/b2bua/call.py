@@ -220,10 +220,10 @@ class Call:
         if reliable_b:
             self._prack_b(response)
         try:
-            out = self._a_response(response, REQUEST_ALLOW_1XX)
+            out = self._a_response(response, RESPONSE_ALLOW)
         except MediaError as exc:  # unusable early media: ring without it
             self.log("call.early_media_refused", reason=exc.reason)
-            out = self._a_response(_without_body(response), REQUEST_ALLOW_1XX)
+            out = self._a_response(_without_body(response), RESPONSE_ALLOW)
         if reliable_b and "100rel" in self.a.extensions and self.reliable is None:
             self._send_reliable(out, now)
         else:
@@ -675,10 +675,6 @@ class Call:
             status=self.final_status,
             duration=round(now - self.answered, 3) if self.answered else 0.0,
         )
-
-
-#: On provisionals, Require/RSeq are per leg and never copied.
-REQUEST_ALLOW_1XX = RESPONSE_ALLOW
 
 
 def _without_body(response: Response) -> Response:

@@ -104,7 +104,6 @@ class Core:
             "parse_errors": 0,
             "forbidden": 0,
             "calls_started": 0,
-            "calls_answered": 0,
             "call_errors": 0,
             "shed": 0,
         }
@@ -191,10 +190,10 @@ class Core:
     # --- Signalling (what calls use) -------------------------------------------
 
     def send_request(self, leg: Leg, request: Request, pending: Pending) -> ClientTransaction:
-        target = leg.peer if request.method in ("INVITE", "CANCEL") and leg.dialog is None else None
-        if request.method == "CANCEL":
-            target = leg.peer
-        tx, actions = self.layer.send_request(request, target or leg.next_hop(), self._now)
+        # RFC 3261 §9.1: a CANCEL goes where its INVITE went; everything else
+        # follows the dialog (or the peer, before there is one).
+        target = leg.peer if request.method == "CANCEL" else leg.next_hop()
+        tx, actions = self.layer.send_request(request, target, self._now)
         tx.context = pending
         self._dispatch(actions)
         return tx

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from sbc.b2bua.config import CallConfig
+from sbc.b2bua.identity import uri_host
 from sbc.policy import Interface, Trunk
 from sbc.sip.dialog import Dialog
 from sbc.sip.ids import new_branch
@@ -58,12 +59,12 @@ class Leg:
         return self.interface.port
 
     def via(self) -> str:
-        host = _host_for_uri(self.host)
+        host = uri_host(self.host)
         return f"SIP/2.0/{self.transport.upper()} {host}:{self.port};branch={new_branch()};rport"
 
     def contact(self) -> str:
         suffix = "" if self.transport == "udp" else f";transport={self.transport}"
-        return f"<sip:{_host_for_uri(self.host)}:{self.port}{suffix}>"
+        return f"<sip:{uri_host(self.host)}:{self.port}{suffix}>"
 
     def stamp_request(self, request: Request) -> Request:
         """Add our Via (top), Contact where a dialog needs one, and User-Agent."""
@@ -109,7 +110,3 @@ def _is_ip(host: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _host_for_uri(host: str) -> str:
-    return f"[{host}]" if ":" in host and not host.startswith("[") else host

@@ -438,7 +438,3 @@ def build_response(
     if status == 100 and (timestamp := request.headers.get("Timestamp")):
         headers.add("Timestamp", timestamp)  # RFC 3261 §8.2.6.1
     return Response(status, reason, headers)
-
-
-def is_sip_uri(uri: Uri) -> bool:
-    return isinstance(uri, SipUri)

@@ -48,14 +48,6 @@ class Via:
             return int(value)
         return None
 
-    def response_address(self) -> tuple[str, int]:
-        """Where responses go over UDP (RFC 3261 §18.2.2 with RFC 3581 §4)."""
-        host = self.received or self.host
-        if host.startswith("["):
-            host = host[1:-1]
-        port = self.rport or self.port or DEFAULT_PORTS.get(self.transport.lower(), 5060)
-        return host, port
-
     def __str__(self) -> str:
         sent_by = self.host if self.port is None else f"{self.host}:{self.port}"
         return f"{self.protocol}/{self.transport} {sent_by}{format_params(self.params)}"

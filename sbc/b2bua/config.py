@@ -19,5 +19,4 @@ class CallConfig:
     no_answer_timeout: float = 180.0  # like RFC 3261 §16.6 Timer C (> 3 min)
     max_call_duration: float = 0.0  # 0 = unlimited
     bye_timeout: float = 32.0  # how long a BYE may stay unanswered
-    t1: float = 0.5
-    t2: float = 4.0
+    t1: float = 0.5  # RFC 3262 §3 reliable provisionals and §9.1 CANCEL guard

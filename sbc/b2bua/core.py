@@ -78,7 +78,6 @@ def call_config(policy: Policy) -> CallConfig:
         max_call_duration=float(policy.settings.calls.max_call_duration_s),
         no_answer_timeout=float(policy.settings.calls.no_answer_timeout_s),
         t1=sip.t1_ms / 1000,
-        t2=sip.t2_ms / 1000,
     )
 
 

@@ -40,6 +40,7 @@ from sbc.b2bua.relay import (
 from sbc.b2bua.reliable import ReliableProvisional, is_reliable, prack_for
 from sbc.b2bua.session_timer import SessionTimer, a_leg_timer, b_leg_timer, refresh_request
 from sbc.media.interface import MediaError
+from sbc.policy import Trunk
 from sbc.sip.dialog import TARGET_REFRESH_METHODS, Dialog
 from sbc.sip.errors import SipError
 from sbc.sip.ids import random_token
@@ -118,6 +119,12 @@ class Call:
     relayed_invites: dict[int, Pending] = field(default_factory=dict)  # by id(server tx)
     byes_pending: int = 0
     deadlines: dict[str, float] = field(default_factory=dict)
+    # Routing: the route's name, the trunks left to try and when to try them.
+    route: str = ""
+    b_ruri_user: str = ""
+    next_trunks: list[Trunk] = field(default_factory=list)
+    failover_on: frozenset[int] = frozenset()
+    a_saw_media: bool = False  # the caller got SDP from us: its B-leg is committed
 
     def log(self, event: str, **fields: object) -> None:
         """One line per call event, bound to the call (no per-packet logging)."""
@@ -161,8 +168,15 @@ class Call:
         self.b_invite_tx = self.sig.send_request(
             self.b, b_invite, Pending(self, self.b, Kind.INVITE)
         )
-        self.deadlines["no_answer"] = now + self.sig.config.no_answer_timeout
-        self.log("call.start", late_offer=self.late_offer, b_call_id=b_invite.call_id)
+        # One ringing budget for the whole call, across failovers.
+        self.deadlines.setdefault("no_answer", now + self.sig.config.no_answer_timeout)
+        self.log(
+            "call.start",
+            late_offer=self.late_offer,
+            b_call_id=b_invite.call_id,
+            trunk=self.b.trunk.name if self.b.trunk else None,
+            route=self.route,
+        )
 
     # --- responses to what we sent ----------------------------------------
 
@@ -224,6 +238,7 @@ class Call:
         except MediaError as exc:  # unusable early media: ring without it
             self.log("call.early_media_refused", reason=exc.reason)
             out = self._a_response(_without_body(response), RESPONSE_ALLOW)
+        self.a_saw_media = self.a_saw_media or bool(out.body)
         if reliable_b and "100rel" in self.a.extensions and self.reliable is None:
             self._send_reliable(out, now)
         else:
@@ -266,6 +281,12 @@ class Call:
             self.b_invite.forget_parsed()
 
     def _on_invite_final(self, response: Response, now: float) -> None:
+        if self._may_fail_over(response.status) and self.sig.failover(self):
+            trunk = self.b.trunk.name if self.b.trunk else None
+            self.log("call.failover", status=response.status, trunk=trunk)
+            assert self.b_invite_pending is not None  # set by the core's failover
+            self.start(self.b_invite_pending, now)
+            return
         if self.state in (CallState.CALLING, CallState.EARLY):
             allow = REDIRECT_ALLOW if 300 <= response.status < 400 else RESPONSE_ALLOW
             out = self._a_response(response, allow)
@@ -273,6 +294,25 @@ class Call:
             self.sig.send_response(self.a_invite_tx, out)
         self._advance(CallInput.FAILED)
         self._terminated(now, f"B-leg answered {response.status}")
+
+    def _may_fail_over(self, status: int) -> bool:
+        """RFC 3261 §16.7-style serial forking: only before any answer, while the
+        caller still waits, and only if it has not been given the B-leg's media."""
+        return (
+            status in self.failover_on
+            and bool(self.next_trunks)
+            and self.state in (CallState.CALLING, CallState.EARLY)
+            and not self.cancel_pending
+            and not self.a_saw_media
+        )
+
+    def reset_b_leg(self, b: Leg, invite: Request) -> None:
+        """Forget the failed B-leg; ``b`` and ``invite`` replace it (failover)."""
+        self.b = b
+        self.b_invite_pending = invite
+        self.b_invite = None
+        self.b_invite_tx = None
+        self.b_provisional = False
 
     # --- requests arriving on either leg -------------------------------------
 

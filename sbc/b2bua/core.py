@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import heapq
 import itertools
-from collections.abc import Iterable
+import random
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 
 import structlog
 
@@ -24,11 +26,12 @@ from sbc.b2bua.call import Call, CallState
 from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS, CallConfig
 from sbc.b2bua.identity import user_of
 from sbc.b2bua.leg import Leg, Side
+from sbc.b2bua.liveness import Liveness, Probe, options_probe, probe_target
 from sbc.b2bua.outbound import build_b_invite
 from sbc.b2bua.pending import Kind, Pending
 from sbc.b2bua.session_timer import parse_session_expires
 from sbc.media.interface import LegMedia, MediaHandler, PassthroughMedia
-from sbc.policy import Policy, Trunk
+from sbc.policy import Policy, RouteContext, Trunk
 from sbc.sip.dialog import Dialog
 from sbc.sip.errors import ParseError, SipError
 from sbc.sip.ids import new_tag
@@ -89,8 +92,20 @@ def timer_config(policy: Policy) -> TimerConfig:
 class Core:
     """The B2BUA engine for one signalling process."""
 
-    def __init__(self, policy: Policy, media: MediaHandler | None = None) -> None:
+    def __init__(
+        self,
+        policy: Policy,
+        media: MediaHandler | None = None,
+        *,
+        rng: random.Random | None = None,
+        wall_clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.policy = policy
+        self.rng = rng or random.Random()
+        # Time-of-day routing needs the wall clock; tests pass a fixed one.
+        self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
+        self.liveness = Liveness()
+        self.liveness.set_trunks(policy.trunks, 0.0)
         self.config = call_config(policy)
         self.media: MediaHandler = media or PassthroughMedia()
         self.layer = TransactionLayer(timer_config(policy))
@@ -105,6 +120,9 @@ class Core:
             "calls_started": 0,
             "call_errors": 0,
             "shed": 0,
+            "failovers": 0,
+            "no_route": 0,
+            "rejected_by_route": 0,
         }
         self._now = 0.0
         self._out: list[Transmit] = []
@@ -133,13 +151,14 @@ class Core:
         return self._flush()
 
     def get_timer(self) -> float | None:
-        layer = self.layer.get_timer()
+        deadlines = [self.layer.get_timer(), self.liveness.next_deadline()]
         while self._timers:
             deadline, _, call_id = self._timers[0]
             if self._scheduled.get(call_id) == deadline:
-                return deadline if layer is None else min(layer, deadline)
+                deadlines.append(deadline)
+                break
             heapq.heappop(self._timers)  # stale entry
-        return layer
+        return min((d for d in deadlines if d is not None), default=None)
 
     def handle_timer(self, now: float) -> list[Transmit]:
         self._now = now
@@ -153,6 +172,7 @@ class Core:
             if call is None:
                 continue
             self._guarded(call, lambda c=call: c.handle_timer(now))
+        self._send_probes(now)
         return self._flush()
 
     # --- API ------------------------------------------------------------------
@@ -162,10 +182,11 @@ class Core:
         self._dispatch(self.layer.transport_error(target, now))
         return self._flush()
 
-    def set_policy(self, policy: Policy) -> None:
+    def set_policy(self, policy: Policy, now: float) -> None:
         """Swap the policy: new calls use it, established calls keep their legs."""
         self.policy = policy
         self.config = call_config(policy)
+        self.liveness.set_trunks(policy.trunks, now)
 
     def hangup(
         self, call_id: str, now: float, reason: str = "hung up by operator"
@@ -249,6 +270,11 @@ class Core:
         self, tx: ClientTransaction, response: Response | None, status: int | None
     ) -> None:
         pending = tx.context
+        if isinstance(pending, Probe):
+            final = status if response is None else response.status
+            if final is not None and final >= 200:
+                self.liveness.answered(pending.trunk, final, self._now)
+            return
         if not isinstance(pending, Pending) or pending.call.ended is not None:
             return
         call = pending.call
@@ -324,20 +350,66 @@ class Core:
             status, reason, extra = rejection
             self._reply(tx, status, reason, extra)
             return
-        route = policy.route_for(trunk, source.interface, user_of(request.uri) or "")
-        if route is None or not route.to:
+        ruri_user = user_of(request.uri) or ""
+        route = policy.route_for(
+            RouteContext(
+                trunk=trunk.name,
+                interface=source.interface,
+                ruri_user=ruri_user,
+                from_user=user_of(request.from_.uri) or "",
+                headers=request.headers,
+                wall=self.wall_clock(),
+            )
+        )
+        if route is None:
+            self.stats["no_route"] += 1
             self._reply(tx, 404, "No Route")
             return
-        target_trunk = policy.trunks[route.to[0]]
+        if route.reject is not None:
+            self.stats["rejected_by_route"] += 1
+            self._reply(tx, *route.reject)
+            return
+        candidates = [
+            policy.trunks[name]
+            for name in route.trunks(self.rng)
+            if name in policy.trunks and self.liveness.is_up(name)
+        ]
+        if not candidates:
+            self._reply(tx, 503, "No Trunk Available", {"Retry-After": "30"})
+            return
+        if route.translate is not None:
+            ruri_user = route.translate.apply(ruri_user)
         try:
-            call = self._create_call(request, source, tx, trunk, target_trunk)
+            call = self._create_call(
+                request, source, tx, trunk, candidates.pop(0), ruri_user=ruri_user
+            )
         except SipError as exc:
             self._reply(tx, exc.status, exc.reason)
             return
+        call.route = route.name
+        call.failover_on = route.failover_on
+        call.next_trunks = candidates
         self.stats["calls_started"] += 1
         b_invite = call.b_invite_pending
         assert b_invite is not None
         self._guarded(call, lambda: call.start(b_invite, self._now))
+
+    def failover(self, call: Call) -> bool:
+        """Send the call to its route's next trunk (the last one failed before
+        answering). False when no trunk is left: the failure goes to the caller."""
+        if not call.next_trunks:
+            return False
+        to = call.next_trunks.pop(0)
+        old_key = self._dialog_key(call, Side.B, None)
+        if old_key is not None and self.dialogs.get(old_key, (None,))[0] is call:
+            del self.dialogs[old_key]
+        b, b_invite = self._b_leg(call.a_invite, call.a.trunk, to, call.b_ruri_user)
+        call.reset_b_leg(b, b_invite)
+        self.media.delete(call.id)  # the failed B-leg's ports go back
+        self._open_media(call)
+        self.dialogs[(b_invite.call_id, b_invite.from_.tag or "")] = (call, Side.B)
+        self.stats["failovers"] += 1
+        return True
 
     def _admission_check(self, request: Request) -> tuple[int, str | None, dict[str, str]] | None:
         if self.draining:
@@ -362,7 +434,14 @@ class Core:
         return None
 
     def _create_call(
-        self, request: Request, source: Target, tx: ServerTransaction, trunk: Trunk, to: Trunk
+        self,
+        request: Request,
+        source: Target,
+        tx: ServerTransaction,
+        trunk: Trunk,
+        to: Trunk,
+        *,
+        ruri_user: str,
     ) -> Call:
         policy = self.policy
         a = Leg(
@@ -379,23 +458,45 @@ class Core:
         )
         a.dialog = Dialog.as_uas(request, new_tag())
         a.observed = source  # in-dialog requests go back where the caller is
-        out_interface = policy.interfaces[to.interface]
-        b_target = Target(out_interface.name, to.transport, to.address, to.port)
-        b = Leg(Side.B, out_interface, to.transport, b_target, to, self.config)
-        b_invite = build_b_invite(request, b, to, self.config)
+        b, b_invite = self._b_leg(request, trunk, to, ruri_user)
         call = Call(self, a, b, request, tx, started=self._now)
         call.b_invite_pending = b_invite
-        latch_any = self.policy.settings.media.latch_any_source
-        self.media.open(
-            call.id,
-            leg_media(a, source.host, latch_any=latch_any),
-            leg_media(b, to.address, latch_any=latch_any),
-        )
+        call.b_ruri_user = ruri_user
+        self._open_media(call)
         tx.context = call
         self.calls[call.id] = call
         self.dialogs[(request.call_id, a.dialog.local_tag)] = (call, Side.A)
         self.dialogs[(b_invite.call_id, b_invite.from_.tag or "")] = (call, Side.B)
         return call
+
+    def _b_leg(
+        self, a_invite: Request, source: Trunk | None, to: Trunk, ruri_user: str
+    ) -> tuple[Leg, Request]:
+        interface = self.policy.interfaces[to.interface]
+        target = Target(interface.name, to.transport, to.address, to.port)
+        b = Leg(Side.B, interface, to.transport, target, to, self.config)
+        invite = build_b_invite(a_invite, b, to, self.config, ruri_user=ruri_user, source=source)
+        return b, invite
+
+    def _open_media(self, call: Call) -> None:
+        """Open the call's media for its current legs."""
+        latch_any = self.policy.settings.media.latch_any_source
+        self.media.open(
+            call.id,
+            leg_media(call.a, call.a.peer.host, latch_any=latch_any),
+            leg_media(call.b, call.b.peer.host, latch_any=latch_any),
+        )
+
+    def _send_probes(self, now: float) -> None:
+        for name in self.liveness.due(now):
+            trunk = self.policy.trunks.get(name)
+            if trunk is None:
+                continue
+            interface = self.policy.interfaces[trunk.interface]
+            probe = options_probe(trunk, interface, self.config.user_agent)
+            tx, actions = self.layer.send_request(probe, probe_target(trunk), now)
+            tx.context = Probe(name)
+            self._dispatch(actions)
 
     # --- helpers ---------------------------------------------------------------------
 

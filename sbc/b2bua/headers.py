@@ -3,12 +3,13 @@
 Nothing crosses unless listed here (DESIGN.md: the B-leg is built fresh).
 Headers naming the other side's network — Via, Route, Record-Route,
 Contact, Call-ID, tags, Server/User-Agent, Warning — are never on the list;
-the policy engine will extend the list per trunk.
+a trunk's ``pass_headers`` (policy) extend the list for what that trunk sends.
 """
 
 from __future__ import annotations
 
 from sbc.b2bua.identity import rehost
+from sbc.policy import Trunk
 from sbc.sip.address import parse_address
 from sbc.sip.errors import ParseError
 from sbc.sip.headers import canonical_name
@@ -72,6 +73,13 @@ RESPONSE_ALLOW = frozenset(
 
 #: Also carried on redirects: the Contact *is* the content of a 3xx.
 REDIRECT_ALLOW = RESPONSE_ALLOW | {"Contact"}
+
+
+def allow_for(allow: frozenset[str], source: Trunk | None) -> frozenset[str]:
+    """The headers that may cross from ``source``: the base list plus its ``pass_headers``."""
+    if source is None or not source.pass_headers:
+        return allow
+    return allow | source.pass_headers
 
 
 def copy_allowed(source: Message, target: Message, allow: frozenset[str]) -> None:

@@ -71,15 +71,15 @@ class Leg:
         request.headers.prepend("Via", self.via())
         if request.method in ("INVITE", "UPDATE", "SUBSCRIBE", "NOTIFY", "REFER"):
             request.headers.set("Contact", self.contact())
-        if self.config.user_agent:
-            request.headers.set("User-Agent", self.config.user_agent)
+        if self.config.user_agent and "User-Agent" not in request.headers:
+            request.headers.add("User-Agent", self.config.user_agent)  # unless passed through
         return request
 
     def stamp_response(self, response: Response, *, dialog: bool) -> Response:
         if dialog:
             response.headers.set("Contact", self.contact())
-        if self.config.user_agent:
-            response.headers.set("Server", self.config.user_agent)
+        if self.config.user_agent and "Server" not in response.headers:
+            response.headers.add("Server", self.config.user_agent)  # unless passed through
         return response
 
     def next_hop(self) -> Target:

@@ -8,7 +8,7 @@ routes are the SBC's own (DESIGN.md, topology hiding).
 from __future__ import annotations
 
 from sbc.b2bua.config import ALLOW_METHODS, CallConfig
-from sbc.b2bua.headers import REQUEST_ALLOW, copy_allowed
+from sbc.b2bua.headers import REQUEST_ALLOW, allow_for, copy_allowed
 from sbc.b2bua.identity import rehost, user_of
 from sbc.b2bua.leg import Leg
 from sbc.policy import Trunk
@@ -21,12 +21,25 @@ from sbc.sip.uri import SipUri
 DEFAULT_MAX_FORWARDS = 70
 
 
-def build_b_invite(a_invite: Request, leg: Leg, trunk: Trunk, config: CallConfig) -> Request:
-    """A fresh INVITE for ``trunk`` carrying only what may cross."""
+def build_b_invite(
+    a_invite: Request,
+    leg: Leg,
+    trunk: Trunk,
+    config: CallConfig,
+    *,
+    ruri_user: str | None = None,
+    source: Trunk | None = None,
+) -> Request:
+    """A fresh INVITE for ``trunk`` carrying only what may cross.
+
+    ``ruri_user`` is the called number after routing's translation (default:
+    the A-leg's); ``source`` is the calling trunk, whose ``pass_headers`` cross too.
+    """
     params: dict[str, str | None] = {}
     if trunk.transport != "udp":
         params["transport"] = trunk.transport
-    ruri = SipUri(host=trunk.address, user=user_of(a_invite.uri), port=trunk.port, params=params)
+    user = ruri_user if ruri_user is not None else user_of(a_invite.uri)
+    ruri = SipUri(host=trunk.address, user=user or None, port=trunk.port, params=params)
     from_ = rehost(a_invite.from_, leg.host)
     from_.params = {"tag": new_tag()}
     to = rehost(a_invite.to, trunk.address)
@@ -42,7 +55,7 @@ def build_b_invite(a_invite: Request, leg: Leg, trunk: Trunk, config: CallConfig
     headers.add("Session-Expires", str(config.session_expires))
     headers.add("Min-SE", str(config.min_se))
     invite = Request("INVITE", ruri, headers)
-    copy_allowed(a_invite, invite, REQUEST_ALLOW)
+    copy_allowed(a_invite, invite, allow_for(REQUEST_ALLOW, source))
     leg.stamp_request(invite)
     return invite
 

@@ -8,7 +8,13 @@ per leg, and responses come back through the transaction they answer.
 
 from __future__ import annotations
 
-from sbc.b2bua.headers import REQUEST_ALLOW, RESPONSE_ALLOW, copy_allowed, copy_rehosted
+from sbc.b2bua.headers import (
+    REQUEST_ALLOW,
+    RESPONSE_ALLOW,
+    allow_for,
+    copy_allowed,
+    copy_rehosted,
+)
 from sbc.b2bua.leg import Leg, has_sdp
 from sbc.media.interface import MediaHandler
 from sbc.sip.dialog import TARGET_REFRESH_METHODS
@@ -25,7 +31,7 @@ def relayed_request(
     if target.dialog is None:
         return None
     out = target.dialog.create_request(request.method)
-    copy_allowed(request, out, REQUEST_ALLOW)
+    copy_allowed(request, out, allow_for(REQUEST_ALLOW, source.trunk))
     copy_rehosted(request, out, target.host, target.port)
     target.stamp_request(out)
     if has_sdp(request):
@@ -47,7 +53,7 @@ def relayed_response(
     the response came from ``source``, the request from ``origin``."""
     source, origin = legs
     out = build_response(request, response.status, response.reason)
-    copy_allowed(response, out, RESPONSE_ALLOW)
+    copy_allowed(response, out, allow_for(RESPONSE_ALLOW, source.trunk))
     refresh = request.method in TARGET_REFRESH_METHODS and response.status < 300
     origin.stamp_response(out, dialog=refresh)
     if has_sdp(response):

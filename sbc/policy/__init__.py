@@ -3,9 +3,10 @@
 Import from here; the submodules are an implementation detail.
 """
 
-from sbc.policy.compiled import Interface, Policy, Route, Trunk
+from sbc.policy.compiled import Interface, Policy, Trunk
 from sbc.policy.issues import PolicyError, PolicyIssue
 from sbc.policy.loader import POLICY_FILES, load_policy
+from sbc.policy.routing import Route, RouteContext
 from sbc.policy.schema import (
     CallSettings,
     LoggingSettings,
@@ -24,6 +25,7 @@ __all__ = [
     "PolicyError",
     "PolicyIssue",
     "Route",
+    "RouteContext",
     "Settings",
     "SipSettings",
     "Trunk",

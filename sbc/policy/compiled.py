@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from sbc.policy.routing import Route, RouteContext, first_match
 from sbc.policy.schema import Settings
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -42,25 +43,10 @@ class Trunk:
     port: int
     transport: str
     sources: tuple[IPNetwork, ...]
-
-
-@dataclass(frozen=True)
-class Route:
-    """Match criteria (None = any) and the ordered trunk names to try."""
-
-    name: str
-    from_trunk: str | None
-    from_interface: str | None
-    prefix: str
-    to: tuple[str, ...]
-
-    def matches(self, trunk: Trunk | None, interface: str, ruri_user: str) -> bool:
-        """True when every criterion this route sets holds for the request."""
-        if self.from_trunk is not None and (trunk is None or trunk.name != self.from_trunk):
-            return False
-        if self.from_interface is not None and self.from_interface != interface:
-            return False
-        return ruri_user.startswith(self.prefix)
+    max_calls: int = 0  # 0 = unlimited
+    max_cps: float = 0.0
+    options_interval: float = 0.0  # liveness probe period; 0 = always up
+    pass_headers: frozenset[str] = frozenset()  # canonical names let through to this trunk
 
 
 @dataclass(frozen=True)
@@ -102,12 +88,9 @@ class Policy:
                 return candidate
         return None
 
-    def route_for(self, trunk: Trunk | None, interface: str, ruri_user: str) -> Route | None:
+    def route_for(self, call: RouteContext) -> Route | None:
         """Return the first route (in file order) that matches, or None."""
-        for route in self.routes:
-            if route.matches(trunk, interface, ruri_user):
-                return route
-        return None
+        return first_match(self.routes, call)
 
     def describe(self) -> str:
         """One-line summary for ``sbc check`` and startup logs."""

@@ -143,10 +143,17 @@ def _route_references(
         if _unknown(spec.from_interface, interfaces):
             message = f"unknown interface '{spec.from_interface}'{_known(interfaces)}"
             yield Finding(ROUTES_FILE, (*loc, "from_interface"), message)
-        for position, name in enumerate(spec.to):
-            if _unknown(name, trunks):
-                message = f"unknown trunk '{name}'{_known(trunks)}"
-                yield Finding(ROUTES_FILE, (*loc, "to", position), message)
+        for position, entry in enumerate(spec.to):
+            if isinstance(entry, str):
+                if _unknown(entry, trunks):
+                    message = f"unknown trunk '{entry}'{_known(trunks)}"
+                    yield Finding(ROUTES_FILE, (*loc, "to", position), message)
+                continue
+            for member_index, member in enumerate(entry.group):
+                if _unknown(member.trunk, trunks):
+                    message = f"unknown trunk '{member.trunk}'{_known(trunks)}"
+                    member_loc = (*loc, "to", position, "group", member_index, "trunk")
+                    yield Finding(ROUTES_FILE, member_loc, message)
 
 
 def _same_bind(first: str, second: str) -> bool:

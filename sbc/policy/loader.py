@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any, TypeVar
@@ -22,7 +23,7 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
-from sbc.policy.compiled import Interface, Policy, Route, Trunk
+from sbc.policy.compiled import Interface, Policy, Trunk
 from sbc.policy.crossref import (
     INTERFACES_FILE,
     ROUTES_FILE,
@@ -32,16 +33,26 @@ from sbc.policy.crossref import (
     check_policy,
 )
 from sbc.policy.issues import PolicyError, PolicyIssue
+from sbc.policy.routing import (
+    Group,
+    NumberRange,
+    Route,
+    Translation,
+    header_patterns,
+    time_window,
+)
 from sbc.policy.schema import (
     InterfacesFile,
     InterfaceSpec,
     RoutesFile,
     RouteSpec,
     Settings,
+    TrunkGroup,
     TrunksFile,
     TrunkSpec,
 )
 from sbc.policy.source import Loc, PolicySource, read_source
+from sbc.sip.headers import canonical_name
 
 SETTINGS_FILE = "sbc.yaml"
 POLICY_FILES = (INTERFACES_FILE, TRUNKS_FILE, ROUTES_FILE, SETTINGS_FILE)
@@ -214,9 +225,47 @@ def _interface(spec: InterfaceSpec) -> Interface:
 
 
 def _trunk(spec: TrunkSpec) -> Trunk:
-    sources = tuple(ipaddress.ip_network(cidr) for cidr in spec.sources)
-    return Trunk(spec.name, spec.interface, spec.address, spec.port, spec.transport, sources)
+    return Trunk(
+        spec.name,
+        spec.interface,
+        spec.address,
+        spec.port,
+        spec.transport,
+        sources=tuple(ipaddress.ip_network(cidr) for cidr in spec.sources),
+        max_calls=spec.max_calls,
+        max_cps=float(spec.max_cps),
+        options_interval=float(spec.options_interval_s),
+        pass_headers=frozenset(canonical_name(name) for name in spec.pass_headers),
+    )
 
 
 def _route(spec: RouteSpec) -> Route:
-    return Route(spec.name, spec.from_trunk, spec.from_interface, spec.prefix, tuple(spec.to))
+    window = spec.time
+    return Route(
+        spec.name,
+        from_trunk=spec.from_trunk,
+        from_interface=spec.from_interface,
+        prefix=spec.prefix,
+        ruri_regex=re.compile(spec.ruri_regex) if spec.ruri_regex is not None else None,
+        ruri_range=NumberRange(spec.ruri_range.first, spec.ruri_range.last)
+        if spec.ruri_range is not None
+        else None,
+        from_prefix=spec.from_prefix,
+        from_regex=re.compile(spec.from_regex) if spec.from_regex is not None else None,
+        headers=header_patterns({canonical_name(k): v for k, v in spec.headers.items()}),
+        time=time_window(window.days, window.start, window.end, window.timezone)
+        if window is not None
+        else None,
+        to=tuple(_target(entry) for entry in spec.to),
+        reject=(spec.reject.status, spec.reject.reason) if spec.reject is not None else None,
+        translate=Translation(re.compile(spec.translate.regex), spec.translate.replacement)
+        if spec.translate is not None
+        else None,
+        failover_on=frozenset(spec.failover_on),
+    )
+
+
+def _target(entry: str | TrunkGroup) -> str | Group:
+    if isinstance(entry, str):
+        return entry
+    return Group(tuple((member.trunk, member.weight) for member in entry.group))

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import zoneinfo
 from typing import Annotated, Literal
 
 from pydantic import (
@@ -20,6 +21,7 @@ from pydantic import (
     ConfigDict,
     Field,
     Strict,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -66,6 +68,7 @@ Host = Annotated[str, Strict(), AfterValidator(_host)]
 Network = Annotated[str, Strict(), AfterValidator(_network)]
 Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
 Transport = Literal["udp", "tcp"]
+HeaderName = Annotated[str, Strict(), Field(pattern=r"^[A-Za-z0-9!%*_+`'~.-]+$")]
 Milliseconds = Annotated[int, Strict(), Field(gt=0)]
 Seconds = Annotated[int, Strict(), Field(ge=0)]
 
@@ -108,16 +111,127 @@ class TrunkSpec(_Strict):
     port: Port = 5060
     transport: Transport = "udp"
     sources: list[Network] = []
+    max_calls: Annotated[int, Strict(), Field(ge=0)] = 0
+    max_cps: Annotated[float, Field(ge=0)] = 0
+    options_interval_s: Seconds = 0
+    pass_headers: list[HeaderName] = []
+
+
+def _regex(value: str) -> str:
+    """Compile once here so a bad pattern is reported at its line, not at call time."""
+    try:
+        re.compile(value)
+    except re.error as exc:
+        raise ValueError(f"invalid regex {value!r}: {exc}") from None
+    return value
+
+
+def _clock(value: str) -> str:
+    match = re.fullmatch(r"([01]\d|2[0-3]):([0-5]\d)", value)
+    if match is None:
+        raise ValueError(f"'{value}' is not a time of day (HH:MM, 00:00-23:59)")
+    return value
+
+
+def _timezone(value: str) -> str:
+    try:
+        zoneinfo.ZoneInfo(value)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone '{value}'") from None
+    return value
+
+
+Regex = Annotated[str, Strict(), AfterValidator(_regex)]
+Clock = Annotated[str, Strict(), AfterValidator(_clock)]
+Day = Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]
+Digits = Annotated[str, Strict(), Field(pattern=r"^\+?[0-9]{1,20}$")]
+Status = Annotated[int, Strict(), Field(ge=300, le=699)]
+
+
+class NumberRange(_Strict):
+    """An inclusive range of numbers of one length: ``{first: "2000", last: "2999"}``."""
+
+    first: Digits
+    last: Digits
+
+    @model_validator(mode="after")
+    def _ordered(self) -> NumberRange:
+        plus = self.first.startswith("+"), self.last.startswith("+")
+        if len(self.first) != len(self.last) or plus[0] != plus[1]:
+            raise ValueError("first and last must have the same length and form")
+        if self.first > self.last:
+            raise ValueError(f"first ({self.first}) is above last ({self.last})")
+        return self
+
+
+class TimeWindow(_Strict):
+    """When a route applies: days of the week and a daily window in a time zone.
+
+    ``start`` after ``end`` is a window across midnight (22:00-06:00).
+    """
+
+    days: list[Day] = Field(default=["mon", "tue", "wed", "thu", "fri", "sat", "sun"], min_length=1)
+    start: Clock = "00:00"
+    end: Clock = "23:59"
+    timezone: Annotated[str, Strict(), AfterValidator(_timezone)] = "UTC"
+
+
+class WeightedTrunk(_Strict):
+    trunk: Name
+    weight: Annotated[int, Strict(), Field(ge=1, le=1000)] = 1
+
+
+class TrunkGroup(_Strict):
+    """Trunks that share load: each call picks one at random by weight, the rest follow."""
+
+    group: list[WeightedTrunk] = Field(min_length=1)
+
+
+class Rejection(_Strict):
+    status: Annotated[int, Strict(), Field(ge=400, le=699)]
+    reason: StrictStr | None = None
+
+
+class Translation(_Strict):
+    """Rewrite the Request-URI user sent to the trunk (``re.sub`` semantics)."""
+
+    regex: Regex
+    replacement: StrictStr
+
+
+#: RFC 3261 §16.7-style failover: no answer (408) or a server that cannot take it.
+DEFAULT_FAILOVER = [408, 500, 502, 503, 504]
 
 
 class RouteSpec(_Strict):
-    """Match ingress trunk/interface and Request-URI user prefix; send to trunks in order."""
+    """Match criteria (all that are set must hold), then route, reject, or translate."""
 
     name: Name
     from_trunk: Name | None = None
     from_interface: Name | None = None
     prefix: Annotated[str, Strict(), Field(pattern=r"^[^\s]*$")] = ""
-    to: list[Name] = Field(min_length=1)
+    ruri_regex: Regex | None = None
+    ruri_range: NumberRange | None = None
+    from_prefix: Annotated[str, Strict(), Field(pattern=r"^[^\s]*$")] = ""
+    from_regex: Regex | None = None
+    headers: dict[HeaderName, Regex] = {}
+    time: TimeWindow | None = None
+    reject: Rejection | None = None  # before ``to``: its validator reads it
+    to: list[Name | TrunkGroup] = Field(default=[], validate_default=True)
+    translate: Translation | None = None
+    failover_on: list[Status] = Field(default=DEFAULT_FAILOVER)
+
+    @field_validator("to")
+    @classmethod
+    def _one_action(
+        cls, to: list[str | TrunkGroup], info: ValidationInfo
+    ) -> list[str | TrunkGroup]:
+        rejects = info.data.get("reject") is not None
+        if rejects and to:
+            raise ValueError("a route either rejects or sends 'to' trunks, not both")
+        if not rejects and not to and "reject" in info.data:
+            raise ValueError("a route needs 'to' (at least one trunk) or 'reject'")
+        return to
 
 
 class InterfacesFile(_Strict):

@@ -359,9 +359,17 @@ class Net:
         self.pbx = FakeUA(self, "pbx", PBX_HOST, "internal", INTERNAL_HOST)
         self.log: list[tuple[Target, bytes]] = []
         self.drop_next: set[str] = set()  # "carrier"/"pbx": lose the next message to it
+        self.by_host = {CARRIER_HOST: self.carrier, PBX_HOST: self.pbx}
 
     def peer(self, side: str) -> FakeUA:
         return self.carrier if side == "carrier" else self.pbx
+
+    def add_peer(self, name: str, host: str, interface: str = "external") -> FakeUA:
+        """Another far end (e.g. a second carrier for failover)."""
+        sbc_host = EXTERNAL_HOST if interface == "external" else INTERNAL_HOST
+        ua = FakeUA(self, name, host, interface, sbc_host)
+        self.by_host[host] = ua
+        return ua
 
     def deliver(self, ua: FakeUA, data: bytes) -> None:
         self.route(self.core.receive(data, ua.source, self.now))
@@ -374,7 +382,7 @@ class Net:
     def route(self, transmits: list[Transmit]) -> None:
         for transmit in transmits:
             self.log.append((transmit.target, transmit.data))
-            ua = {CARRIER_HOST: self.carrier, PBX_HOST: self.pbx}.get(transmit.target.host)
+            ua = self.by_host.get(transmit.target.host)
             if ua is None:
                 continue  # sent to someone else (a stranger): see self.log
             assert transmit.target.interface == ua.interface, transmit

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from policy_samples import INTERFACES, TRUNKS, WritePolicy
+from policy_samples import INTERFACES, TRUNKS, WritePolicy, context
 
 from sbc.policy import Policy, Trunk, load_policy
 
@@ -67,13 +67,13 @@ def test_ipv4_mapped_source_matches(demo: Policy) -> None:
 
 def test_demo_routes(demo: Policy) -> None:
     carrier, pbx = demo.trunks["carrier"], demo.trunks["pbx"]
-    route = demo.route_for(carrier, "external", "15551234567")
+    route = demo.route_for(context(carrier, "external", "15551234567"))
     assert route is not None
     assert (route.name, route.to) == ("carrier-to-pbx", ("pbx",))
-    back = demo.route_for(pbx, "internal", "")
+    back = demo.route_for(context(pbx, "internal", ""))
     assert back is not None
     assert back.to == ("carrier",)
-    assert demo.route_for(None, "external", "1555") is None
+    assert demo.route_for(context(None, "external", "1555")) is None
 
 
 def test_policy_maps_are_read_only(demo: Policy) -> None:
@@ -117,7 +117,7 @@ routes:
     carrier, pbx = policy.trunks["carrier"], policy.trunks["pbx"]
 
     def name(trunk: Trunk | None, interface: str, user: str) -> str | None:
-        route = policy.route_for(trunk, interface, user)
+        route = policy.route_for(context(trunk, interface, user))
         return None if route is None else route.name
 
     assert name(pbx, "internal", "911") == "emergency"

@@ -12,6 +12,7 @@ EDGES = (
     "sbc/transport",
     "sbc/app.py",
     "sbc/load.py",
+    "sbc/watch.py",
     "sbc/media/relay/engine.py",
     "sbc/media/relay/workers.py",
     "sbc/media/relay/channel.py",

@@ -26,6 +26,7 @@ from sbc.policy import Policy
 from sbc.sip.target import Target
 from sbc.sip.transaction import Transmit
 from sbc.transport import Inbound, Peer, TransportManager, install_best_event_loop
+from sbc.watch import PolicyWatcher
 
 log = structlog.get_logger("sbc")
 
@@ -52,6 +53,7 @@ class Runtime:
         self._load: LoadMonitor | None = None
         self._gc_handle: asyncio.TimerHandle | None = None
         self._relay: RelayEngine | WorkerPool | None = None
+        self.watcher = PolicyWatcher(directory, lambda: self.policy, self.apply_policy)
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -84,6 +86,7 @@ class Runtime:
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._stop.set)
         tune_gc()
+        self.watcher.start()
         self._gc_handle = self.loop.call_later(FULL_COLLECTION_INTERVAL_S, self._full_gc)
         log.info("sbc.ready", policy=str(self.directory), summary=self.policy.describe())
         await self._stop.wait()
@@ -102,6 +105,7 @@ class Runtime:
             deadline = self.loop.time() + _FINAL_BYE_WAIT
             while self.core.calls and self.loop.time() < deadline:
                 await asyncio.sleep(0.05)
+        await self.watcher.stop()
         if self._timer is not None:
             self._timer.cancel()
         if self._load is not None:
@@ -117,6 +121,14 @@ class Runtime:
 
     def stop(self) -> None:
         self._stop.set()
+
+    def apply_policy(self, policy: Policy) -> None:
+        """Swap in a validated policy: new calls follow it, established calls go on."""
+        self.policy = policy
+        self.core.set_policy(policy, self.loop.time())
+        if self._load is not None:
+            self._load.max_delay = policy.settings.calls.overload_delay_ms / 1000
+        self._rearm()  # liveness probes may be due sooner
 
     async def _start_media(self) -> MediaHandler:
         """Anchor media (RTP relay in worker processes, or in-process with

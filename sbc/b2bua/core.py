@@ -186,6 +186,7 @@ class Core:
         """Swap the policy: new calls use it, established calls keep their legs."""
         self.policy = policy
         self.config = call_config(policy)
+        self.layer.config = timer_config(policy)  # for transactions started from now on
         self.liveness.set_trunks(policy.trunks, now)
 
     def hangup(

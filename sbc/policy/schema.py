@@ -26,6 +26,8 @@ from pydantic import (
     model_validator,
 )
 
+from sbc.sip.headers import canonical_name
+
 # RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
 _LABEL = r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)"
 _HOSTNAME = re.compile(rf"(?=.{{1,253}}\Z){_LABEL}(\.{_LABEL})*\.?")
@@ -73,6 +75,24 @@ Milliseconds = Annotated[int, Strict(), Field(gt=0)]
 Seconds = Annotated[int, Strict(), Field(ge=0)]
 
 
+#: Rebuilt by the B2BUA on every leg (RFC 3261 §8.1.1, §16): never copied across.
+SBC_OWNED_HEADERS = frozenset(
+    canonical_name(name)
+    for name in (
+        "Via",
+        "Route",
+        "Record-Route",
+        "Contact",
+        "Call-ID",
+        "CSeq",
+        "From",
+        "To",
+        "Content-Length",
+        "Max-Forwards",
+    )
+)
+
+
 class _Strict(BaseModel):
     """Base for every policy model: immutable, and unknown keys are errors."""
 
@@ -115,6 +135,15 @@ class TrunkSpec(_Strict):
     max_cps: Annotated[float, Field(ge=0)] = 0
     options_interval_s: Seconds = 0
     pass_headers: list[HeaderName] = []
+
+    @field_validator("pass_headers")
+    @classmethod
+    def _not_owned(cls, names: list[str]) -> list[str]:
+        """Headers that route, match or frame a message are always the SBC's own."""
+        for name in names:
+            if canonical_name(name) in SBC_OWNED_HEADERS:
+                raise ValueError(f"{name} is the SBC's own on each leg and cannot be passed")
+        return names
 
 
 def _regex(value: str) -> str:

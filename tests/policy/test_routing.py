@@ -200,3 +200,15 @@ routes:
         "routes.yaml:15: routes[4].to[0].group[0].trunk: unknown trunk 'nowhere'"
     )
     assert len(found) == 6
+
+
+def test_pass_headers_may_not_name_what_the_sbc_owns(write_policy: WritePolicy) -> None:
+    trunks = TRUNKS.replace(
+        "address: 127.0.0.20\n", "address: 127.0.0.20\n    pass_headers: [X-Ok, via]\n"
+    )
+    with pytest.raises(PolicyError) as caught:
+        load_policy(write_policy(trunks=trunks))
+    assert [str(issue) for issue in caught.value.issues] == [
+        "trunks.yaml:8: trunks[1].pass_headers: via is the SBC's own on each leg"
+        " and cannot be passed"
+    ]

@@ -27,7 +27,13 @@ from enum import Enum, auto
 import structlog
 
 from sbc.b2bua.config import ALLOW_METHODS
-from sbc.b2bua.headers import REDIRECT_ALLOW, RESPONSE_ALLOW, copy_allowed
+from sbc.b2bua.headers import (
+    REDIRECT_ALLOW,
+    RESPONSE_ALLOW,
+    allow_for,
+    copy_allowed,
+    copy_rehosted,
+)
 from sbc.b2bua.leg import Leg, Side, has_sdp
 from sbc.b2bua.pending import Kind, Pending, Signalling
 from sbc.b2bua.relay import (
@@ -434,7 +440,9 @@ class Call:
     def _a_response(self, response: Response, allow: frozenset[str]) -> Response:
         """Build the A-leg's response from a B-leg response to the INVITE."""
         out = build_response(self.a_invite, response.status, response.reason, to_tag=self.a_tag)
+        allow = allow_for(allow, self.b.trunk)
         copy_allowed(response, out, allow)
+        copy_rehosted(response, out, self.a.host, self.a.port, allow)
         creates_dialog = 100 < response.status < 300
         self.a.stamp_response(out, dialog=creates_dialog)
         if response.status < 300:

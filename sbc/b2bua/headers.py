@@ -2,7 +2,8 @@
 
 Nothing crosses unless listed here (DESIGN.md: the B-leg is built fresh).
 Headers naming the other side's network — Via, Route, Record-Route,
-Contact, Call-ID, tags, Server/User-Agent, Warning — are never on the list;
+Contact, Call-ID, tags, Server/User-Agent, Warning, Call-Info, Alert-Info —
+are never on the list; identity headers cross with the host replaced;
 a trunk's ``pass_headers`` (policy) extend the list for what that trunk sends.
 """
 
@@ -10,10 +11,11 @@ from __future__ import annotations
 
 from sbc.b2bua.identity import rehost
 from sbc.policy import Trunk
-from sbc.sip.address import parse_address
+from sbc.sip.address import parse_address_list
 from sbc.sip.errors import ParseError
 from sbc.sip.headers import canonical_name
 from sbc.sip.message import Message
+from sbc.sip.uri import TelUri
 
 #: Carried on requests (INVITE and in-dialog requests).
 REQUEST_ALLOW = frozenset(
@@ -29,23 +31,26 @@ REQUEST_ALLOW = frozenset(
         "Subject",
         "Priority",
         "Privacy",
-        "P-Asserted-Identity",
-        "P-Preferred-Identity",
-        "Diversion",
         "Reason",
         "Event",
         "Subscription-State",
         "Info-Package",
         "Recv-Info",
         "Expires",
-        "Call-Info",
-        "Alert-Info",
     )
 )
 
-#: Name a party by URI: the user part crosses, the host becomes the SBC's
-#: own on the outgoing leg (so a transfer target is reached through us).
-REHOSTED = ("Refer-To", "Referred-By")
+#: Name a party by URI: the user part (and display name, header parameters)
+#: crosses, the host becomes the SBC's own on the outgoing leg. Transfer
+#: targets keep our port too, so the transfer comes back through us.
+REHOSTED_WITH_PORT = ("Refer-To", "Referred-By")
+REHOSTED = (
+    "P-Asserted-Identity",
+    "P-Preferred-Identity",
+    "Remote-Party-ID",
+    "Diversion",
+    "History-Info",
+)
 
 #: Carried on responses relayed back to the other leg.
 RESPONSE_ALLOW = frozenset(
@@ -61,13 +66,10 @@ RESPONSE_ALLOW = frozenset(
         "Reason",
         "Unsupported",
         "Privacy",
-        "P-Asserted-Identity",
         "Expires",
         "Min-Expires",
         "Event",
         "Recv-Info",
-        "Alert-Info",
-        "Call-Info",
     )
 )
 
@@ -89,14 +91,32 @@ def copy_allowed(source: Message, target: Message, allow: frozenset[str]) -> Non
             target.headers.add(name, value)
 
 
-def copy_rehosted(source: Message, target: Message, host: str, port: int) -> None:
-    """Copy the party headers with the host replaced (unparseable ones are dropped)."""
-    for name in REHOSTED:
-        value = source.headers.get(name)
-        if value is None:
+def copy_rehosted(
+    source: Message, target: Message, host: str, port: int, passed: frozenset[str] = frozenset()
+) -> None:
+    """Copy the party headers with the host replaced; unparseable ones are dropped
+    (they cannot be cleaned), and those in ``passed`` were copied verbatim already."""
+    for names, with_port in ((REHOSTED_WITH_PORT, port), (REHOSTED, None)):
+        for name in names:
+            if name in passed:
+                continue
+            for value in source.headers.get_all(name):
+                rewritten = _rehost_list(value, host, with_port)
+                if rewritten is not None:
+                    target.headers.add(name, rewritten)
+
+
+def _rehost_list(value: str, host: str, port: int | None) -> str | None:
+    try:
+        addresses = parse_address_list(value)
+    except ParseError:
+        return None
+    out = []
+    for address in addresses:
+        if isinstance(address.uri, TelUri):
+            out.append(str(address))  # a number names no host
             continue
-        try:
-            address = parse_address(value)
-        except ParseError:
-            continue
-        target.headers.add(name, str(rehost(address, host, port)))
+        rehosted = rehost(address, host, port)
+        rehosted.params = dict(address.params)
+        out.append(str(rehosted))
+    return ", ".join(out)

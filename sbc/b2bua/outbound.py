@@ -8,7 +8,7 @@ routes are the SBC's own (DESIGN.md, topology hiding).
 from __future__ import annotations
 
 from sbc.b2bua.config import ALLOW_METHODS, CallConfig
-from sbc.b2bua.headers import REQUEST_ALLOW, allow_for, copy_allowed
+from sbc.b2bua.headers import REQUEST_ALLOW, allow_for, copy_allowed, copy_rehosted
 from sbc.b2bua.identity import rehost, user_of
 from sbc.b2bua.leg import Leg
 from sbc.policy import Trunk
@@ -55,7 +55,9 @@ def build_b_invite(
     headers.add("Session-Expires", str(config.session_expires))
     headers.add("Min-SE", str(config.min_se))
     invite = Request("INVITE", ruri, headers)
-    copy_allowed(a_invite, invite, allow_for(REQUEST_ALLOW, source))
+    allow = allow_for(REQUEST_ALLOW, source)
+    copy_allowed(a_invite, invite, allow)
+    copy_rehosted(a_invite, invite, leg.host, leg.port, allow)
     leg.stamp_request(invite)
     return invite
 

@@ -31,8 +31,9 @@ def relayed_request(
     if target.dialog is None:
         return None
     out = target.dialog.create_request(request.method)
-    copy_allowed(request, out, allow_for(REQUEST_ALLOW, source.trunk))
-    copy_rehosted(request, out, target.host, target.port)
+    allow = allow_for(REQUEST_ALLOW, source.trunk)
+    copy_allowed(request, out, allow)
+    copy_rehosted(request, out, target.host, target.port, allow)
     target.stamp_request(out)
     if has_sdp(request):
         convert = media.offer if request.method in OFFER_METHODS else media.answer
@@ -53,7 +54,9 @@ def relayed_response(
     the response came from ``source``, the request from ``origin``."""
     source, origin = legs
     out = build_response(request, response.status, response.reason)
-    copy_allowed(response, out, allow_for(RESPONSE_ALLOW, source.trunk))
+    allow = allow_for(RESPONSE_ALLOW, source.trunk)
+    copy_allowed(response, out, allow)
+    copy_rehosted(response, out, origin.host, origin.port, allow)
     refresh = request.method in TARGET_REFRESH_METHODS and response.status < 300
     origin.stamp_response(out, dialog=refresh)
     if has_sdp(response):

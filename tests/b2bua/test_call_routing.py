@@ -232,3 +232,38 @@ def test_pass_headers_cross_from_that_trunk_only(tmp_path: Path) -> None:
     inbound = net.pbx.take_request("INVITE")
     assert inbound.headers.get("X-Customer") is None  # the carrier has no pass list
     assert inbound.headers.get_all("User-Agent") == ["sbc"]
+
+
+def test_identity_headers_cross_with_our_host_and_no_network_leaks(net: Net) -> None:
+    headers = [
+        ("P-Asserted-Identity", '"Alice" <sip:1000@10.1.2.3;user=phone>, <tel:+15551000>'),
+        ("Diversion", "<sip:2000@pbx.corp.local>;reason=unconditional;counter=1"),
+        ("Call-Info", "<sip:10.1.2.3>;purpose=call-completion"),
+        ("Alert-Info", "<http://10.1.2.3/ring.wav>"),
+        ("History-Info", "<sip:3000@10.1.2.3?Reason=SIP%3Bcause%3D302>;index=1"),
+        ("P-Preferred-Identity", "garbage <<<"),
+    ]
+    net.pbx.invite("1", headers=headers)
+    invite = net.carrier.take_request("INVITE")
+    text = headers_text(invite)
+    for leak in ("10.1.2.3", "pbx.corp.local", "127.0.0.20", "127.0.0.2"):
+        assert leak not in text
+    assert invite.headers.get("P-Asserted-Identity") == (
+        '"Alice" <sip:1000@127.0.0.1>, <tel:+15551000>'
+    )
+    assert invite.headers.get("Diversion") == (
+        "<sip:2000@127.0.0.1>;reason=unconditional;counter=1"
+    )
+    assert invite.headers.get("History-Info") == "<sip:3000@127.0.0.1>;index=1"
+    assert "Call-Info" not in invite.headers
+    assert "Alert-Info" not in invite.headers
+    assert "P-Preferred-Identity" not in invite.headers  # unparseable: dropped, not leaked
+    net.carrier.respond(
+        invite,
+        200,
+        body=sdp(net.carrier.host),
+        headers=[("P-Asserted-Identity", "<sip:+1555@core.carrier.net>")],
+    )
+    ok = net.pbx.take_response(200)
+    assert ok.headers.get("P-Asserted-Identity") == "<sip:+1555@127.0.0.2>"
+    assert "core.carrier.net" not in headers_text(ok)

@@ -68,7 +68,15 @@ class StreamSpec:
 
 @dataclass(frozen=True, slots=True)
 class DirectionStats:
-    """Packets received on one side and relayed to the other (RFC 3550 A.3, A.8)."""
+    """Packets received on one side and relayed to the other (RFC 3550 A.3, A.8).
+
+    ``a_to_b`` is what the SBC received from leg A and relayed to leg B. Its
+    ``reported_*`` figures come from leg B's RTCP report blocks about that
+    stream (RFC 3550 §6.4.1): what B says it received of it, so loss and
+    jitter on the SBC-to-B path show up there and not in ``lost``/``jitter_ms``.
+    They are the latest report's (0 until one arrives); ``rtcp_packets`` and
+    ``rtcp_malformed`` count the RTCP received on this side, like ``packets``.
+    """
 
     packets: int = 0
     octets: int = 0
@@ -76,6 +84,10 @@ class DirectionStats:
     jitter_ms: float = 0.0  # interarrival jitter (RFC 3550 A.8), in ms
     rtcp_packets: int = 0
     dropped: int = 0  # not relayed: unlatched source, not RTP/RTCP/STUN
+    reported_lost: int = 0  # cumulative number of packets lost (may be < 0: duplicates)
+    reported_fraction_lost: float = 0.0  # 0..1, since the receiver's previous report
+    reported_jitter_ms: float = 0.0  # the receiver's interarrival jitter, in ms
+    rtcp_malformed: int = 0  # relayed all the same, but not valid RTCP (RFC 3550 A.2)
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,7 +4,7 @@ Pure functions over :mod:`sbc.sip.sdp`'s model. :func:`read_media` says
 what one leg's m= line asks for (where to send RTP and RTCP, rtcp-mux, the
 payload types, hold); :func:`anchor_media` and :func:`anchor_session` make
 a body name only the SBC's own address and ports; :class:`LegOrigin` keeps
-the o= line the SBC writes towards one leg (RFC 3264 §8: the version moves
+the o= and s= lines the SBC writes towards one leg (RFC 3264 §8: the version moves
 only when the body changes); :func:`payload_map` derives RTP payload-type
 rewrites between legs that number a codec differently (RFC 4733 §2.1, RFC
 3264 §6.1). Towards a leg whose SDP carried ICE the SBC is an ICE-lite
@@ -69,6 +69,9 @@ HOST_FOUNDATION = "1"
 #: RFC 3605 §2.1: ``a=rtcp:<port> [<nettype> <addrtype> <connection-address>]``.
 RTCP = "rtcp"
 ORIGIN_USERNAME = "sbc"
+#: RFC 8866 §5.3 (RFC 4566 §5.3): "s=-" when there is nothing to say; the
+#: peer's own name (often its product or host name) never crosses.
+SESSION_NAME = "-"
 NETTYPE = "IN"
 
 
@@ -266,11 +269,14 @@ def _rewrite_connections(lines: list[SdpLine], address: str) -> None:
 
 
 class LegOrigin:
-    """The o= line the SBC writes towards one leg (RFC 8866 §5.2, RFC 3264 §8).
+    """The o= and s= lines the SBC writes towards one leg (RFC 8866 §5.2, §5.3;
+    RFC 3264 §8).
 
     One session id per leg for the whole call; the version starts at
     ``version`` and goes up by one whenever the body sent to the leg differs
-    from the previous one, so an unchanged re-offer keeps it.
+    from the previous one, so an unchanged re-offer keeps it. The session
+    name is always :data:`SESSION_NAME`, so a peer that renames its session
+    does not move the version either.
     """
 
     __slots__ = ("_last", "address", "sess_id", "version")
@@ -282,7 +288,7 @@ class LegOrigin:
         self._last: bytes | None = None
 
     def stamp(self, sdp: SessionDescription) -> bytes:
-        """Write our o= into ``sdp`` and serialize it."""
+        """Write our o= and s= into ``sdp`` and serialize it."""
         body = self._serialize(sdp)
         if self._last is not None and body != self._last:
             self.version += 1
@@ -302,6 +308,7 @@ class LegOrigin:
             addrtype(self.address),
             self.address,
         )
+        sdp.session_name = SESSION_NAME  # its line keeps its own ending
         return sdp.serialize()
 
 

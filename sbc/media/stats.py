@@ -4,6 +4,13 @@
 (RFC 3550 §6.4.1 cumulative loss, from sequence numbers); ``extra`` keeps
 per-direction figures, the worst interarrival jitter (RFC 3550 §6.4.1, A.8)
 and the shortest idle time (the inactivity timeout's input).
+
+The ``reported_*`` keys are what the endpoints' RTCP receiver reports say
+(RFC 3550 §6.4.1), so they include the path between the SBC and each
+endpoint: ``reported_lost`` adds up like ``lost``; ``reported_jitter_ms`` and
+``reported_fraction_lost`` are the worst stream and direction. The
+``a_to_b_reported_*`` figures are leg B's reports on what A sent, and
+``b_to_a_reported_*`` leg A's reports on what B sent.
 """
 
 from __future__ import annotations
@@ -24,7 +31,11 @@ def aggregate(streams: Iterable[StreamStats]) -> MediaStats:
         "streams": float(len(streams)),
         "jitter_ms": max((d.jitter_ms for d in both), default=0.0),
         "rtcp_packets": float(sum(d.rtcp_packets for d in both)),
+        "rtcp_malformed": float(sum(d.rtcp_malformed for d in both)),
         "dropped": float(sum(d.dropped for d in both)),
+        "reported_lost": float(sum(d.reported_lost for d in both)),
+        "reported_fraction_lost": max((d.reported_fraction_lost for d in both), default=0.0),
+        "reported_jitter_ms": max((d.reported_jitter_ms for d in both), default=0.0),
         "idle_s": min((s.idle_s for s in streams), default=0.0),
         **_direction("a_to_b", a_to_b),
         **_direction("b_to_a", b_to_a),
@@ -43,4 +54,9 @@ def _direction(name: str, stats: list[DirectionStats]) -> dict[str, float]:
         f"{name}_octets": float(sum(d.octets for d in stats)),
         f"{name}_lost": float(sum(d.lost for d in stats)),
         f"{name}_jitter_ms": max((d.jitter_ms for d in stats), default=0.0),
+        f"{name}_reported_lost": float(sum(d.reported_lost for d in stats)),
+        f"{name}_reported_fraction_lost": max(
+            (d.reported_fraction_lost for d in stats), default=0.0
+        ),
+        f"{name}_reported_jitter_ms": max((d.reported_jitter_ms for d in stats), default=0.0),
     }

@@ -119,7 +119,7 @@ def test_round_trip_each_leg_sees_only_its_interface(anchor: MediaAnchor, relay:
     assert addresses(to_a) == {"127.0.0.1"}
     answer = parsed(to_a)
     assert answer.media[0].port in range(*A_RANGE)
-    assert answer.session_name == "pbx"
+    assert answer.session_name == "-"  # the PBX named its session "pbx": it never crosses
     assert answer.origin.sess_id != offer.origin.sess_id
 
     spec = relay.specs["call-1", 0]
@@ -429,6 +429,33 @@ def test_stats_aggregate_every_stream(anchor: MediaAnchor, relay: FakeRelay) -> 
     assert stats.extra["streams"] == 2
     relay.canned = []
     assert anchor.stats("call-1").packets == 0
+
+
+def test_stats_aggregate_reported_figures(anchor: MediaAnchor, relay: FakeRelay) -> None:
+    """RTCP-reported loss adds up like ``lost``; jitter and fraction take the worst."""
+    relay.canned = [
+        StreamStats(
+            0,
+            DirectionStats(reported_lost=4, reported_fraction_lost=0.5, reported_jitter_ms=3.0),
+            DirectionStats(reported_lost=2, reported_jitter_ms=9.0, rtcp_malformed=1),
+        ),
+        StreamStats(
+            1,
+            DirectionStats(reported_lost=-1, reported_jitter_ms=1.0),
+            DirectionStats(reported_lost=5, reported_fraction_lost=0.25, reported_jitter_ms=4.0),
+        ),
+    ]
+    extra = anchor.stats("call-1").extra
+    assert extra["reported_lost"] == 10
+    assert extra["reported_jitter_ms"] == 9.0
+    assert extra["reported_fraction_lost"] == 0.5
+    assert extra["rtcp_malformed"] == 1
+    assert (extra["a_to_b_reported_lost"], extra["b_to_a_reported_lost"]) == (3, 7)
+    assert (extra["a_to_b_reported_jitter_ms"], extra["b_to_a_reported_jitter_ms"]) == (3.0, 9.0)
+    assert extra["a_to_b_reported_fraction_lost"] == 0.5
+    assert extra["b_to_a_reported_fraction_lost"] == 0.25
+    relay.canned = []
+    assert anchor.stats("call-1").extra["reported_jitter_ms"] == 0.0
 
 
 def test_advertised_address_behind_nat(relay: FakeRelay, pool: PortPool) -> None:

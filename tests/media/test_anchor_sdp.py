@@ -56,7 +56,7 @@ def test_inactive_is_hold() -> None:
     assert peer.remote is not None  # still where it receives RTCP
 
 
-def test_rewrite_touches_only_addresses_ports_and_origin() -> None:
+def test_rewrite_touches_only_addresses_ports_origin_and_name() -> None:
     body = parse_sdp(BODY.encode())
     anchor_session(body, "198.51.100.1")
     anchor_media(body.media[0], Endpoint("10.0.0.1", 40000), "198.51.100.1")
@@ -64,7 +64,7 @@ def test_rewrite_touches_only_addresses_ports_and_origin() -> None:
     assert out == (
         "v=0\n"
         "o=sbc 77 1 IN IP4 198.51.100.1\n"
-        "s=call\n"
+        "s=-\n"
         "c=IN IP4 198.51.100.1\n"
         "t=0 0\n"
         "a=x-vendor:kept as is\n"
@@ -91,6 +91,25 @@ def test_origin_version_moves_only_on_change() -> None:
     assert origin.stamp(parse_sdp((BODY + "a=sendonly\n").encode())) == changed
     back = origin.stamp(parse_sdp(BODY.encode()))
     assert b" 12 IN IP4" in back  # back to the first body is still a change
+
+
+def test_session_name_never_crosses() -> None:
+    """RFC 8866 §5.3: each leg sees ``s=-``, not the other side's product or host name."""
+    crlf = BODY.replace("s=call", "s=Acme PBX 9.1 on pbx01.corp.example").replace("\n", "\r\n")
+    out = LegOrigin(3, "192.0.2.1").stamp(parse_sdp(crlf.encode()))
+    assert b"\r\ns=-\r\n" in out  # the line keeps its CRLF
+    assert b"Acme" not in out
+    assert b"pbx01" not in out
+
+
+def test_session_name_alone_does_not_move_the_version() -> None:
+    """A re-offer that only renames the session is unchanged for the other leg."""
+    origin = LegOrigin(1, "192.0.2.1", version=4)
+    first = origin.stamp(parse_sdp(BODY.encode()))
+    renamed = origin.stamp(parse_sdp(BODY.replace("s=call", "s=renamed").encode()))
+    assert renamed == first
+    assert origin.version == 4
+    assert origin.stamp(parse_sdp(BODY.replace("s=call", "s=-").encode())) == first
 
 
 def peer(*codecs: tuple[int, str]) -> PeerMedia:

@@ -16,6 +16,7 @@ from media_sockets import free_port_pair
 
 from sbc.media.control import Endpoint, SideSpec, StreamSpec
 from sbc.media.relay.engine import RelayEngine
+from sbc.media.relay.rtcp import Report, ReportBlock, SenderInfo
 
 WAIT = 5.0
 UNREACHABLE = Endpoint("127.0.0.99", 40000)  # loopback, nothing listens
@@ -251,6 +252,104 @@ def test_rtcp_relayed_on_port_plus_one_and_muxed() -> None:
             engine.close()
             a_rtcp.close()
             call.close()
+
+    run(scenario)
+
+
+#: SDES (RFC 3550 §6.5) with one CNAME chunk, as a compound's second packet.
+SDES_CNAME = bytes.fromhex("81ca00030000000a0103614062000000")
+
+
+def rtcp_socket_beside(sock: socket.socket) -> socket.socket:
+    """The peer's RTCP socket on its RTP port + 1 (RFC 3550 §11)."""
+    host, port = sock.getsockname()
+    rtcp = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rtcp.setblocking(False)
+    rtcp.bind((host, port + 1))
+    return rtcp
+
+
+def test_receiver_reports_feed_the_direction_they_describe() -> None:
+    """A's RR is about what A receives: B's RTP, the b_to_a direction (muxed RTCP)."""
+
+    async def scenario() -> None:
+        call = Call(rtcp_mux=True)
+        engine = RelayEngine(clock_rate=8000)
+        engine.update(call.spec)
+        call.b.sendto(rtp(0, ssrc=0xB), (call.sbc_b.host, call.sbc_b.port))
+        assert len(await collect(call.a, 1)) == 1
+        about_b = ReportBlock(
+            0xB, fraction_lost=64, cumulative_lost=3, highest_sequence=0, jitter=160
+        )
+        foreign = ReportBlock(0xF00, 255, 999, 0, 8000)  # some other source A hears
+        compound = Report(0xA, (about_b, foreign)).serialize() + SDES_CNAME
+        call.a.sendto(compound, (call.sbc_a.host, call.sbc_a.port))
+        [(data, source)] = await collect(call.b, 1)
+        assert data == compound  # relayed as it came
+        assert source == (call.sbc_b.host, call.sbc_b.port)
+        [stats] = engine.stats("call-1")
+        assert stats.b_to_a.reported_lost == 3
+        assert stats.b_to_a.reported_fraction_lost == 0.25
+        assert stats.b_to_a.reported_jitter_ms == 20.0  # 160 units at 8 kHz
+        assert stats.a_to_b.rtcp_packets == 1  # counted where it came in
+        assert (stats.a_to_b.reported_lost, stats.a_to_b.reported_jitter_ms) == (0, 0.0)
+        assert stats.a_to_b.rtcp_malformed == 0
+        engine.close()
+        call.close()
+
+    run(scenario)
+
+
+def test_sender_report_blocks_on_the_rtcp_port() -> None:
+    """B's SR carries a block about A's SSRC: a_to_b's reported figures (no rtcp-mux)."""
+
+    async def scenario() -> None:
+        call = Call()
+        engine = RelayEngine()
+        engine.update(call.spec)
+        call.a.sendto(rtp(0, ssrc=0xA), (call.sbc_a.host, call.sbc_a.port))
+        assert len(await collect(call.b, 1)) == 1
+        b_rtcp = rtcp_socket_beside(call.b)
+        a_rtcp = rtcp_socket_beside(call.a)
+        sr = Report(0xB, (ReportBlock(0xA, 26, 40, 7, 8),), SenderInfo(1, 2, 3, 4)).serialize()
+        b_rtcp.sendto(sr, (call.sbc_b.host, call.sbc_b.port + 1))
+        [(data, source)] = await collect(a_rtcp, 1)
+        assert data == sr
+        assert source == (call.sbc_a.host, call.sbc_a.port + 1)
+        [stats] = engine.stats("call-1")
+        assert stats.a_to_b.reported_lost == 40
+        assert stats.a_to_b.reported_fraction_lost == 26 / 256
+        assert stats.a_to_b.reported_jitter_ms == 1.0
+        assert stats.b_to_a.rtcp_packets == 1
+        engine.close()
+        a_rtcp.close()
+        b_rtcp.close()
+        call.close()
+
+    run(scenario)
+
+
+def test_malformed_rtcp_is_counted_and_still_relayed_unchanged() -> None:
+    async def scenario() -> None:
+        call = Call(rtcp_mux=True)
+        engine = RelayEngine()
+        engine.update(call.spec)
+        call.b.sendto(rtp(0, ssrc=0xB), (call.sbc_b.host, call.sbc_b.port))
+        assert len(await collect(call.a, 1)) == 1
+        whole = Report(0xA, (ReportBlock(0xB, 64, 3, 0, 160),)).serialize() + SDES_CNAME
+        truncated = whole[:-3]  # the SDES runs past the datagram (RFC 3550 A.2)
+        srtcp = whole + bytes.fromhex("80000001") + bytes(10)  # SRTCP index + 80-bit tag
+        for packet in (truncated, srtcp):
+            call.a.sendto(packet, (call.sbc_a.host, call.sbc_a.port))
+            [(data, _)] = await collect(call.b, 1)
+            assert data == packet
+        [stats] = engine.stats("call-1")
+        assert stats.a_to_b.rtcp_packets == 2
+        assert stats.a_to_b.rtcp_malformed == 2
+        assert stats.b_to_a.reported_lost == 0  # nothing read from either
+        assert stats.b_to_a.reported_jitter_ms == 0.0
+        engine.close()
+        call.close()
 
     run(scenario)
 

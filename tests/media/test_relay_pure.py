@@ -8,6 +8,7 @@ import pytest
 from aioice import stun
 
 from sbc.media.relay.latch import Latch, rtcp_destination
+from sbc.media.relay.rtcp import ReportBlock
 from sbc.media.relay.rtp import RtpHeader, is_rtcp, is_rtp, pt_table, rewrite_pt
 from sbc.media.relay.stats import DirectionCounter, SequenceTracker
 from sbc.media.relay.stun import answer_binding, is_stun
@@ -121,6 +122,48 @@ def test_new_ssrc_keeps_earlier_loss() -> None:
     for seq in (500, 501):
         counter.on_rtp(seq, 0, 2, 12, 0.0)
     assert counter.lost == 1
+
+
+def test_report_block_about_the_relayed_ssrc_is_recorded() -> None:
+    counter = DirectionCounter(clock_rate=8000)
+    counter.on_rtp(1, 0, 0xB, 172, 0.0)
+    block = ReportBlock(0xB, fraction_lost=64, cumulative_lost=12, highest_sequence=1, jitter=80)
+    assert counter.on_report(block)
+    snap = counter.snapshot()
+    assert snap.reported_lost == 12
+    assert snap.reported_fraction_lost == 0.25
+    assert snap.reported_jitter_ms == 10.0  # 80 units at 8 kHz
+    assert (snap.packets, snap.lost) == (1, 0)  # the SBC's own figures are untouched
+    counter.on_report(ReportBlock(0xB, 0, 15, 2, 8))  # the latest report wins
+    assert (counter.snapshot().reported_lost, counter.snapshot().reported_fraction_lost) == (15, 0)
+
+
+def test_reported_jitter_uses_the_counters_clock_rate() -> None:
+    counter = DirectionCounter(clock_rate=48000)
+    counter.on_rtp(1, 0, 3, 100, 0.0)
+    counter.on_report(ReportBlock(3, 0, 0, 1, jitter=480))
+    assert counter.snapshot().reported_jitter_ms == 10.0
+
+
+def test_report_block_about_another_ssrc_is_ignored() -> None:
+    counter = DirectionCounter()
+    assert not counter.on_report(ReportBlock(0xB, 64, 5, 1, 80))  # no RTP relayed yet
+    counter.on_rtp(1, 0, 0xB, 172, 0.0)
+    assert not counter.on_report(ReportBlock(0xC, 64, 5, 1, 80))
+    assert counter.snapshot().reported_lost == 0
+    assert counter.snapshot().reported_jitter_ms == 0.0
+
+
+def test_reported_loss_of_an_earlier_ssrc_is_kept() -> None:
+    """Cumulative loss restarts with a new source (RFC 3550 §6.4.1): keep the old total."""
+    counter = DirectionCounter()
+    counter.on_rtp(1, 0, 1, 12, 0.0)
+    counter.on_report(ReportBlock(1, 0, 4, 1, 0))
+    counter.on_report(ReportBlock(1, 0, 6, 1, 0))
+    counter.on_rtp(900, 0, 2, 12, 0.0)
+    counter.on_report(ReportBlock(2, 0, 1, 1, 0))
+    counter.on_report(ReportBlock(1, 0, 50, 1, 0))  # late, about the old source: ignored
+    assert counter.snapshot().reported_lost == 7
 
 
 # -- latch --------------------------------------------------------------------

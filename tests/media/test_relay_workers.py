@@ -12,6 +12,7 @@ from dataclasses import replace
 from media_sockets import endpoint_socket, free_port_pair
 
 from sbc.media.control import Endpoint, SideSpec, StreamSpec
+from sbc.media.relay.rtcp import Report, ReportBlock
 from sbc.media.relay.workers import WORKER_DIED, WorkerPool
 
 WAIT = 5.0
@@ -115,6 +116,40 @@ def test_two_way_media_through_workers_and_stats_pushed() -> None:
             for _, a, b in calls:
                 a.close()
                 b.close()
+        finally:
+            await pool.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_reported_figures_cross_the_worker_channel() -> None:
+    """A's RR about B's SSRC, read in the worker, reaches the parent's stats."""
+
+    async def scenario() -> None:
+        pool = WorkerPool(1, stats_interval=0.05)
+        await pool.start()
+        try:
+            a, b = endpoint_socket("127.0.0.1"), endpoint_socket("127.0.0.2")
+            spec = spec_for("call-rr", b)
+            pool.update(spec)
+            await exchange(spec, a, b, 20)
+            block = ReportBlock(0xB, 128, -1, highest_sequence=0, jitter=40)
+            rr = Report(0xA, (block,)).serialize()
+            sbc_a_rtcp = (spec.a.local.host, spec.a.local.port + 1)
+            a.sendto(rr, sbc_a_rtcp)
+            a.sendto(rr[:-4], sbc_a_rtcp)  # truncated: counted, not read
+            for _ in range(200):
+                stats = pool.stats("call-rr")
+                if stats and stats[0].a_to_b.rtcp_malformed:
+                    break
+                await asyncio.sleep(0.025)
+            [stream] = stats
+            assert stream.b_to_a.reported_lost == -1  # duplicates: negative, as reported
+            assert stream.b_to_a.reported_fraction_lost == 0.5
+            assert stream.b_to_a.reported_jitter_ms == 5.0
+            assert (stream.a_to_b.rtcp_packets, stream.a_to_b.rtcp_malformed) == (2, 1)
+            a.close()
+            b.close()
         finally:
             await pool.close()
 

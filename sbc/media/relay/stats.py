@@ -11,11 +11,19 @@ negative). Sequence tracking follows A.1 without the probation period (the
 relay counts from the first packet): a jump of more than ``MAX_DROPOUT``
 ahead or ``MAX_MISORDER`` behind is taken as a restarted source, once two
 consecutive packets confirm it. A new SSRC restarts the tracking.
+
+The ``reported_*`` figures are the other end of the same direction: what
+the peer that *receives* this direction's RTP says about it in its RTCP
+report blocks (RFC 3550 §6.4.1). The relay feeds them from the RTCP that
+arrives on the opposite side (see :mod:`sbc.media.relay.engine`); only
+blocks about the SSRC this counter is relaying are taken, so a peer's
+report on some other source never lands here.
 """
 
 from __future__ import annotations
 
 from sbc.media.control import DirectionStats
+from sbc.media.relay.rtcp import FRACTION_SCALE, ReportBlock
 
 RTP_SEQ_MOD = 1 << 16  # RFC 3550 A.1
 MAX_DROPOUT = 3000
@@ -69,7 +77,8 @@ class SequenceTracker:
 
 
 class DirectionCounter:
-    """What one side received: packets, octets, loss, jitter, RTCP, drops."""
+    """What one side received: packets, octets, loss, jitter, RTCP, drops;
+    and what the far end reports having received of it."""
 
     __slots__ = (
         "clock_rate",
@@ -79,6 +88,12 @@ class DirectionCounter:
         "octets",
         "packets",
         "past_lost",
+        "reported_fraction",
+        "reported_jitter",
+        "reported_lost",
+        "reported_past_lost",
+        "reported_ssrc",
+        "rtcp_malformed",
         "rtcp_packets",
         "seq",
         "ssrc",
@@ -97,6 +112,13 @@ class DirectionCounter:
         self.seq: SequenceTracker | None = None
         self.transit = 0
         self.past_lost = 0  # loss of earlier SSRCs
+        self.rtcp_malformed = 0  # relayed, but not a valid compound (RFC 3550 A.2)
+        # The latest report block about this direction (RFC 3550 §6.4.1), raw units.
+        self.reported_ssrc = -1
+        self.reported_lost = 0
+        self.reported_past_lost = 0  # last cumulative loss reported for earlier SSRCs
+        self.reported_fraction = 0
+        self.reported_jitter = 0
 
     def on_rtp(self, seq: int, timestamp: int, ssrc: int, size: int, now: float) -> None:
         """One RTP packet of ``size`` octets arrived at ``now`` (seconds)."""
@@ -119,12 +141,29 @@ class DirectionCounter:
         self.transit = transit
         self.jitter += (abs(d) - self.jitter) / 16.0
 
+    def on_report(self, block: ReportBlock) -> bool:
+        """A receiver's report block; taken only when it is about the SSRC relayed here.
+
+        Each figure is the latest one: cumulative loss is already cumulative
+        per SSRC (RFC 3550 §6.4.1), so when the source changes the last
+        figure for the old one is kept aside, as :attr:`past_lost` does.
+        """
+        if block.ssrc != self.ssrc:
+            return False
+        if block.ssrc != self.reported_ssrc:
+            self.reported_past_lost += self.reported_lost
+            self.reported_ssrc = block.ssrc
+        self.reported_lost = block.cumulative_lost
+        self.reported_fraction = block.fraction_lost
+        self.reported_jitter = block.jitter
+        return True
+
     @property
     def lost(self) -> int:
         return self.past_lost + (self.seq.lost if self.seq is not None else 0)
 
     def snapshot(self) -> DirectionStats:
-        """A frozen copy for the control interface (jitter in milliseconds)."""
+        """A frozen copy for the control interface (jitters in milliseconds)."""
         return DirectionStats(
             packets=self.packets,
             octets=self.octets,
@@ -132,4 +171,8 @@ class DirectionCounter:
             jitter_ms=self.jitter * 1000.0 / self.clock_rate,
             rtcp_packets=self.rtcp_packets,
             dropped=self.dropped,
+            reported_lost=self.reported_past_lost + self.reported_lost,
+            reported_fraction_lost=self.reported_fraction / FRACTION_SCALE,
+            reported_jitter_ms=self.reported_jitter * 1000.0 / self.clock_rate,
+            rtcp_malformed=self.rtcp_malformed,
         )

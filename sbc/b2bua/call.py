@@ -125,7 +125,9 @@ class Call:
     relayed_invites: dict[int, Pending] = field(default_factory=dict)  # by id(server tx)
     byes_pending: int = 0
     deadlines: dict[str, float] = field(default_factory=dict)
-    # Routing: the route's name, the trunks left to try and when to try them.
+    # Routing: the INVITE as inbound rules rewrote it (what B-legs are built
+    # from), the route's name, the trunks left to try and when to try them.
+    a_invite_view: Request | None = None
     route: str = ""
     b_ruri_user: str = ""
     next_trunks: list[Trunk] = field(default_factory=list)

@@ -19,6 +19,7 @@ import itertools
 import random
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from typing import TypeVar
 
 import structlog
 
@@ -54,6 +55,8 @@ from sbc.sip.transaction import (
 )
 
 log = structlog.get_logger("sbc.core")
+
+M = TypeVar("M", Request, Response)
 
 #: Methods the SBC answers itself when they arrive outside a dialog.
 _REJECT_OUT_OF_DIALOG = {"BYE": 481, "PRACK": 481, "UPDATE": 481, "INFO": 481, "NOTIFY": 481}
@@ -213,16 +216,23 @@ class Core:
     def send_request(self, leg: Leg, request: Request, pending: Pending) -> ClientTransaction:
         # RFC 3261 §9.1: a CANCEL goes where its INVITE went; everything else
         # follows the dialog (or the peer, before there is one).
-        target = leg.peer if request.method == "CANCEL" else leg.next_hop()
+        if request.method == "CANCEL":
+            target = leg.peer  # and as its INVITE was: RFC 3261 §9.1, no rules
+        else:
+            target = leg.next_hop()
+            self._outbound(request, leg.trunk)
         tx, actions = self.layer.send_request(request, target, self._now)
         tx.context = pending
         self._dispatch(actions)
         return tx
 
     def send_response(self, tx: ServerTransaction, response: Response) -> None:
+        source = tx.source
+        self._outbound(response, self.policy.trunk_for_source(source.interface, source.host))
         self._dispatch(self.layer.send_response(tx, response, self._now))
 
     def send_ack(self, leg: Leg, ack: Request) -> None:
+        self._outbound(ack, leg.trunk)
         self._dispatch(self.layer.transmit(ack, leg.next_hop()))
 
     def call_ended(self, call: Call) -> None:
@@ -282,7 +292,8 @@ class Core:
         if response is not None:
             if pending.kind is Kind.INVITE and 100 < response.status < 300:
                 pending.leg.observed = tx.response_source  # signalling NAT
-            self._guarded(call, lambda: call.on_response(pending, response, self._now))
+            view = self._inbound(response, pending.leg.trunk)
+            self._guarded(call, lambda: call.on_response(pending, view, self._now))
         elif status is not None:
             self._guarded(call, lambda: call.on_failure(pending, status, self._now))
 
@@ -328,7 +339,8 @@ class Core:
             # A CANCEL of a re-INVITE must find the call (see _dispatch); other
             # server transactions outlive the call by Timer J and must not hold it.
             tx.context = call if request.method == "INVITE" else None
-        self._guarded(call, lambda: call.on_request(side, request, tx, self._now), tx)
+        view = self._inbound(request, call.leg(side).trunk)
+        self._guarded(call, lambda: call.on_request(side, view, tx, self._now), tx)
 
     def _options(self, request: Request, source: Target, tx: ServerTransaction) -> None:
         """OPTIONS outside a dialog is for us: keepalive and monitoring (RFC 3261 §11)."""
@@ -351,14 +363,15 @@ class Core:
             status, reason, extra = rejection
             self._reply(tx, status, reason, extra)
             return
-        ruri_user = user_of(request.uri) or ""
+        view = self._inbound(request, trunk)  # the caller's INVITE as policy rewrote it
+        ruri_user = user_of(view.uri) or ""
         route = policy.route_for(
             RouteContext(
                 trunk=trunk.name,
                 interface=source.interface,
                 ruri_user=ruri_user,
-                from_user=user_of(request.from_.uri) or "",
-                headers=request.headers,
+                from_user=user_of(view.from_.uri) or "",
+                headers=view.headers,
                 wall=self.wall_clock(),
             )
         )
@@ -382,7 +395,7 @@ class Core:
             ruri_user = route.translate.apply(ruri_user)
         try:
             call = self._create_call(
-                request, source, tx, trunk, candidates.pop(0), ruri_user=ruri_user
+                request, source, tx, trunk, candidates.pop(0), view=view, ruri_user=ruri_user
             )
         except SipError as exc:
             self._reply(tx, exc.status, exc.reason)
@@ -404,7 +417,8 @@ class Core:
         old_key = self._dialog_key(call, Side.B, None)
         if old_key is not None and self.dialogs.get(old_key, (None,))[0] is call:
             del self.dialogs[old_key]
-        b, b_invite = self._b_leg(call.a_invite, call.a.trunk, to, call.b_ruri_user)
+        view = call.a_invite_view or call.a_invite
+        b, b_invite = self._b_leg(view, call.a.trunk, to, call.b_ruri_user)
         call.reset_b_leg(b, b_invite)
         self.media.delete(call.id)  # the failed B-leg's ports go back
         self._open_media(call)
@@ -442,6 +456,7 @@ class Core:
         trunk: Trunk,
         to: Trunk,
         *,
+        view: Request,
         ruri_user: str,
     ) -> Call:
         policy = self.policy
@@ -459,8 +474,9 @@ class Core:
         )
         a.dialog = Dialog.as_uas(request, new_tag())
         a.observed = source  # in-dialog requests go back where the caller is
-        b, b_invite = self._b_leg(request, trunk, to, ruri_user)
+        b, b_invite = self._b_leg(view, trunk, to, ruri_user)
         call = Call(self, a, b, request, tx, started=self._now)
+        call.a_invite_view = view
         call.b_invite_pending = b_invite
         call.b_ruri_user = ruri_user
         self._open_media(call)
@@ -487,6 +503,21 @@ class Core:
             leg_media(call.a, call.a.peer.host, latch_any=latch_any),
             leg_media(call.b, call.b.peer.host, latch_any=latch_any),
         )
+
+    def _inbound(self, message: M, trunk: Trunk | None) -> M:
+        """``message`` as the trunk's inbound rules rewrite it. A copy: the
+        transaction keeps what was received, which its answers must echo."""
+        rules = self.policy.manipulations
+        if trunk is None or not rules.rules_for(trunk.name, "inbound"):
+            return message
+        view = message.copy()
+        rules.apply(view, trunk.name, "inbound")
+        return view
+
+    def _outbound(self, message: Request | Response, trunk: Trunk | None) -> None:
+        if trunk is not None and not message.manipulated:
+            message.manipulated = True
+            self.policy.manipulations.apply(message, trunk.name, "outbound")
 
     def _send_probes(self, now: float) -> None:
         for name in self.liveness.due(now):

@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from sbc.policy.manipulations import Manipulations
 from sbc.policy.routing import Route, RouteContext, first_match
 from sbc.policy.schema import Settings
 
@@ -57,6 +58,7 @@ class Policy:
     trunks: Mapping[str, Trunk]
     routes: tuple[Route, ...]
     settings: Settings
+    manipulations: Manipulations = field(default_factory=Manipulations.empty)
     _by_source: Mapping[tuple[str, str], Trunk] = field(init=False, repr=False, compare=False)
     _by_network: Mapping[str, tuple[tuple[IPNetwork, Trunk], ...]] = field(
         init=False, repr=False, compare=False
@@ -96,7 +98,7 @@ class Policy:
         """One-line summary for ``sbc check`` and startup logs."""
         return (
             f"{len(self.interfaces)} interfaces, {len(self.trunks)} trunks,"
-            f" {len(self.routes)} routes"
+            f" {len(self.routes)} routes, {self.manipulations.rule_count} manipulation rules"
         )
 
 

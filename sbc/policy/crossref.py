@@ -18,6 +18,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from sbc.policy.refs import Reference
 from sbc.policy.schema import InterfaceSpec, RouteSpec, TrunkSpec
 from sbc.policy.source import Loc
 
@@ -154,6 +155,22 @@ def _route_references(
                     message = f"unknown trunk '{member.trunk}'{_known(trunks)}"
                     member_loc = (*loc, "to", position, "group", member_index, "trunk")
                     yield Finding(ROUTES_FILE, member_loc, message)
+
+
+def check_references(
+    file: str,
+    references: Iterable[Reference],
+    interfaces: frozenset[str] | None,
+    trunks: frozenset[str] | None,
+) -> list[Finding]:
+    """Unknown interface or trunk names used by one of the optional files."""
+    findings = []
+    for ref in references:
+        names = interfaces if ref.kind == "interface" else trunks
+        if _unknown(ref.name, names):
+            message = f"unknown {ref.kind} '{ref.name}'{_known(names)}"
+            findings.append(Finding(file, ref.loc, message))
+    return findings
 
 
 def _same_bind(first: str, second: str) -> bool:

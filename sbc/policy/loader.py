@@ -17,6 +17,7 @@ import ipaddress
 import os
 import re
 from collections.abc import Iterable
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -31,8 +32,11 @@ from sbc.policy.crossref import (
     Entries,
     Finding,
     check_policy,
+    check_references,
 )
 from sbc.policy.issues import PolicyError, PolicyIssue
+from sbc.policy.manipulation_schema import MANIPULATIONS_FILE, ManipulationsFile
+from sbc.policy.manipulations import compile_manipulations, manipulation_references
 from sbc.policy.routing import (
     Group,
     NumberRange,
@@ -55,8 +59,8 @@ from sbc.policy.source import Loc, PolicySource, read_source
 from sbc.sip.headers import canonical_name
 
 SETTINGS_FILE = "sbc.yaml"
-POLICY_FILES = (INTERFACES_FILE, TRUNKS_FILE, ROUTES_FILE, SETTINGS_FILE)
-OPTIONAL_FILES = frozenset({SETTINGS_FILE})
+POLICY_FILES = (INTERFACES_FILE, TRUNKS_FILE, ROUTES_FILE, MANIPULATIONS_FILE, SETTINGS_FILE)
+OPTIONAL_FILES = frozenset({MANIPULATIONS_FILE, SETTINGS_FILE})
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -75,16 +79,36 @@ def load_policy(directory: str | os.PathLike[str]) -> Policy:
     interfaces = _validate(sources.get(INTERFACES_FILE), InterfacesFile, issues)
     trunks = _validate(sources.get(TRUNKS_FILE), TrunksFile, issues)
     routes = _validate(sources.get(ROUTES_FILE), RoutesFile, issues)
+    manipulations = _validate(sources.get(MANIPULATIONS_FILE), ManipulationsFile, issues)
     settings = _validate(sources.get(SETTINGS_FILE), Settings, issues)
+    interface_entries = _entries(
+        interfaces, InterfaceSpec, sources.get(INTERFACES_FILE), "interfaces"
+    )
+    trunk_entries = _entries(trunks, TrunkSpec, sources.get(TRUNKS_FILE), "trunks")
     findings = check_policy(
-        _entries(interfaces, InterfaceSpec, sources.get(INTERFACES_FILE), "interfaces"),
-        _entries(trunks, TrunkSpec, sources.get(TRUNKS_FILE), "trunks"),
+        interface_entries,
+        trunk_entries,
         _entries(routes, RouteSpec, sources.get(ROUTES_FILE), "routes"),
     )
+    if manipulations is not None:
+        findings += check_references(
+            MANIPULATIONS_FILE,
+            manipulation_references(manipulations),
+            interface_entries.names,
+            trunk_entries.names,
+        )
     issues.extend(_locate(finding, sources) for finding in findings)
-    if issues or interfaces is None or trunks is None or routes is None or settings is None:
+    if (
+        issues
+        or interfaces is None
+        or trunks is None
+        or routes is None
+        or manipulations is None
+        or settings is None
+    ):
         raise PolicyError(_in_file_order(issues))
-    return _compile(interfaces.interfaces, trunks.trunks, routes.routes, settings)
+    policy = _compile(interfaces.interfaces, trunks.trunks, routes.routes, settings)
+    return replace(policy, manipulations=compile_manipulations(manipulations))
 
 
 # --- reading ---------------------------------------------------------------

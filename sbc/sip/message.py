@@ -62,11 +62,14 @@ def parse_cseq(value: str) -> CSeq:
 class Message:
     """What requests and responses share: headers, body and typed views."""
 
-    __slots__ = ("body", "headers")
+    __slots__ = ("body", "headers", "manipulated")
 
     def __init__(self, headers: Headers | None = None, body: bytes = b"") -> None:
         self.headers = headers if headers is not None else Headers()
         self.body = body
+        # Policy rules ran on it already: a re-sent message (an ACK for a
+        # retransmitted 2xx, a reliable provisional) must not get them twice.
+        self.manipulated = False
 
     # --- typed views of the headers every transaction and dialog needs ---
 
@@ -201,6 +204,10 @@ class Request(Message):
     def start_line(self) -> str:
         return f"{self.method} {self.uri} {self.version}"
 
+    def copy(self) -> Request:
+        """An independent copy: editing it leaves this request as received."""
+        return Request(self.method, self.uri.copy(), self.headers.copy(), self.body, self.version)
+
     def __repr__(self) -> str:
         return f"<Request {self.method} {self.uri}>"
 
@@ -223,6 +230,10 @@ class Response(Message):
 
     def start_line(self) -> str:
         return f"{self.version} {self.status} {self.reason}"
+
+    def copy(self) -> Response:
+        """An independent copy: editing it leaves this response as received."""
+        return Response(self.status, self.reason, self.headers.copy(), self.body, self.version)
 
     def __repr__(self) -> str:
         return f"<Response {self.status} {self.reason}>"

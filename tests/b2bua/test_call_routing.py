@@ -27,6 +27,7 @@ EXTRA_TRUNKS = f"""
 def make_net(tmp_path: Path, routes: str, *, trunks_extra: str = EXTRA_TRUNKS) -> Net:
     directory = tmp_path / "policies"
     shutil.copytree(POLICIES, directory)
+    (directory / "manipulations.yaml").unlink(missing_ok=True)  # routing alone
     trunks = (directory / "trunks.yaml").read_text() + trunks_extra
     (directory / "trunks.yaml").write_text(trunks)
     (directory / "routes.yaml").write_text(routes)
@@ -221,7 +222,7 @@ def test_pass_headers_cross_from_that_trunk_only(tmp_path: Path) -> None:
         "address: 127.0.0.20\n", "address: 127.0.0.20\n    pass_headers: [X-Customer, User-Agent]\n"
     )
     (tmp_path / "policies" / "trunks.yaml").write_text(trunks)
-    net = Net(load_policy(tmp_path / "policies"))
+    net = Net(load_policy(tmp_path / "policies"))  # with the demo's other files
     headers = [("X-Customer", "42"), ("X-Secret", "no"), ("User-Agent", "PBX 1.0")]
     net.pbx.invite("1", headers=headers)
     invite = net.carrier.take_request("INVITE")
@@ -234,7 +235,8 @@ def test_pass_headers_cross_from_that_trunk_only(tmp_path: Path) -> None:
     assert inbound.headers.get_all("User-Agent") == ["sbc"]
 
 
-def test_identity_headers_cross_with_our_host_and_no_network_leaks(net: Net) -> None:
+def test_identity_headers_cross_with_our_host_and_no_network_leaks(tmp_path: Path) -> None:
+    net = make_net(tmp_path, FAILOVER)  # no manipulations: the B2BUA's own rules
     headers = [
         ("P-Asserted-Identity", '"Alice" <sip:1000@10.1.2.3;user=phone>, <tel:+15551000>'),
         ("Diversion", "<sip:2000@pbx.corp.local>;reason=unconditional;counter=1"),

@@ -19,7 +19,8 @@ SHIPPED = REPO / "policies"
 
 def test_check_shipped_policies_ok(capsys: pytest.CaptureFixture[str]) -> None:
     assert cli.main(["check", str(SHIPPED)]) == 0
-    assert capsys.readouterr().out == f"{SHIPPED}: OK (2 interfaces, 2 trunks, 3 routes)\n"
+    summary = "2 interfaces, 2 trunks, 3 routes, 15 manipulation rules"
+    assert capsys.readouterr().out == f"{SHIPPED}: OK ({summary})\n"
 
 
 def test_check_reports_every_issue_on_stderr(
@@ -45,7 +46,7 @@ def test_python_dash_m_sbc_check() -> None:
     )
     assert (result.returncode, result.stdout) == (
         0,
-        "policies: OK (2 interfaces, 2 trunks, 3 routes)\n",
+        "policies: OK (2 interfaces, 2 trunks, 3 routes, 15 manipulation rules)\n",
     )
 
 

@@ -251,7 +251,7 @@ def test_undecodable_file(write_policy: WritePolicy) -> None:
 
 def test_unknown_files_are_ignored(write_policy: WritePolicy) -> None:
     directory = write_policy()
-    (directory / "manipulations.yaml").write_text(": not even yaml [\n")
+    (directory / "notes.yaml").write_text(": not even yaml [\n")
     assert len(load_policy(directory).trunks) == 2
 
 

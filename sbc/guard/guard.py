@@ -1,0 +1,357 @@
+"""The first thing every request meets: bans, ACLs, scanners and rate limits.
+
+:meth:`Guard.check` runs, in order, and stops at the first refusal:
+
+1. the ban table (a banned source gets ``banned``: silence by default);
+2. the interface's ACL (deny wins over allow; empty allow = allow all);
+3. scanner User-Agents: the source is banned at once, unless it is exempt
+   or the request comes from a trunk;
+4. the per-source token bucket of the method's class (by default only for
+   sources that match no trunk);
+5. the per-trunk bucket, when the request comes from a trunk.
+
+A request refused by a bucket is a *strike*; ``strikes`` of them within
+``window_s`` ban the source for ``duration_s`` (never an exempt source, never
+a trunk's). Bans expire lazily when looked up.
+
+Memory stays bounded under a spoofed-source flood: per-source state lives in
+an LRU of ``max_sources`` entries and the ban table holds at most
+``max_bans`` (oldest evicted first); the ACL and User-Agent verdict caches
+are cleared when full. The module is pure: time is always passed in.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import Literal
+
+from sbc.guard.tokens import TokenBucket
+from sbc.policy.security import (
+    CLASS_OF_METHOD,
+    METHOD_CLASSES,
+    OTHER_CLASS,
+    AccessList,
+    MethodLimits,
+    Refusal,
+    SecurityPolicy,
+    source_key,
+)
+
+_CACHE_LIMIT = 4096  # User-Agent verdicts kept; distinct UAs are few unless forged
+
+BanReason = Literal["scanner", "rate", "auth", "manual"]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What to do with a request: let it in, ignore it, or answer it."""
+
+    action: Literal["allow", "drop", "respond"]
+    status: int = 0
+    reason: str = ""
+    headers: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+
+    @property
+    def allowed(self) -> bool:
+        return self.action == "allow"
+
+
+ALLOW = Verdict("allow")
+DROP = Verdict("drop")
+
+
+def verdict_for(refusal: Refusal) -> Verdict:
+    """The wire form of a configured refusal (Retry-After per RFC 3261 §20.33)."""
+    if refusal.status is None:
+        return DROP
+    headers = {} if refusal.retry_after_s is None else {"Retry-After": str(refusal.retry_after_s)}
+    return Verdict("respond", refusal.status, refusal.reason, MappingProxyType(headers))
+
+
+@dataclass(frozen=True)
+class Ban:
+    source: str
+    reason: BanReason
+    since: float
+    until: float
+
+
+class _Window:
+    """Events counted in a window that opens at the first event after the last one closed."""
+
+    __slots__ = ("count", "opened")
+
+    def __init__(self) -> None:
+        self.count = 0
+        self.opened = 0.0
+
+    def hit(self, now: float, window_s: float) -> int:
+        if self.count == 0 or now - self.opened > window_s:
+            self.count, self.opened = 0, now
+        self.count += 1
+        return self.count
+
+
+class _Source:
+    """What the guard remembers about one source IP."""
+
+    __slots__ = ("auth", "buckets", "strikes")
+
+    def __init__(self) -> None:
+        self.buckets: list[TokenBucket | None] = [None, None, None, None]
+        # Created on first use: most sources never strike or fail to authenticate.
+        self.strikes: _Window | None = None
+        self.auth: _Window | None = None
+
+
+_CLASSES = range(len(METHOD_CLASSES))
+STAT_NAMES = ("allowed", "limited", "banned", "dropped_banned", "acl_denied", "scanners")
+
+
+class Guard:
+    """Stateful request screening for one SBC; feed it every incoming request."""
+
+    def __init__(self, policy: SecurityPolicy) -> None:
+        self._sources: OrderedDict[str, _Source] = OrderedDict()
+        self._bans: OrderedDict[str, Ban] = OrderedDict()
+        self._trunk_buckets: dict[str, list[TokenBucket | None]] = {}
+        self._agents: dict[str, bool] = {}
+        #: counters for metrics: see STAT_NAMES and docs/security.md
+        self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
+        self._policy = policy
+        self._apply(policy)
+
+    @property
+    def policy(self) -> SecurityPolicy:
+        return self._policy
+
+    def set_policy(self, policy: SecurityPolicy) -> None:
+        """Hot reload: keep bans, strikes, and every bucket whose limit did not change."""
+        old = self._policy
+        changed = [c for c in _CLASSES if old.per_source[c] != policy.per_source[c]]
+        if changed:
+            for state in self._sources.values():
+                for cls in changed:
+                    state.buckets[cls] = None
+        for trunk, buckets in list(self._trunk_buckets.items()):
+            new = policy.per_trunk.get(trunk)
+            if new is None:
+                del self._trunk_buckets[trunk]
+                continue
+            previous = old.per_trunk.get(trunk)
+            for cls in _CLASSES:
+                if previous is None or previous[cls] != new[cls]:
+                    buckets[cls] = None
+        self._policy = policy
+        self._apply(policy)
+        self._trim(self._sources, policy.max_sources)
+        self._trim(self._bans, policy.bans.max_bans)
+
+    def _apply(self, policy: SecurityPolicy) -> None:
+        """Copy the policy's hot fields into attributes (one lookup less per request)."""
+        self._acl: dict[str, tuple[AccessList, dict[str, bool]]] = {
+            name: (acl, {}) for name, acl in policy.acl.items()
+        }
+        self._per_source: MethodLimits = policy.per_source
+        self._limit_trunk_sources = policy.limit_trunk_sources
+        self._agents.clear()
+        self._limited = verdict_for(policy.limited)
+        self._banned = verdict_for(policy.banned)
+        self._acl_denied = verdict_for(policy.acl_denied)
+
+    # --- the hot path ---------------------------------------------------------
+
+    def check(  # noqa: PLR0917 - hot path: plain arguments, no request object to build
+        self,
+        method: str,
+        source_ip: str,
+        interface: str,
+        trunk: str | None,
+        user_agent: str | None,
+        now: float,
+    ) -> Verdict:
+        """Screen one request (see the module docstring for the order)."""
+        if self._bans and self._is_banned(source_ip, now):
+            self.stats["dropped_banned"] += 1
+            return self._banned
+        acl = self._acl.get(interface)
+        if acl is not None and not self._acl_permits(acl, source_ip):
+            self.stats["acl_denied"] += 1
+            return self._acl_denied
+        if trunk is None and user_agent and self._is_scanner(user_agent):
+            ban = self._ban(source_ip, "scanner", now)
+            if ban is not None:
+                self.stats["scanners"] += 1
+                return self._banned
+        cls = CLASS_OF_METHOD.get(method, OTHER_CLASS)
+        if trunk is None or self._limit_trunk_sources:
+            limit = self._per_source[cls]
+            if limit is not None:
+                state = self._source(source_ip)
+                bucket = state.buckets[cls]
+                if bucket is None:
+                    bucket = state.buckets[cls] = TokenBucket(limit.rate, limit.burst)
+                if not bucket.take(now):
+                    return self._strike(state if trunk is None else None, source_ip, now)
+        if trunk is not None and not self._trunk_take(trunk, cls, now):
+            return self._strike(None, source_ip, now)
+        self.stats["allowed"] += 1
+        return ALLOW
+
+    def check_source(self, source_ip: str, interface: str, now: float) -> Verdict:
+        """Steps 1-2 only (ban table, ACL), for a datagram not yet parsed.
+
+        A banned scanner's flood then costs two dict lookups instead of a SIP
+        parse; :meth:`check` on the parsed request repeats them cheaply.
+        """
+        if self._bans and self._is_banned(source_ip, now):
+            self.stats["dropped_banned"] += 1
+            return self._banned
+        acl = self._acl.get(interface)
+        if acl is not None and not self._acl_permits(acl, source_ip):
+            self.stats["acl_denied"] += 1
+            return self._acl_denied
+        return ALLOW
+
+    def _is_banned(self, source_ip: str, now: float) -> bool:
+        ban = self._bans.get(source_ip)
+        if ban is None:
+            return False
+        if now < ban.until:
+            return True
+        del self._bans[source_ip]
+        return False
+
+    def _acl_permits(self, acl: tuple[AccessList, dict[str, bool]], source_ip: str) -> bool:
+        access, seen = acl
+        permitted = seen.get(source_ip)
+        if permitted is None:
+            permitted = access.permits(source_key(source_ip))
+            if len(seen) >= self._policy.max_sources:
+                seen.clear()
+            seen[source_ip] = permitted
+        return permitted
+
+    def _is_scanner(self, user_agent: str) -> bool:
+        found = self._agents.get(user_agent)
+        if found is None:
+            lowered = user_agent.lower()
+            found = any(part in lowered for part in self._policy.bans.scanner_agents)
+            if len(self._agents) >= _CACHE_LIMIT:
+                self._agents.clear()
+            self._agents[user_agent] = found
+        return found
+
+    def _source(self, source_ip: str) -> _Source:
+        """The source's state, marked most recently used; the LRU one goes when full."""
+        sources = self._sources
+        state = sources.get(source_ip)
+        if state is None:
+            state = sources[source_ip] = _Source()
+            if len(sources) > self._policy.max_sources:
+                sources.popitem(last=False)
+        else:
+            sources.move_to_end(source_ip)
+        return state
+
+    def _trunk_take(self, trunk: str, cls: int, now: float) -> bool:
+        buckets = self._trunk_buckets.get(trunk)
+        if buckets is None:
+            limits = self._policy.per_trunk.get(trunk)
+            if limits is None:
+                return True
+            buckets = self._trunk_buckets[trunk] = [None, None, None, None]
+        bucket = buckets[cls]
+        if bucket is None:
+            limit = self._policy.per_trunk[trunk][cls]
+            if limit is None:
+                return True
+            bucket = buckets[cls] = TokenBucket(limit.rate, limit.burst)
+        return bucket.take(now)
+
+    def _strike(self, state: _Source | None, source_ip: str, now: float) -> Verdict:
+        """A limited request; ``state`` is None for trunk traffic, which never earns bans."""
+        self.stats["limited"] += 1
+        bans = self._policy.bans
+        if state is None or bans.strikes is None:
+            return self._limited
+        strikes = state.strikes = state.strikes or _Window()
+        if strikes.hit(now, bans.window_s) >= bans.strikes:
+            strikes.count = 0
+            if self._ban(source_ip, "rate", now) is not None:
+                return self._banned
+        return self._limited
+
+    # --- bans ---------------------------------------------------------------------
+
+    def _ban(self, source_ip: str, reason: BanReason, now: float) -> Ban | None:
+        """Ban unless exempt; returns the ban (None when the source is exempt)."""
+        if self._policy.bans.exempt.contains_key(source_key(source_ip)):
+            return None
+        return self.ban(source_ip, now, reason)
+
+    def ban(
+        self,
+        source_ip: str,
+        now: float,
+        reason: BanReason = "manual",
+        duration_s: float | None = None,
+    ) -> Ban:
+        """Ban ``source_ip`` from ``now`` (the operator's call: exemptions do not apply)."""
+        duration = self._policy.bans.duration_s if duration_s is None else duration_s
+        ban = Ban(source_ip, reason, now, now + duration)
+        self._bans.pop(source_ip, None)
+        self._bans[source_ip] = ban
+        self._sources.pop(source_ip, None)  # its buckets and strikes are moot now
+        self.stats["banned"] += 1
+        self._expire_oldest(now)
+        self._trim(self._bans, self._policy.bans.max_bans)
+        return ban
+
+    def _expire_oldest(self, now: float) -> None:
+        """Drop expired bans from the front (oldest first): amortized O(1) per ban."""
+        bans = self._bans
+        while bans:
+            oldest = next(iter(bans.values()))
+            if oldest.until > now:
+                return
+            bans.popitem(last=False)
+
+    def record_auth_failure(self, source_ip: str, now: float) -> Ban | None:
+        """Count a failed digest authentication; ban at ``auth_failures`` within ``window_s``.
+
+        Exempt sources are never banned; report failures of sources that are
+        not trunks only (a trunk is trusted by its address, as for strikes).
+        """
+        bans = self._policy.bans
+        if bans.auth_failures is None or (self._bans and self._is_banned(source_ip, now)):
+            return None
+        state = self._source(source_ip)
+        failures = state.auth = state.auth or _Window()
+        if failures.hit(now, bans.window_s) < bans.auth_failures:
+            return None
+        failures.count = 0
+        return self._ban(source_ip, "auth", now)
+
+    def bans(self, now: float) -> list[Ban]:
+        """Bans in force at ``now``, oldest first (expired ones are forgotten)."""
+        for source in [s for s, ban in self._bans.items() if ban.until <= now]:
+            del self._bans[source]
+        return list(self._bans.values())
+
+    def unban(self, source_ip: str) -> bool:
+        """Lift a ban (and forget the source's strikes); False if it was not banned."""
+        self._sources.pop(source_ip, None)
+        return self._bans.pop(source_ip, None) is not None
+
+    def tracked_sources(self) -> int:
+        """Sources with per-source state (bounded by ``max_sources``)."""
+        return len(self._sources)
+
+    @staticmethod
+    def _trim(table: OrderedDict[str, _Source] | OrderedDict[str, Ban], size: int) -> None:
+        while len(table) > size:
+            table.popitem(last=False)

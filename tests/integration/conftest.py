@@ -29,6 +29,12 @@ from harness import (
 SippPair = Callable[..., tuple[SippResult, SippResult]]
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line(
+        "markers", "slow: an integration test that waits out a protocol timer or a call (>5 s)"
+    )
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     here = Path(__file__).resolve().parent
     skip = pytest.mark.skip(reason="sipp binary not found (Debian package sip-tester)")

@@ -8,6 +8,7 @@ module starts is stopped by PID (SIGTERM, then SIGKILL after a grace period).
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import re
 import shutil
@@ -17,9 +18,10 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = Path(__file__).resolve().parent / "scenarios"
@@ -580,6 +582,40 @@ def run_pair(uas: Sipp, uac: Sipp, timeout: float | None = None) -> tuple[SippRe
     return uas.result(), uac.result()
 
 
+def run_calls(
+    callees: Sequence[Sipp],
+    caller: Sipp,
+    *,
+    idle: Sequence[Sipp] = (),
+    idle_grace: float = 0.5,
+    timeout: float | None = None,
+) -> tuple[list[SippResult], SippResult, list[SippResult]]:
+    """Like :func:`run_pair` with several callees (failover, weighted groups).
+
+    ``callees`` are expected to finish on their own; ``idle`` ones are
+    expected to receive nothing: they are stopped ``idle_grace`` seconds
+    after the caller ends (whatever the SBC sends them is sent before the
+    caller gets its final answer, so a short grace is enough).
+    """
+    try:
+        for sipp in (*callees, *idle):
+            sipp.start()
+        caller.start(wait_bind=False)
+        caller_res = caller.wait(timeout)
+        for callee in callees:
+            limit = timeout if timeout is not None else callee.timeout_s + 10.0
+            if not caller_res.ok:
+                limit = min(limit, 3.0)
+            callee.wait(limit)
+        if idle:
+            time.sleep(idle_grace)
+    finally:
+        caller.stop()
+        for sipp in (*callees, *idle):
+            sipp.stop()  # a no-op for those that ended or never started
+    return [c.result() for c in callees], caller.result(), [i.result() for i in idle]
+
+
 # --------------------------------------------------------------------------
 # Raw SIP over sockets (readiness probes, malformed input)
 # --------------------------------------------------------------------------
@@ -663,8 +699,48 @@ class SbcPorts:
     pbx: int
 
 
+@dataclass(frozen=True)
+class TrunkDef:
+    """A trunk added to the generated ``trunks.yaml`` (a second PBX or carrier).
+
+    ``port=None`` picks a free port on ``address``; ``transport=None`` takes
+    the SBC's. ``extra`` is more YAML flow-mapping items, verbatim (for
+    example ``"options_interval_s: 1, pass_headers: [X-Tenant]"``).
+    """
+
+    name: str
+    interface: str  # "external" | "internal"
+    address: str
+    port: int | None = None
+    transport: str | None = None
+    extra: str = ""
+
+    def yaml(self) -> str:
+        extra = f", {self.extra}" if self.extra else ""
+        return (
+            f"  - {{name: {self.name}, interface: {self.interface}, address: {self.address}, "
+            f"port: {self.port}, transport: {self.transport}{extra}}}\n"
+        )
+
+
+DEFAULT_ROUTES_YAML = (
+    "routes:\n"
+    "  - {name: carrier-to-pbx, from_trunk: carrier, to: [pbx]}\n"
+    "  - {name: pbx-to-carrier, from_trunk: pbx, to: [carrier]}\n"
+)
+
+#: Events the policy watcher logs after each reload attempt (sbc/watch.py).
+RELOAD_EVENTS = frozenset({"policy.reloaded", "policy.refused"})
+
+
 class SbcProcess:
-    """``python -m sbc run --policies DIR`` on free ports, with a readiness probe."""
+    """``python -m sbc run --policies DIR`` on free ports, with a readiness probe.
+
+    By default the policy is the demo topology (carrier <-> pbx). A test can
+    give its own ``routes_yaml``, ``extra_trunks`` (appended to the carrier
+    and pbx trunks) and ``extra_files`` (policy file name -> text, written
+    last, so they may replace a generated file).
+    """
 
     def __init__(
         self,
@@ -674,6 +750,9 @@ class SbcProcess:
         t1_ms: int = 500,
         extra_sbc_yaml: str = "calls: {shutdown_grace_s: 2}\n",
         ports: SbcPorts | None = None,
+        routes_yaml: str | None = None,
+        extra_trunks: Sequence[TrunkDef] = (),
+        extra_files: Mapping[str, str] | None = None,
     ) -> None:
         self.workdir = workdir
         self.transport = transport
@@ -687,6 +766,16 @@ class SbcProcess:
             pbx=free_port(PBX_IP),
         )
         self.extra_sbc_yaml = extra_sbc_yaml
+        self.routes_yaml = routes_yaml if routes_yaml is not None else DEFAULT_ROUTES_YAML
+        self.extra_trunks = [
+            replace(
+                t,
+                port=t.port if t.port is not None else free_port(t.address),
+                transport=t.transport or transport,
+            )
+            for t in extra_trunks
+        ]
+        self.extra_files = dict(extra_files or {})
         self.proc: subprocess.Popen[bytes] | None = None
         self.stdout_path = workdir / "sbc.stdout"
         self.stderr_path = workdir / "sbc.stderr"
@@ -713,6 +802,18 @@ class SbcProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    def trunk(self, name: str) -> tuple[str, int]:
+        """Address and port of a trunk (the built-in carrier/pbx or an extra one)."""
+        if name == "carrier":
+            return (CARRIER_IP, self.ports.carrier)
+        if name == "pbx":
+            return (PBX_IP, self.ports.pbx)
+        for t in self.extra_trunks:
+            if t.name == name:
+                assert t.port is not None  # resolved in __init__
+                return (t.address, t.port)
+        raise KeyError(name)
+
     def write_policies(self) -> None:
         p = self.ports
         tr = self.transport
@@ -728,16 +829,84 @@ class SbcProcess:
             f"  - {{name: carrier, interface: external, address: {CARRIER_IP}, "
             f"port: {p.carrier}, transport: {tr}}}\n"
             f"  - {{name: pbx, interface: internal, address: {PBX_IP}, "
-            f"port: {p.pbx}, transport: {tr}}}\n"
+            f"port: {p.pbx}, transport: {tr}}}\n" + "".join(t.yaml() for t in self.extra_trunks)
         )
-        (self.policies / "routes.yaml").write_text(
-            "routes:\n"
-            "  - {name: carrier-to-pbx, from_trunk: carrier, to: [pbx]}\n"
-            "  - {name: pbx-to-carrier, from_trunk: pbx, to: [carrier]}\n"
-        )
+        (self.policies / "routes.yaml").write_text(self.routes_yaml)
         (self.policies / "sbc.yaml").write_text(
             f"sip: {{t1_ms: {self.t1_ms}}}\n" + self.extra_sbc_yaml
         )
+        for name, text in self.extra_files.items():
+            (self.policies / name).write_text(text)
+
+    # -- log and hot reload ---------------------------------------------------
+    def log_offset(self) -> int:
+        """Current size of the SBC's stdout log: pass it to :meth:`log_events`."""
+        try:
+            return self.stdout_path.stat().st_size
+        except OSError:
+            return 0
+
+    def log_events(self, since: int = 0) -> list[dict[str, Any]]:
+        """The JSON log lines (sbc/log.py: JSON when stdout is not a tty) after ``since``.
+
+        Only complete lines count: the SBC may be writing the last one.
+        """
+        try:
+            with self.stdout_path.open("rb") as f:
+                f.seek(since)
+                data = f.read()
+        except OSError:
+            return []
+        events: list[dict[str, Any]] = []
+        for line in data.split(b"\n")[:-1]:
+            with contextlib.suppress(ValueError):
+                event = json.loads(line)
+                if isinstance(event, dict):
+                    events.append(event)
+        return events
+
+    def wait_log_event(
+        self,
+        names: Sequence[str] | frozenset[str] | set[str],
+        since: int,
+        timeout: float = 10.0,
+        **fields: object,
+    ) -> dict[str, Any] | None:
+        """The first event named one of ``names`` (and carrying ``fields``, if
+        given) logged after byte ``since`` of the log; None after ``timeout``."""
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.log_events(since):
+                if event.get("event") in names and all(
+                    event.get(k) == v for k, v in fields.items()
+                ):
+                    return event
+            if time.monotonic() >= deadline or not self.alive():
+                return None
+            time.sleep(0.05)
+
+    def rewrite_policy(self, name: str, text: str, timeout: float = 10.0) -> dict[str, Any]:
+        """Replace one policy file atomically and wait for the reload that follows.
+
+        Writes a temporary file in the same directory then ``os.replace``s it,
+        as a careful operator (or a deploy tool) would, so the watcher never
+        reads a half-written file. Returns the ``policy.reloaded`` or
+        ``policy.refused`` event; raises ``AssertionError`` if none is logged
+        within ``timeout`` seconds (the watcher polls every second and waits
+        one more for the edit to settle).
+        """
+        since = self.log_offset()
+        target = self.policies / name
+        tmp = self.policies / f".{name}.{uuid.uuid4().hex[:8]}.tmp"
+        tmp.write_text(text)
+        os.replace(tmp, target)
+        event = self.wait_log_event(RELOAD_EVENTS, since, timeout)
+        if event is None:
+            raise AssertionError(
+                f"no policy.reloaded/refused within {timeout}s after rewriting {name}\n"
+                f"stderr:\n{self.stderr_tail()}"
+            )
+        return event
 
     def start(self, ready_timeout: float = 10.0) -> SbcProcess:
         env = dict(os.environ)

@@ -133,6 +133,9 @@ class Call:
     next_trunks: list[Trunk] = field(default_factory=list)
     failover_on: frozenset[int] = frozenset()
     a_saw_media: bool = False  # the caller got SDP from us: its B-leg is committed
+    # Admission scopes this call holds (released once, when it ends).
+    admitted: list[str] = field(default_factory=list)
+    egress_scopes: tuple[str, ...] = ()
 
     def log(self, event: str, **fields: object) -> None:
         """One line per call event, bound to the call (no per-packet logging)."""
@@ -289,9 +292,10 @@ class Call:
             self.b_invite.forget_parsed()
 
     def _on_invite_final(self, response: Response, now: float) -> None:
+        failed = self.b.trunk.name if self.b.trunk else None
         if self._may_fail_over(response.status) and self.sig.failover(self):
             trunk = self.b.trunk.name if self.b.trunk else None
-            self.log("call.failover", status=response.status, trunk=trunk)
+            self.log("call.failover", status=response.status, failed_trunk=failed, trunk=trunk)
             assert self.b_invite_pending is not None  # set by the core's failover
             self.start(self.b_invite_pending, now)
             return
@@ -446,6 +450,9 @@ class Call:
         copy_allowed(response, out, allow)
         copy_rehosted(response, out, self.a.host, self.a.port, allow)
         creates_dialog = 100 < response.status < 300
+        if creates_dialog:  # RFC 3261 §12.1.1: echo the caller's own Record-Route
+            for value in self.a_invite.headers.get_all("Record-Route"):
+                out.headers.add("Record-Route", value)
         self.a.stamp_response(out, dialog=creates_dialog)
         if response.status < 300:
             out.headers.set("Allow", ALLOW_METHODS)

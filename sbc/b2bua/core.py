@@ -17,7 +17,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import random
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import TypeVar
 
@@ -31,8 +31,10 @@ from sbc.b2bua.liveness import Liveness, Probe, options_probe, probe_target
 from sbc.b2bua.outbound import build_b_invite
 from sbc.b2bua.pending import Kind, Pending
 from sbc.b2bua.session_timer import parse_session_expires
+from sbc.guard import Admission, Guard, Rejection
 from sbc.media.interface import LegMedia, MediaHandler, PassthroughMedia
 from sbc.policy import Policy, RouteContext, Trunk
+from sbc.policy.admission import call_scopes, interface_scope, trunk_scope
 from sbc.sip.dialog import Dialog
 from sbc.sip.errors import ParseError, SipError
 from sbc.sip.ids import new_tag
@@ -109,6 +111,8 @@ class Core:
         self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
         self.liveness = Liveness()
         self.liveness.set_trunks(policy.trunks, 0.0)
+        self.guard = Guard(policy.security)  # bans and buckets outlive policy swaps
+        self.admission = Admission(policy.admission)
         self.config = call_config(policy)
         self.media: MediaHandler = media or PassthroughMedia()
         self.layer = TransactionLayer(timer_config(policy))
@@ -123,6 +127,8 @@ class Core:
             "calls_started": 0,
             "call_errors": 0,
             "shed": 0,
+            "screened": 0,
+            "admission_rejected": 0,
             "failovers": 0,
             "no_route": 0,
             "rejected_by_route": 0,
@@ -140,13 +146,18 @@ class Core:
     def receive(self, data: bytes, source: Target, now: float) -> list[Transmit]:
         self._now = now
         self.stats["received"] += 1
+        if self.guard.check_source(source.host, source.interface, now).action == "drop":
+            return []  # banned or refused by an ACL: not even parsed
         try:
             message = parse_message(data)
         except ParseError as exc:
             self._on_parse_error(exc, source)
             return self._flush()
         if isinstance(message, Request):
-            if not self._trusted(message, source):
+            trunk = self.policy.trunk_for_source(source.interface, source.host)
+            if not self._screened(message, source, trunk) or not self._trusted(
+                message, source, trunk
+            ):
                 return self._flush()
             self._dispatch(self.layer.receive_request(message, source, now))
         else:
@@ -191,6 +202,8 @@ class Core:
         self.config = call_config(policy)
         self.layer.config = timer_config(policy)  # for transactions started from now on
         self.liveness.set_trunks(policy.trunks, now)
+        self.guard.set_policy(policy.security)
+        self.admission.set_policy(policy.admission)
 
     def hangup(
         self, call_id: str, now: float, reason: str = "hung up by operator"
@@ -243,6 +256,8 @@ class Core:
             call.b_invite_tx.context = None
         self.calls.pop(call.id, None)
         self._scheduled.pop(call.id, None)
+        self.admission.release(call.admitted)
+        call.admitted = []
         for side in (Side.A, Side.B):
             dialog = call.leg(side).dialog
             key = self._dialog_key(call, side, dialog)
@@ -391,15 +406,29 @@ class Core:
         if not candidates:
             self._reply(tx, 503, "No Trunk Available", {"Retry-After": "30"})
             return
+        # Admission before any B-leg exists: the caller's side, then the first
+        # trunk of the route with room (a full trunk is passed over).
+        ingress = call_scopes(source.interface, trunk.name)
+        refused = self.admission.admit(ingress, self._now)
+        picked = refused or self._admit_egress(candidates, ingress)
+        if not isinstance(picked, tuple):
+            assert picked is not None  # there were candidates: one admitted or refused
+            if refused is None:
+                self.admission.release(ingress)
+            self.stats["admission_rejected"] += 1
+            self._reply(tx, picked.status, picked.reason, dict(picked.headers))
+            return
+        to, egress = picked
         if route.translate is not None:
             ruri_user = route.translate.apply(ruri_user)
         try:
-            call = self._create_call(
-                request, source, tx, trunk, candidates.pop(0), view=view, ruri_user=ruri_user
-            )
+            call = self._create_call(request, source, tx, trunk, to, view=view, ruri_user=ruri_user)
         except SipError as exc:
+            self.admission.release((*ingress, *egress))
             self._reply(tx, exc.status, exc.reason)
             return
+        call.admitted = [*ingress, *egress]
+        call.egress_scopes = egress
         call.route = route.name
         call.failover_on = route.failover_on
         call.next_trunks = candidates
@@ -411,9 +440,15 @@ class Core:
     def failover(self, call: Call) -> bool:
         """Send the call to its route's next trunk (the last one failed before
         answering). False when no trunk is left: the failure goes to the caller."""
-        if not call.next_trunks:
+        self.admission.release(call.egress_scopes)
+        for scope in call.egress_scopes:
+            call.admitted.remove(scope)
+        call.egress_scopes = ()
+        picked = self._admit_egress(call.next_trunks, call.admitted)
+        if picked is None or isinstance(picked, Rejection):
             return False
-        to = call.next_trunks.pop(0)
+        to, call.egress_scopes = picked
+        call.admitted.extend(call.egress_scopes)
         old_key = self._dialog_key(call, Side.B, None)
         if old_key is not None and self.dialogs.get(old_key, (None,))[0] is call:
             del self.dialogs[old_key]
@@ -486,6 +521,24 @@ class Core:
         self.dialogs[(b_invite.call_id, b_invite.from_.tag or "")] = (call, Side.B)
         return call
 
+    def _admit_egress(
+        self, candidates: list[Trunk], taken: Sequence[str]
+    ) -> tuple[Trunk, tuple[str, ...]] | Rejection | None:
+        """Pop candidates until one has room (its trunk and interface scopes);
+        the last refusal when none has, None when there were none."""
+        refused = None
+        while candidates:
+            to = candidates.pop(0)
+            scopes = tuple(
+                scope
+                for scope in (trunk_scope(to.name), interface_scope(to.interface))
+                if scope not in taken
+            )
+            refused = self.admission.admit(scopes, self._now)
+            if refused is None:
+                return to, scopes
+        return refused
+
     def _b_leg(
         self, a_invite: Request, source: Trunk | None, to: Trunk, ruri_user: str
     ) -> tuple[Leg, Request]:
@@ -548,18 +601,47 @@ class Core:
             response.headers.add("Server", self.config.user_agent)
         self.send_response(tx, response)
 
-    def _trusted(self, request: Request, source: Target) -> bool:
+    def _screened(self, request: Request, source: Target, trunk: Trunk | None) -> bool:
+        """Bans, ACLs, scanners and rate limits (security.yaml). What is refused
+        is answered statelessly, or not at all: a flood leaves no state."""
+        verdict = self.guard.check(
+            request.method,
+            source.host,
+            source.interface,
+            trunk.name if trunk is not None else None,
+            request.headers.get("User-Agent"),
+            self._now,
+        )
+        if verdict.allowed:
+            return True
+        self.stats["screened"] += 1
+        if verdict.action == "respond" and request.method != "ACK":
+            self._stateless_reply(request, source, verdict.status, verdict.reason, verdict.headers)
+        return False
+
+    def _trusted(self, request: Request, source: Target, trunk: Trunk | None) -> bool:
         """Out-of-dialog requests must come from a trunk; others get a stateless
         403 (no transaction is kept for scanners) and an ACK is dropped."""
-        if request.to.tag is not None:
+        if request.to.tag is not None or trunk is not None:
             return True  # in-dialog: matched by Call-ID and our random tag
-        if self.policy.trunk_for_source(source.interface, source.host) is not None:
-            return True
         self.stats["forbidden"] += 1
         if request.method != "ACK":
-            response = build_response(request, 403, to_tag=new_tag())
-            self._out.append(Transmit(response.serialize(), source))
+            self._stateless_reply(request, source, 403)
         return False
+
+    def _stateless_reply(
+        self,
+        request: Request,
+        source: Target,
+        status: int,
+        reason: str | None = None,
+        extra: Mapping[str, str] | None = None,
+    ) -> None:
+        """Answer straight back to the source, keeping no transaction."""
+        response = build_response(request, status, reason or None, to_tag=new_tag())
+        for name, value in (extra or {}).items():
+            response.headers.add(name, value)
+        self._out.append(Transmit(response.serialize(), source))
 
     def _on_parse_error(self, exc: ParseError, source: Target) -> None:
         """Answer 400 naming the problem when the request can be answered at all."""

@@ -14,9 +14,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from sbc.policy.admission import AdmissionPolicy
 from sbc.policy.manipulations import Manipulations
 from sbc.policy.routing import Route, RouteContext, first_match
 from sbc.policy.schema import Settings
+from sbc.policy.security import SecurityPolicy, default_security
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
@@ -59,6 +61,8 @@ class Policy:
     routes: tuple[Route, ...]
     settings: Settings
     manipulations: Manipulations = field(default_factory=Manipulations.empty)
+    security: SecurityPolicy = field(default_factory=default_security)
+    admission: AdmissionPolicy = field(default_factory=AdmissionPolicy)
     _by_source: Mapping[tuple[str, str], Trunk] = field(init=False, repr=False, compare=False)
     _by_network: Mapping[str, tuple[tuple[IPNetwork, Trunk], ...]] = field(
         init=False, repr=False, compare=False

@@ -24,6 +24,14 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from sbc.policy.admission import (
+    AdmissionFile,
+    Limit,
+    admission_references,
+    compile_admission,
+    trunk_scope,
+    with_scopes,
+)
 from sbc.policy.compiled import Interface, Policy, Trunk
 from sbc.policy.crossref import (
     INTERFACES_FILE,
@@ -55,12 +63,23 @@ from sbc.policy.schema import (
     TrunksFile,
     TrunkSpec,
 )
+from sbc.policy.security import SecurityFile, compile_security, security_references
 from sbc.policy.source import Loc, PolicySource, read_source
 from sbc.sip.headers import canonical_name
 
 SETTINGS_FILE = "sbc.yaml"
-POLICY_FILES = (INTERFACES_FILE, TRUNKS_FILE, ROUTES_FILE, MANIPULATIONS_FILE, SETTINGS_FILE)
-OPTIONAL_FILES = frozenset({MANIPULATIONS_FILE, SETTINGS_FILE})
+SECURITY_FILE = "security.yaml"
+ADMISSION_FILE = "admission.yaml"
+POLICY_FILES = (
+    INTERFACES_FILE,
+    TRUNKS_FILE,
+    ROUTES_FILE,
+    MANIPULATIONS_FILE,
+    SECURITY_FILE,
+    ADMISSION_FILE,
+    SETTINGS_FILE,
+)
+OPTIONAL_FILES = frozenset({MANIPULATIONS_FILE, SECURITY_FILE, ADMISSION_FILE, SETTINGS_FILE})
 
 M = TypeVar("M", bound=BaseModel)
 
@@ -80,6 +99,8 @@ def load_policy(directory: str | os.PathLike[str]) -> Policy:
     trunks = _validate(sources.get(TRUNKS_FILE), TrunksFile, issues)
     routes = _validate(sources.get(ROUTES_FILE), RoutesFile, issues)
     manipulations = _validate(sources.get(MANIPULATIONS_FILE), ManipulationsFile, issues)
+    security = _validate(sources.get(SECURITY_FILE), SecurityFile, issues)
+    admission = _validate(sources.get(ADMISSION_FILE), AdmissionFile, issues)
     settings = _validate(sources.get(SETTINGS_FILE), Settings, issues)
     interface_entries = _entries(
         interfaces, InterfaceSpec, sources.get(INTERFACES_FILE), "interfaces"
@@ -90,13 +111,14 @@ def load_policy(directory: str | os.PathLike[str]) -> Policy:
         trunk_entries,
         _entries(routes, RouteSpec, sources.get(ROUTES_FILE), "routes"),
     )
+    known = (interface_entries.names, trunk_entries.names)
     if manipulations is not None:
-        findings += check_references(
-            MANIPULATIONS_FILE,
-            manipulation_references(manipulations),
-            interface_entries.names,
-            trunk_entries.names,
-        )
+        refs = manipulation_references(manipulations)
+        findings += check_references(MANIPULATIONS_FILE, refs, *known)
+    if security is not None:
+        findings += check_references(SECURITY_FILE, security_references(security), *known)
+    if admission is not None:
+        findings += check_references(ADMISSION_FILE, admission_references(admission), *known)
     issues.extend(_locate(finding, sources) for finding in findings)
     if (
         issues
@@ -104,11 +126,22 @@ def load_policy(directory: str | os.PathLike[str]) -> Policy:
         or trunks is None
         or routes is None
         or manipulations is None
+        or security is None
+        or admission is None
         or settings is None
     ):
         raise PolicyError(_in_file_order(issues))
     policy = _compile(interfaces.interfaces, trunks.trunks, routes.routes, settings)
-    return replace(policy, manipulations=compile_manipulations(manipulations))
+    trunk_limits = {
+        trunk_scope(trunk.name): Limit(trunk.max_calls, trunk.max_cps)
+        for trunk in policy.trunks.values()
+    }
+    return replace(
+        policy,
+        manipulations=compile_manipulations(manipulations),
+        security=compile_security(security),
+        admission=with_scopes(compile_admission(admission), trunk_limits),
+    )
 
 
 # --- reading ---------------------------------------------------------------

@@ -76,7 +76,7 @@ def test_options_to_sbc(net: Net, ends: tuple[FakeUA, FakeUA]) -> None:
     assert len(net.core.layer) == 0
 
 
-STRANGER = Target("external", "udp", "192.0.2.66", 5060)
+STRANGER = Target("external", "udp", "198.51.100.66", 5060)
 
 
 @pytest.mark.parametrize("method", ["INVITE", "OPTIONS"])
@@ -86,11 +86,11 @@ def test_unknown_source_403(net: Net, method: str) -> None:
         data = dlg.invite.serialize() if dlg.invite else b""
     else:
         data = net.carrier.request(dlg, "OPTIONS", send=False).serialize()
-    data = data.replace(CARRIER_HOST.encode(), b"192.0.2.66")
+    data = data.replace(CARRIER_HOST.encode(), b"198.51.100.66")
     out = net.deliver_from(STRANGER, data)
     statuses = [line.split(b"\r\n")[0] for line in (t.data for t in out)]
     assert any(s.startswith(b"SIP/2.0 403") for s in statuses), statuses
-    assert all(t.target.host == "192.0.2.66" for t in out)
+    assert all(t.target.host == "198.51.100.66" for t in out)
     assert [s[:12] for s in statuses] == [b"SIP/2.0 403 "]  # no 100 Trying either
     assert net.pbx.inbox == []
     assert net.core.calls == {}

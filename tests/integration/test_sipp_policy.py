@@ -471,10 +471,6 @@ def test_topology_hidden_in_whole_messages(
         assert not present, (msg.start_line, present)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="SBC bug: the A-leg 2xx drops the caller's Record-Route (RFC 3261 §12.1.1 MUST copy)",
-)
 def test_caller_record_route_echoed_in_2xx(policy_sbc: SbcProcess, tmp_path: Path) -> None:
     """The SBC is the UAS of the caller's dialog: a proxy on the caller's side
     that Record-Routed must see itself in the 2xx, or the caller's ACK and BYE

@@ -1,0 +1,136 @@
+"""Screening and admission as the far ends see them: limits answered before any
+B-leg exists, scanners and floods met with silence, trunks never starved."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from peers import POLICIES, Net, sdp
+
+from sbc.policy import load_policy
+from sbc.sip.message import parse_message
+from sbc.sip.target import Target
+
+STRANGER = Target("external", "udp", "198.51.100.7", 5060)
+
+
+def make_net(
+    tmp_path: Path,
+    *,
+    trunks_sed: tuple[str, str] | None = None,
+    extra_trunks: str = "",
+    **files: str,
+) -> Net:
+    directory = tmp_path / "policies"
+    shutil.copytree(POLICIES, directory)
+    (directory / "manipulations.yaml").unlink()
+    for name, text in files.items():
+        (directory / f"{name}.yaml").write_text(text)
+    trunks = (directory / "trunks.yaml").read_text()
+    if trunks_sed is not None:
+        trunks = trunks.replace(*trunks_sed, 1)
+    (directory / "trunks.yaml").write_text(trunks + extra_trunks)
+    return Net(load_policy(directory))
+
+
+def stranger_options(net: Net, n: int, user_agent: str = "softphone 1.0") -> list[bytes]:
+    data = (
+        f"OPTIONS sip:127.0.0.1 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 198.51.100.7:5060;branch=z9hG4bK-s{n};rport\r\n"
+        f"From: <sip:x@198.51.100.7>;tag=s{n}\r\nTo: <sip:127.0.0.1>\r\n"
+        f"Call-ID: stranger-{n}\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\n"
+        f"User-Agent: {user_agent}\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    return [t.data for t in net.deliver_from(STRANGER, data)]
+
+
+def test_calls_over_a_trunk_limit_get_503_and_no_b_leg(tmp_path: Path) -> None:
+    net = make_net(tmp_path, trunks_sed=("max_calls: 0", "max_calls: 2"))
+    first = net.carrier.invite("1")
+    net.carrier.invite("2")
+    net.carrier.invite("3")
+    assert len(net.pbx.requests("INVITE")) == 2
+    refused = net.carrier.take_response(503)
+    assert refused.reason == "Trunk Limit Reached"
+    assert refused.headers.get("Retry-After") == "5"
+    assert net.core.admission.active("trunk:carrier") == 2
+    # One call ends (the callee refuses it): room for the next.
+    invite = net.pbx.requests("INVITE")[0]
+    assert invite.call_id != first.call_id
+    net.pbx.respond(invite, 486)
+    net.carrier.take_response(486)
+    assert net.core.admission.active("trunk:carrier") == 1
+    net.carrier.invite("4")
+    assert len(net.pbx.requests("INVITE")) == 3
+    net.settle()
+
+
+def test_a_full_egress_trunk_is_passed_over(tmp_path: Path) -> None:
+    routes = "routes:\n  - name: out\n    from_trunk: pbx\n    to: [carrier, carrier2]\n"
+    extra = "  - name: carrier2\n    interface: external\n    address: 127.0.0.11\n"
+    net = make_net(
+        tmp_path, routes=routes, trunks_sed=("max_calls: 0", "max_calls: 1"), extra_trunks=extra
+    )
+    carrier2 = net.add_peer("carrier2", "127.0.0.11")
+    net.pbx.invite("1")
+    net.pbx.invite("2")
+    assert len(net.carrier.requests("INVITE")) == 1
+    assert len(carrier2.requests("INVITE")) == 1
+
+
+def test_answered_calls_release_their_scopes_once(tmp_path: Path) -> None:
+    net = make_net(tmp_path)
+    a = net.carrier.invite("1")
+    invite = net.pbx.take_request("INVITE")
+    net.pbx.respond(invite, 200, body=sdp(net.pbx.host))
+    net.carrier.ack(a)
+    assert net.core.admission.active("global") == 1
+    net.carrier.request(a, "BYE")
+    net.pbx.respond(net.pbx.take_request("BYE"), 200)
+    net.settle()
+    assert net.core.admission.scopes() == {} or set(net.core.admission.scopes().values()) == {0}
+
+
+def test_a_scanner_is_banned_and_then_hears_nothing(tmp_path: Path) -> None:
+    net = make_net(tmp_path)
+    assert stranger_options(net, 1, "friendly-scanner") == []
+    answers = stranger_options(net, 2)  # a different User-Agent changes nothing
+    assert answers == []
+    assert [b.source for b in net.core.guard.bans(net.now)] == ["198.51.100.7"]
+    # A trunk that happens to send the same User-Agent is never banned.
+    net.carrier.invite("1", headers=[("User-Agent", "friendly-scanner")])
+    assert net.pbx.requests("INVITE")
+
+
+def test_a_flooding_stranger_is_limited_then_banned_while_calls_go_on(tmp_path: Path) -> None:
+    net = make_net(tmp_path)
+    statuses = []
+    for n in range(200):  # all at one instant: far above 10/s, burst 20
+        for data in stranger_options(net, n):
+            message = parse_message(data)
+            statuses.append(message.status)  # type: ignore[union-attr]
+    assert statuses[:20] == [403] * 20  # within the burst: the usual answer (not a trunk)
+    limited = [s for s in statuses[20:] if s == 503]
+    assert limited  # then 503 + Retry-After ...
+    assert len(statuses) < 200  # ... until the strikes ban it: silence
+    assert net.core.guard.bans(net.now)
+    assert len(net.core.layer) == 0  # no state kept for any of it
+    net.carrier.invite("1")  # the carrier is untouched
+    assert net.pbx.requests("INVITE")
+
+
+def test_acl_denied_sources_get_silence(tmp_path: Path) -> None:
+    net = make_net(tmp_path, security="acl:\n  external:\n    deny: [198.51.100.0/24]\n")
+    assert stranger_options(net, 1) == []
+    assert net.core.guard.stats["acl_denied"] == 1
+
+
+def test_reload_keeps_counts_and_bans(tmp_path: Path) -> None:
+    net = make_net(tmp_path, trunks_sed=("max_calls: 0", "max_calls: 1"))
+    stranger_options(net, 1, "sipvicious")
+    net.carrier.invite("1")
+    net.core.set_policy(load_policy(tmp_path / "policies"), net.now)
+    net.carrier.invite("2")
+    assert len(net.pbx.requests("INVITE")) == 1  # the first call still counts
+    assert net.core.guard.bans(net.now)

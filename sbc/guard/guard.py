@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+import structlog
+
 from sbc.guard.tokens import TokenBucket
 from sbc.policy.security import (
     CLASS_OF_METHOD,
@@ -39,6 +41,8 @@ from sbc.policy.security import (
     SecurityPolicy,
     source_key,
 )
+
+log = structlog.get_logger("sbc.guard")
 
 _CACHE_LIMIT = 4096  # User-Agent verdicts kept; distinct UAs are few unless forged
 
@@ -307,6 +311,7 @@ class Guard:
         self._bans[source_ip] = ban
         self._sources.pop(source_ip, None)  # its buckets and strikes are moot now
         self.stats["banned"] += 1
+        log.warning("guard.banned", source=source_ip, reason=reason, duration_s=duration)
         self._expire_oldest(now)
         self._trim(self._bans, self._policy.bans.max_bans)
         return ban

@@ -16,6 +16,7 @@ EDGES = (
     "sbc/media/relay/engine.py",
     "sbc/media/relay/workers.py",
     "sbc/media/relay/channel.py",
+    "sbc/cdr/writer.py",
 )
 FORBIDDEN = (
     "asyncio",

@@ -154,11 +154,14 @@ class Core:
             self._on_parse_error(exc, source)
             return self._flush()
         if isinstance(message, Request):
-            trunk = self.policy.trunk_for_source(source.interface, source.host)
-            if not self._screened(message, source, trunk) or not self._trusted(
-                message, source, trunk
-            ):
-                return self._flush()
+            # A retransmission goes to its transaction (RFC 3261 §17.2.1): it was
+            # screened and charged when it first came, not again now.
+            if not self.layer.known(message):
+                trunk = self.policy.trunk_for_source(source.interface, source.host)
+                if not self._screened(message, source, trunk) or not self._trusted(
+                    message, source, trunk
+                ):
+                    return self._flush()
             self._dispatch(self.layer.receive_request(message, source, now))
         else:
             self._dispatch(self.layer.receive_response(message, source, now))

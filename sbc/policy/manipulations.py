@@ -316,8 +316,10 @@ class RewriteUserPart:
         # Valid by construction: the parts come from a parse, the user is escaped
         # (RFC 3261 §25.1), and <> are added where §20.10 requires them.
         bracketed = address.bracketed or not _NEEDS_BRACKETS.isdisjoint(str(uri))
-        text = str(Address(uri, address.display, dict(address.params), bracketed))
-        message.headers.set("From" if self.target == "from" else "To", text)
+        rewritten = Address(uri, address.display, dict(address.params), bracketed)
+        name = "From" if self.target == "from" else "To"
+        message.headers.set(name, str(rewritten))
+        message.headers.remember(name, rewritten)  # what parsing that text gives
         return True
 
     def _rewritten(self, uri: Uri) -> SipUri | TelUri | None:

@@ -211,8 +211,9 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Append a header line."""
-        self._items.append((canonical_name(name), value))
-        self._cache.clear()
+        name = canonical_name(name)
+        self._items.append((name, value))
+        self._cache.pop(name, None)
 
     def prepend(self, name: str, value: str) -> None:
         """Insert before the first header of that name (or at the top)."""
@@ -223,7 +224,7 @@ class Headers:
                 break
         else:
             self._items.insert(0, (name, value))
-        self._cache.clear()
+        self._cache.pop(name, None)
 
     def set(self, name: str, value: str) -> None:
         """Replace every line of ``name`` by one line, keeping the first position."""
@@ -234,7 +235,7 @@ class Headers:
         name = canonical_name(name)
         before = len(self._items)
         self._items = [(n, v) for n, v in self._items if n != name]
-        self._cache.clear()
+        self._cache.pop(name, None)
         return before - len(self._items)
 
     def replace_values(self, name: str, values: list[str]) -> None:
@@ -251,15 +252,21 @@ class Headers:
         if not placed:
             new.extend((name, value) for value in values)
         self._items = new
-        self._cache.clear()
+        self._cache.pop(name, None)
 
     def parsed(self, key: str, parse: Callable[[], T]) -> T:
-        """Memoize a parsed view until the next change."""
+        """Memoize a parsed view of header ``key`` (its canonical name) until
+        that header changes; edits of other headers keep it."""
         try:
             return self._cache[key]  # type: ignore[no-any-return]
         except KeyError:
             value = self._cache[key] = parse()
             return value
+
+    def remember(self, key: str, value: object) -> None:
+        """Seed the parsed view of header ``key`` (just set from ``value``), so a
+        rewrite does not pay for parsing what it has just built."""
+        self._cache[key] = value
 
     def forget_parsed(self) -> None:
         """Drop the parsed views (they come back on demand): messages kept only

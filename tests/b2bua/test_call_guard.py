@@ -134,3 +134,15 @@ def test_reload_keeps_counts_and_bans(tmp_path: Path) -> None:
     net.carrier.invite("2")
     assert len(net.pbx.requests("INVITE")) == 1  # the first call still counts
     assert net.core.guard.bans(net.now)
+
+
+def test_a_retransmitted_invite_is_not_charged_again(tmp_path: Path) -> None:
+    security = "rate_limits:\n  per_trunk:\n    carrier: {INVITE: {rate: 0.01, burst: 1}}\n"
+    net = make_net(tmp_path, security=security)
+    a = net.carrier.invite("1")
+    net.pbx.respond(net.pbx.take_request("INVITE"), 480)
+    assert net.carrier.take_response(480)
+    assert a.invite is not None
+    net.carrier.resend(a.invite)  # its 480 was lost, say
+    assert net.carrier.take_response(480)  # the transaction answers again: no 503
+    assert not net.carrier.responses(503)

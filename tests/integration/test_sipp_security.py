@@ -488,12 +488,6 @@ def test_trunk_call_rate_limit_admits_one_of_a_burst(
 # --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="sbc/b2bua/core.py receive(): the guard charges a retransmitted INVITE to the "
-    "rate limit before transaction matching and answers it a stateless 503, a second final "
-    "response for a transaction that already has one (RFC 3261 §17.2.1)",
-)
 def test_retransmitted_invite_is_not_refused_by_the_rate_limit(guarded_sbc: SbcProcess) -> None:
     """``trickle`` may send one INVITE per 100 s; its route answers 480. The
     INVITE's retransmission is the same transaction, not a new request: the

@@ -114,6 +114,16 @@ class TransactionLayer:
         """2xx responses still re-sent while waiting for their ACK."""
         return len(self._acks)
 
+    def known(self, request: Request) -> bool:
+        """A retransmission of a request a transaction already has (or, for an
+        ACK, one that a transaction or a 2xx awaiting its ACK will absorb)."""
+        if request.method == "ACK":
+            return (
+                server_key(request, "INVITE") in self._servers
+                or (request.call_id, request.cseq.seq) in self._acks
+            )
+        return server_key(request, request.method) in self._servers
+
     # --- network input ----------------------------------------------------
 
     def receive_request(self, request: Request, source: Target, now: float) -> list[Action]:

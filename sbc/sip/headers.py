@@ -275,4 +275,8 @@ class Headers:
         self._cache.clear()
 
     def copy(self) -> Headers:
-        return Headers(list(self._items))
+        """The same lines; parsed views are shared, being read-only by contract
+        (code that needs to change one copies it first, as every caller does)."""
+        twin = Headers(list(self._items))
+        twin._cache = dict(self._cache)
+        return twin

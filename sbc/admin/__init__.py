@@ -1,0 +1,1 @@
+"""The admin plane: REST API, metrics and the facade they read (see context.py)."""

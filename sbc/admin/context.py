@@ -129,6 +129,7 @@ class AdminContext(Protocol):
 
     def resolve(
         self,
+        *,
         method: str,
         source: str,
         interface: str,

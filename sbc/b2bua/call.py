@@ -45,6 +45,7 @@ from sbc.b2bua.relay import (
 )
 from sbc.b2bua.reliable import ReliableProvisional, is_reliable, prack_for
 from sbc.b2bua.session_timer import SessionTimer, a_leg_timer, b_leg_timer, refresh_request
+from sbc.media.codecs import codecs_of
 from sbc.media.interface import MediaError
 from sbc.policy import Trunk
 from sbc.sip.dialog import TARGET_REFRESH_METHODS, Dialog
@@ -133,6 +134,9 @@ class Call:
     next_trunks: list[Trunk] = field(default_factory=list)
     failover_on: frozenset[int] = frozenset()
     a_saw_media: bool = False  # the caller got SDP from us: its B-leg is committed
+    failovers: int = 0
+    ringing: float | None = None  # first 18x from the B-leg
+    codecs: tuple[str, ...] = ()  # as the callee's answer settled them
     # Admission scopes this call holds (released once, when it ends).
     admitted: list[str] = field(default_factory=list)
     egress_scopes: tuple[str, ...] = ()
@@ -235,6 +239,9 @@ class Call:
 
     def _on_provisional(self, response: Response, now: float) -> None:
         self.b_provisional = True
+        if self.ringing is None and 180 <= response.status < 190:
+            self.ringing = now
+            self.sig.call_event("ringing", self)
         self._update_b_dialog(response)
         if self.cancel_pending:
             self._cancel_b_invite()
@@ -272,6 +279,9 @@ class Call:
             return
         self.answered = now
         self.final_status = response.status
+        if has_sdp(response):
+            self.codecs = codecs_of(response.body)
+        self.sig.call_event("answered", self)
         self.deadlines.pop("no_answer", None)
         self.reliable = None
         self.deadlines.pop("rel1xx", None)
@@ -297,6 +307,7 @@ class Call:
             trunk = self.b.trunk.name if self.b.trunk else None
             self.log("call.failover", status=response.status, failed_trunk=failed, trunk=trunk)
             assert self.b_invite_pending is not None  # set by the core's failover
+            self.failovers += 1
             self.start(self.b_invite_pending, now)
             return
         if self.state in (CallState.CALLING, CallState.EARLY):

@@ -25,12 +25,14 @@ import structlog
 
 from sbc.b2bua.call import Call, CallState
 from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS, CallConfig
+from sbc.b2bua.counters import CallCounters
 from sbc.b2bua.identity import user_of
 from sbc.b2bua.leg import Leg, Side
 from sbc.b2bua.liveness import Liveness, Probe, options_probe, probe_target
 from sbc.b2bua.outbound import build_b_invite
 from sbc.b2bua.pending import Kind, Pending
 from sbc.b2bua.session_timer import parse_session_expires
+from sbc.cdr.record import disposition
 from sbc.guard import Admission, Guard, Rejection
 from sbc.media.interface import LegMedia, MediaHandler, PassthroughMedia
 from sbc.policy import Policy, RouteContext, Trunk
@@ -111,6 +113,9 @@ class Core:
         self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
         self.liveness = Liveness()
         self.liveness.set_trunks(policy.trunks, 0.0)
+        self.counters = CallCounters()
+        # Told of every call event (the runtime writes CDRs from it).
+        self.on_call_event: Callable[[str, Call], None] | None = None
         self.guard = Guard(policy.security)  # bans and buckets outlive policy swaps
         self.admission = Admission(policy.admission)
         self.config = call_config(policy)
@@ -237,6 +242,8 @@ class Core:
         else:
             target = leg.next_hop()
             self._outbound(request, leg.trunk)
+        if pending.kind is Kind.INVITE and leg.trunk is not None:
+            self.counters.attempts[(leg.trunk.name, "out")] += 1
         tx, actions = self.layer.send_request(request, target, self._now)
         tx.context = pending
         self._dispatch(actions)
@@ -251,6 +258,15 @@ class Core:
         self._outbound(ack, leg.trunk)
         self._dispatch(self.layer.transmit(ack, leg.next_hop()))
 
+    def call_event(self, event: str, call: Call) -> None:
+        if event == "answered" and call.answered is not None:
+            self.counters.setup_time.observe(call.answered - call.started)
+        elif event == "ended":
+            outcome = disposition(call.final_status, call.answered is not None, call.end_reason)
+            self.counters.completions[outcome.value] += 1
+        if self.on_call_event is not None:
+            self.on_call_event(event, call)
+
     def call_ended(self, call: Call) -> None:
         # Break the call <-> transaction cycles so the call is freed by
         # reference counting now, not by a full GC pass later.
@@ -261,6 +277,7 @@ class Core:
         self._scheduled.pop(call.id, None)
         self.admission.release(call.admitted)
         call.admitted = []
+        self.call_event("ended", call)
         for side in (Side.A, Side.B):
             dialog = call.leg(side).dialog
             key = self._dialog_key(call, side, dialog)
@@ -306,6 +323,10 @@ class Core:
             return
         if not isinstance(pending, Pending) or pending.call.ended is not None:
             return
+        final = response.status if response is not None else status
+        if pending.kind is Kind.INVITE and final is not None and final >= 200:
+            trunk = pending.leg.trunk.name if pending.leg.trunk is not None else ""
+            self.counters.finals[(trunk, final)] += 1
         call = pending.call
         if response is not None:
             if pending.kind is Kind.INVITE and 100 < response.status < 300:
@@ -436,8 +457,10 @@ class Core:
         call.failover_on = route.failover_on
         call.next_trunks = candidates
         self.stats["calls_started"] += 1
+        self.counters.attempts[(trunk.name, "in")] += 1
         b_invite = call.b_invite_pending
         assert b_invite is not None
+        self.call_event("started", call)
         self._guarded(call, lambda: call.start(b_invite, self._now))
 
     def failover(self, call: Call) -> bool:

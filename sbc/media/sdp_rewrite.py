@@ -3,7 +3,8 @@
 Pure functions over :mod:`sbc.sip.sdp`'s model. :func:`read_media` says
 what one leg's m= line asks for (where to send RTP and RTCP, rtcp-mux, the
 payload types, hold); :func:`anchor_media` and :func:`anchor_session` make
-a body name only the SBC's own address and ports; :class:`LegOrigin` keeps
+a body name only the SBC's own address and ports and drop what names the
+peer's product, host or people (i=, u=, e=, p=, a=tool); :class:`LegOrigin` keeps
 the o= and s= lines the SBC writes towards one leg (RFC 3264 §8: the version moves
 only when the body changes); :func:`payload_map` derives RTP payload-type
 rewrites between legs that number a codec differently (RFC 4733 §2.1, RFC
@@ -26,6 +27,7 @@ from sbc.media.interface import MediaError
 from sbc.sip.sdp import (
     DEFAULT_DIRECTION,
     Connection,
+    Field,
     MediaDescription,
     SdpLine,
     SessionDescription,
@@ -73,6 +75,12 @@ ORIGIN_USERNAME = "sbc"
 #: peer's own name (often its product or host name) never crosses.
 SESSION_NAME = "-"
 NETTYPE = "IN"
+#: RFC 8866 §5.4-5.6: session information (media title at media level), URI,
+#: e-mail and phone. All optional, and they name the peer's product, host or
+#: people: they never cross. (k=, obsolete since RFC 8866 §5.12, is left alone.)
+IDENTITY_FIELDS = frozenset("iuep")
+#: RFC 8866 §6.3: the session-level ``a=tool:`` names the peer's product.
+TOOL = "tool"
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,18 +192,21 @@ def _codecs(media: MediaDescription) -> tuple[tuple[int, str], ...]:
 
 
 def anchor_session(sdp: SessionDescription, address: str) -> None:
-    """Session-level lines: c= names ``address`` (0.0.0.0 hold kept), no ICE."""
+    """Session-level lines: c= names ``address`` (0.0.0.0 hold kept), no ICE,
+    no i=/u=/e=/p= and no a=tool (:data:`IDENTITY_FIELDS`, :data:`TOOL`)."""
     _rewrite_connections(sdp.lines, address)
-    sdp.remove_attributes(*ICE_ATTRIBUTES)
+    _drop_identity(sdp.lines)
+    sdp.remove_attributes(*ICE_ATTRIBUTES, TOOL)
 
 
 def anchor_media(media: MediaDescription, local: Endpoint | None, address: str) -> None:
-    """One m= line sent to a leg: our ``address`` and ``local`` port, no ICE.
+    """One m= line sent to a leg: our ``address`` and ``local`` port, no ICE, no i=.
 
     ``local`` None rejects the stream (port 0, RFC 3264 §6) in position.
     Direction attributes, codecs, crypto and fingerprints are left alone.
     """
     _rewrite_connections(media.lines, address)
+    _drop_identity(media.lines)
     media.remove_attributes(*ICE_ATTRIBUTES)
     if local is None:
         media.port, media.port_count = 0, None
@@ -256,6 +267,15 @@ def add_ice_media(
     if not mux:
         media.add_attribute(CANDIDATE, host_candidate(COMPONENT_RTCP, address, local.port + 1))
     media.add_attribute(END_OF_CANDIDATES)
+
+
+def _drop_identity(lines: list[SdpLine]) -> None:
+    """Remove the :data:`IDENTITY_FIELDS` lines; the others keep their bytes.
+
+    Done before :meth:`LegOrigin.stamp` compares bodies, so a re-offer that
+    differs only in these lines is unchanged for the other leg (RFC 3264 §8).
+    """
+    lines[:] = [ln for ln in lines if not (isinstance(ln, Field) and ln.type in IDENTITY_FIELDS)]
 
 
 def _rewrite_connections(lines: list[SdpLine], address: str) -> None:

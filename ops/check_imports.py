@@ -13,6 +13,7 @@ EDGES = (
     "sbc/app.py",
     "sbc/load.py",
     "sbc/watch.py",
+    "sbc/admin/facade.py",
     "sbc/media/relay/engine.py",
     "sbc/media/relay/workers.py",
     "sbc/media/relay/channel.py",

@@ -13,7 +13,12 @@ from pathlib import Path
 
 import structlog
 
+from sbc.admin.facade import RuntimeFacade
+from sbc.b2bua.call import Call
+from sbc.b2bua.cdr import record_of
 from sbc.b2bua.core import Core
+from sbc.cdr import SqliteCdrStore
+from sbc.cdr.writer import CdrWriter
 from sbc.gctune import FULL_COLLECTION_INTERVAL_S, full_collection, tune_gc
 from sbc.load import LoadMonitor
 from sbc.log import configure_logging
@@ -54,6 +59,12 @@ class Runtime:
         self._gc_handle: asyncio.TimerHandle | None = None
         self._relay: RelayEngine | WorkerPool | None = None
         self.watcher = PolicyWatcher(directory, lambda: self.policy, self.apply_policy)
+        self.listening = False
+        self.cdr: CdrWriter | None = None
+        # Media counters of calls that have ended (live calls are read on demand).
+        self.media_totals: dict[str, float] = {"packets": 0.0, "octets": 0.0, "lost": 0.0}
+        self.facade = RuntimeFacade(self)
+        self.core.on_call_event = self._on_call_event
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -62,6 +73,7 @@ class Runtime:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self.cdr = self._open_cdr()
         self.core.media = await self._start_media()
         self._load = LoadMonitor(
             self._loop,
@@ -80,6 +92,7 @@ class Runtime:
                 port=interface.port,
                 transports=sorted(interface.transports),
             )
+        self.listening = True
 
     async def serve(self) -> int:
         await self.start()
@@ -117,10 +130,22 @@ class Runtime:
         elif self._relay is not None:
             self._relay.close()
         await self.transport.close()
+        if self.cdr is not None:
+            await self.cdr.aclose()  # every record of every call written
         log.info("sbc.stopped", calls_left=len(self.core.calls))
 
     def stop(self) -> None:
         self._stop.set()
+
+    def hangup(self, call_id: str, reason: str = "hung up by operator") -> None:
+        self._send(self.core.hangup(call_id, self.loop.time(), reason=reason))
+
+    def media_alive(self) -> bool:
+        """Media can be relayed: in-process, not anchored, or a worker is alive."""
+        return not isinstance(self._relay, WorkerPool) or bool(self._relay.pids())
+
+    def loop_lag(self) -> float:
+        return self._load.lag if self._load is not None else 0.0
 
     def apply_policy(self, policy: Policy) -> None:
         """Swap in a validated policy: new calls follow it, established calls go on."""
@@ -151,6 +176,27 @@ class Runtime:
         self._relay = relay
         log.info("media.anchoring", workers=settings.workers, inactivity_timeout_s=timeout)
         return MediaAnchor(relay, PortPool())
+
+    def _open_cdr(self) -> CdrWriter | None:
+        """The CDR store (records left open by a crash are completed now)."""
+        settings = self.policy.settings.cdr
+        if not settings.enabled:
+            return None
+        return CdrWriter(SqliteCdrStore(settings.path))
+
+    def _on_call_event(self, event: str, call: Call) -> None:
+        if event == "ended" and call.media_stats is not None:
+            stats = call.media_stats
+            self.media_totals["packets"] += stats.packets
+            self.media_totals["octets"] += stats.octets
+            self.media_totals["lost"] += stats.lost
+        if self.cdr is None or self._loop is None:
+            return
+        record = record_of(call, self.facade.wall)
+        if event == "ended":
+            self.cdr.submit_close(record)
+        elif event in ("started", "answered"):
+            self.cdr.submit_open(record)  # a crash mid-call still leaves its trace
 
     def _on_media_inactive(self, session: str) -> None:
         self._on_media_lost(session, "media inactivity")

@@ -46,7 +46,7 @@ from sbc.b2bua.relay import (
 from sbc.b2bua.reliable import ReliableProvisional, is_reliable, prack_for
 from sbc.b2bua.session_timer import SessionTimer, a_leg_timer, b_leg_timer, refresh_request
 from sbc.media.codecs import codecs_of
-from sbc.media.interface import MediaError
+from sbc.media.interface import MediaError, MediaStats
 from sbc.policy import Trunk
 from sbc.sip.dialog import TARGET_REFRESH_METHODS, Dialog
 from sbc.sip.errors import SipError
@@ -137,6 +137,7 @@ class Call:
     failovers: int = 0
     ringing: float | None = None  # first 18x from the B-leg
     codecs: tuple[str, ...] = ()  # as the callee's answer settled them
+    media_stats: MediaStats | None = None  # kept when the call ends
     # Admission scopes this call holds (released once, when it ends).
     admitted: list[str] = field(default_factory=list)
     egress_scopes: tuple[str, ...] = ()
@@ -735,6 +736,7 @@ class Call:
         self.ended = now
         self.end_reason = self.end_reason or reason
         self.deadlines.clear()
+        self.media_stats = self.sig.media.stats(self.id)  # the relay's last word, for the CDR
         self.sig.media.delete(self.id)
         self.sig.call_ended(self)
         self.log(

@@ -43,6 +43,8 @@ def record_of(call: Call, to_wall: Callable[[float], float]) -> CdrRecord:
     )
     if call.ended is None:
         return record
+    if call.media_stats is not None:
+        record = record.with_media(call.media_stats)
     return completed(
         record,
         end=to_wall(call.ended),

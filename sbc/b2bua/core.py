@@ -707,6 +707,7 @@ class Core:
         if call.ended is None and call.state is not CallState.TERMINATING:
             call.state = CallState.TERMINATED
             call.ended = self._now
+            call.media_stats = self.media.stats(call.id)
             self.media.delete(call.id)
             self.call_ended(call)
 

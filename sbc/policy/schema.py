@@ -331,6 +331,22 @@ class LoggingSettings(_Strict):
     json_: Annotated[bool, Strict()] | None = Field(default=None, alias="json")
 
 
+class AdminSettings(_Strict):
+    """The REST admin plane (bearer token from SBC_ADMIN_TOKEN or ``token_file``)."""
+
+    enabled: Annotated[bool, Strict()] = True
+    address: IPAddress = "127.0.0.1"
+    port: Port = 8080
+    token_file: StrictStr | None = None
+
+
+class CdrSettings(_Strict):
+    """Call detail records: SQLite database path (relative = to the working directory)."""
+
+    enabled: Annotated[bool, Strict()] = True
+    path: Annotated[str, Strict(), Field(min_length=1)] = "sbc-cdr.sqlite"
+
+
 class Settings(_Strict):
     """``sbc.yaml``: global settings, every field optional."""
 
@@ -338,3 +354,5 @@ class Settings(_Strict):
     calls: CallSettings = CallSettings()
     media: MediaSettings = MediaSettings()
     logging: LoggingSettings = LoggingSettings()
+    admin: AdminSettings = AdminSettings()
+    cdr: CdrSettings = CdrSettings()

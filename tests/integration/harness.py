@@ -776,6 +776,8 @@ class SbcProcess:
             for t in extra_trunks
         ]
         self.extra_files = dict(extra_files or {})
+        self.admin_port = free_port("127.0.0.1", udp=False)
+        self.cdr_path = workdir / "cdr.sqlite"
         self.proc: subprocess.Popen[bytes] | None = None
         self.stdout_path = workdir / "sbc.stdout"
         self.stderr_path = workdir / "sbc.stderr"
@@ -833,7 +835,9 @@ class SbcProcess:
         )
         (self.policies / "routes.yaml").write_text(self.routes_yaml)
         (self.policies / "sbc.yaml").write_text(
-            f"sip: {{t1_ms: {self.t1_ms}}}\n" + self.extra_sbc_yaml
+            f"sip: {{t1_ms: {self.t1_ms}}}\n"
+            f"admin: {{port: {self.admin_port}}}\n"
+            f"cdr: {{path: {self.cdr_path}}}\n" + self.extra_sbc_yaml
         )
         for name, text in self.extra_files.items():
             (self.policies / name).write_text(text)

@@ -382,7 +382,11 @@ class Core:
         self._guarded(call, lambda: call.on_request(side, view, tx, self._now), tx)
 
     def _options(self, request: Request, source: Target, tx: ServerTransaction) -> None:
-        """OPTIONS outside a dialog is for us: keepalive and monitoring (RFC 3261 §11)."""
+        """OPTIONS outside a dialog is for us: keepalive and monitoring (RFC 3261 §11).
+        While draining it says 503, so carriers probing us stop sending calls."""
+        if self.draining:
+            self._reply(tx, 503, "Shutting Down", {"Retry-After": "30"})
+            return
         response = build_response(request, 200, to_tag=new_tag())
         response.headers.add("Allow", ALLOW_METHODS)
         response.headers.add("Accept", "application/sdp")

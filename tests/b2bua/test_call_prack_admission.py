@@ -154,3 +154,11 @@ def _call(net: Net) -> tuple[Dlg, Dlg]:
 def _with(data: bytes, old: bytes, new: bytes) -> bytes:
     assert old in data
     return data.replace(old, new)
+
+
+def test_options_while_draining_say_503(net: Net) -> None:
+    dlg = net.carrier.invite(send=False)
+    net.core.begin_drain()
+    net.carrier.request(dlg, "OPTIONS")
+    refused = net.carrier.take_response(503)
+    assert refused.headers.get("Retry-After") == "30"

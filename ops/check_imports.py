@@ -18,6 +18,8 @@ EDGES = (
     "sbc/media/relay/workers.py",
     "sbc/media/relay/channel.py",
     "sbc/cdr/writer.py",
+    "sbc/admin/api.py",
+    "sbc/admin/server.py",
 )
 FORBIDDEN = (
     "asyncio",

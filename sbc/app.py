@@ -14,10 +14,18 @@ from pathlib import Path
 import structlog
 
 from sbc.admin.facade import RuntimeFacade
+from sbc.admin.metrics import build_registry, render_metrics
+from sbc.admin.server import (
+    AdminConfigError,
+    AdminServer,
+    AdminSettings,
+    launch_admin,
+    load_token,
+)
 from sbc.b2bua.call import Call
 from sbc.b2bua.cdr import record_of
 from sbc.b2bua.core import Core
-from sbc.cdr import SqliteCdrStore
+from sbc.cdr import CdrStoreError, SqliteCdrStore
 from sbc.cdr.writer import CdrWriter
 from sbc.gctune import FULL_COLLECTION_INTERVAL_S, full_collection, tune_gc
 from sbc.load import LoadMonitor
@@ -34,6 +42,9 @@ from sbc.transport import Inbound, Peer, TransportManager, install_best_event_lo
 from sbc.watch import PolicyWatcher
 
 log = structlog.get_logger("sbc")
+
+#: ``sbc run`` exit status when a listener, the admin API or the CDR store cannot start.
+EXIT_START_FAILED = 3
 
 #: After the grace period, how long the final BYEs may take before we exit.
 _FINAL_BYE_WAIT = 2.0
@@ -60,6 +71,7 @@ class Runtime:
         self._relay: RelayEngine | WorkerPool | None = None
         self.watcher = PolicyWatcher(directory, lambda: self.policy, self.apply_policy)
         self.listening = False
+        self.admin: AdminServer | None = None
         self.cdr: CdrWriter | None = None
         # Media counters of calls that have ended (live calls are read on demand).
         self.media_totals: dict[str, float] = {"packets": 0.0, "octets": 0.0, "lost": 0.0}
@@ -93,9 +105,15 @@ class Runtime:
                 transports=sorted(interface.transports),
             )
         self.listening = True
+        self.admin = await self._start_admin()
 
     async def serve(self) -> int:
-        await self.start()
+        try:
+            await self.start()
+        except (AdminConfigError, CdrStoreError, OSError) as exc:
+            log.error("sbc.start_failed", error=str(exc))
+            await self.shutdown(0.0)  # whatever did start (workers, sockets) goes
+            return EXIT_START_FAILED
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self._stop.set)
         tune_gc()
@@ -119,6 +137,8 @@ class Runtime:
             while self.core.calls and self.loop.time() < deadline:
                 await asyncio.sleep(0.05)
         await self.watcher.stop()
+        if self.admin is not None:
+            await self.admin.stop()
         if self._timer is not None:
             self._timer.cancel()
         if self._load is not None:
@@ -176,6 +196,23 @@ class Runtime:
         self._relay = relay
         log.info("media.anchoring", workers=settings.workers, inactivity_timeout_s=timeout)
         return MediaAnchor(relay, PortPool())
+
+    async def _start_admin(self) -> AdminServer | None:
+        """The REST plane in this process and loop (refuses a non-loopback bind
+        without a token: :class:`AdminConfigError` stops the start)."""
+        settings = self.policy.settings.admin
+        if not settings.enabled:
+            return None
+        token_file = Path(settings.token_file) if settings.token_file else None
+        token = load_token(file=token_file)
+        registry = build_registry(self.facade)
+        server = await launch_admin(
+            self.facade,
+            AdminSettings(settings.address, settings.port, token),
+            metrics=lambda: render_metrics(registry),
+        )
+        log.info("admin.listening", address=server.host, port=server.port, auth=token is not None)
+        return server
 
     def _open_cdr(self) -> CdrWriter | None:
         """The CDR store (records left open by a crash are completed now)."""

@@ -753,8 +753,12 @@ class SbcProcess:
         routes_yaml: str | None = None,
         extra_trunks: Sequence[TrunkDef] = (),
         extra_files: Mapping[str, str] | None = None,
+        admin_token: str | None = None,
+        admin_address: str = "127.0.0.1",
     ) -> None:
         self.workdir = workdir
+        self.admin_token = admin_token
+        self.admin_address = admin_address
         self.transport = transport
         self.t1_ms = t1_ms
         self.policies = workdir / "policies"
@@ -782,6 +786,19 @@ class SbcProcess:
         self.stdout_path = workdir / "sbc.stdout"
         self.stderr_path = workdir / "sbc.stderr"
         self.write_policies()
+
+    def _token_file(self) -> str:
+        """The admin token goes into a file only its owner reads."""
+        if self.admin_token is None:
+            return ""
+        path = self.workdir / "admin.token"
+        path.write_text(self.admin_token + "\n")
+        path.chmod(0o600)
+        return f", token_file: {path}"
+
+    @property
+    def admin_url(self) -> str:
+        return f"http://127.0.0.1:{self.admin_port}"
 
     # -- addresses ------------------------------------------------------------
     @property
@@ -836,7 +853,8 @@ class SbcProcess:
         (self.policies / "routes.yaml").write_text(self.routes_yaml)
         (self.policies / "sbc.yaml").write_text(
             f"sip: {{t1_ms: {self.t1_ms}}}\n"
-            f"admin: {{port: {self.admin_port}}}\n"
+            f"admin: {{address: {self.admin_address}, port: {self.admin_port}"
+            f"{self._token_file()}}}\n"
             f"cdr: {{path: {self.cdr_path}}}\n" + self.extra_sbc_yaml
         )
         for name, text in self.extra_files.items():

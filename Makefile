@@ -7,9 +7,13 @@ run:  ## set up, then run the SBC on the demo policies
 test:  ## set up, then run lint, type checks and the whole test suite
 	ops/test.sh
 
-bench:  ## signalling and parser benchmarks (one line each)
+bench:  ## signalling, parser, policy, guard and CDR benchmarks (one line each)
 	ops/setup.sh --dev
 	.venv/bin/python bench/parser.py
 	.venv/bin/python bench/core.py
 	.venv/bin/python bench/signalling.py
 	.venv/bin/python bench/memory.py
+	.venv/bin/python bench/policy.py
+	.venv/bin/python bench/guard.py
+	.venv/bin/python bench/manipulations.py
+	.venv/bin/python bench/cdr.py

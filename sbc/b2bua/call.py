@@ -143,14 +143,22 @@ class Call:
     egress_scopes: tuple[str, ...] = ()
 
     def log(self, event: str, **fields: object) -> None:
-        """One line per call event, bound to the call (no per-packet logging)."""
-        log.info(event, call=self.id, a_call_id=self.a_invite.call_id, **fields)
+        """One line per call event, bound to the call and its trunks (never per packet)."""
+        log.info(event, **self._bound(), **fields)
 
     def debug(self, event: str, **fields: object) -> None:
-        log.debug(event, call=self.id, a_call_id=self.a_invite.call_id, **fields)
+        log.debug(event, **self._bound(), **fields)
 
     def log_exception(self, event: str) -> None:
-        log.exception(event, call=self.id, a_call_id=self.a_invite.call_id)
+        log.exception(event, **self._bound())
+
+    def _bound(self) -> dict[str, object]:
+        return {
+            "call": self.id,
+            "a_call_id": self.a_invite.call_id,
+            "in_trunk": self.a.trunk.name if self.a.trunk else None,
+            "out_trunk": self.b.trunk.name if self.b.trunk else None,
+        }
 
     @property
     def a_tag(self) -> str:
@@ -190,7 +198,6 @@ class Call:
             "call.start",
             late_offer=self.late_offer,
             b_call_id=b_invite.call_id,
-            trunk=self.b.trunk.name if self.b.trunk else None,
             route=self.route,
         )
 

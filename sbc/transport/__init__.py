@@ -1,14 +1,21 @@
-"""asyncio shells for SIP over UDP and TCP (the only I/O of the signalling path)."""
+"""asyncio shells for SIP over UDP, TCP and TLS (the only I/O of the signalling path)."""
 
+from sbc.transport.backoff import BackoffPolicy
 from sbc.transport.loop import install_best_event_loop
 from sbc.transport.manager import TransportManager
-from sbc.transport.types import TCP, UDP, Inbound, Peer, TransportStats
+from sbc.transport.tls import TlsClientConfig, TlsConfigError, TlsServerConfig
+from sbc.transport.types import TCP, TLS, UDP, Inbound, Peer, TransportStats
 
 __all__ = [
     "TCP",
+    "TLS",
     "UDP",
+    "BackoffPolicy",
     "Inbound",
     "Peer",
+    "TlsClientConfig",
+    "TlsConfigError",
+    "TlsServerConfig",
     "TransportManager",
     "TransportStats",
     "install_best_event_loop",

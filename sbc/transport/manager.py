@@ -11,6 +11,12 @@ loudly. Failures are counted, logged without per-packet noise, and when
 they matter to a client transaction (RFC 3261 §17.1.4) reported through
 ``on_transport_error`` on a later loop iteration, so the core is never
 re-entered from inside its own ``send`` call.
+
+TLS (RFC 3261 §26.2.1) is a third transport on the same connection pool
+as TCP: a listener per interface with its own certificate
+(:class:`~sbc.transport.tls.TlsServerConfig`), and outbound connections
+whose trust settings come from a per-destination
+:class:`~sbc.transport.tls.TlsClientConfig`.
 """
 
 from __future__ import annotations
@@ -18,12 +24,14 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import errno
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 
 import structlog
 
+from sbc.transport.backoff import BackoffPolicy, ConnectBackoff
 from sbc.transport.pool import TcpPool
-from sbc.transport.types import TCP, TRANSPORTS, UDP, Inbound, Peer, TransportStats
+from sbc.transport.tls import TlsClientConfig, TlsClients, TlsServerConfig, server_context
+from sbc.transport.types import STREAMS, TCP, TLS, TRANSPORTS, UDP, Inbound, Peer, TransportStats
 from sbc.transport.udp import UdpEndpoint
 
 __all__ = ["TransportManager"]
@@ -35,13 +43,20 @@ _SAME_PORT_ATTEMPTS = 8
 
 
 class TransportManager:
-    """UDP and TCP listeners per named interface, plus the TCP connection pool.
+    """UDP, TCP and TLS listeners per named interface, plus the stream connection pool.
 
     ``on_message`` receives every SIP message (keepalives are answered or
     dropped here). ``on_transport_error(peer, reason)`` learns about sends
     that could not be carried out. Both are called from the event loop; an
     exception they raise is logged and swallowed so one bad message can
     never stop a listener.
+
+    ``tls_clients`` maps a destination ``(host, port)`` to the settings for
+    TLS connections toward it; other TLS destinations use ``tls_default``
+    (the system CA store and the destination's address as the name to
+    verify; None refuses them). ``connect_backoff`` says how long connects
+    toward a destination that just failed are held back, and for which
+    transports (TLS only by default).
     """
 
     def __init__(
@@ -53,6 +68,9 @@ class TransportManager:
         tcp_connect_timeout: float = 10.0,
         max_connections: int = 10000,
         max_message: int = 65535,
+        tls_clients: Mapping[tuple[str, int], TlsClientConfig] | None = None,
+        tls_default: TlsClientConfig | None = TlsClientConfig(),  # noqa: B008 - frozen
+        connect_backoff: BackoffPolicy = BackoffPolicy(),  # noqa: B008 - frozen
     ) -> None:
         self._on_message = on_message
         self._on_transport_error = on_transport_error
@@ -68,6 +86,8 @@ class TransportManager:
             connect_timeout=tcp_connect_timeout,
             max_connections=max_connections,
             max_message=max_message,
+            backoff=ConnectBackoff(connect_backoff),
+            tls_clients=_tls_clients(tls_clients or {}, tls_default),
         )
         self._loop: asyncio.AbstractEventLoop | None = None
 
@@ -76,11 +96,24 @@ class TransportManager:
         """A snapshot of the counters (a copy: safe to keep and compare)."""
         return dataclasses.replace(self._stats)
 
-    async def listen(self, interface: str, host: str, port: int, transports: Iterable[str]) -> None:
-        """Bind ``transports`` ("udp", "tcp") on ``host:port`` for ``interface``.
+    async def listen(
+        self,
+        interface: str,
+        host: str,
+        port: int,
+        transports: Iterable[str],
+        *,
+        tls: TlsServerConfig | None = None,
+        tls_port: int | None = None,
+    ) -> None:
+        """Bind ``transports`` ("udp", "tcp", "tls") on ``host`` for ``interface``.
 
-        With port 0 and both transports, UDP and TCP get the same free port,
-        as a SIP interface is one address for both.
+        UDP and TCP share ``port``: with port 0 and both, they get the same
+        free port, as a SIP interface is one address for both. TLS needs
+        ``tls`` (its certificate) and listens on ``tls_port``, which may be
+        omitted when TLS is the only transport (then ``port``); 5061 is the
+        usual value (RFC 3261 §26.2.1). A bad certificate or key raises
+        :class:`~sbc.transport.tls.TlsConfigError` before anything is bound.
         """
         wanted = {name.lower() for name in transports}
         unknown = wanted - TRANSPORTS
@@ -88,15 +121,30 @@ class TransportManager:
             raise ValueError(f"transports must be among {sorted(TRANSPORTS)}, got {sorted(wanted)}")
         if interface in self._hosts:
             raise ValueError(f"interface {interface!r} is already listening")
+        if (TLS in wanted) != (tls is not None):
+            raise ValueError("transports include tls exactly when tls settings are given")
+        if tls_port is None and TLS in wanted:
+            if wanted != {TLS}:
+                raise ValueError("tls next to udp/tcp needs its own tls_port")
+            tls_port = port
         self._loop = asyncio.get_running_loop()
+        context = server_context(tls) if tls is not None else None
         for attempt in range(_SAME_PORT_ATTEMPTS):
             try:
-                await self._bind(interface, host, port, wanted)
+                await self._bind(interface, host, port, wanted - {TLS})
                 break
             except OSError as exc:
                 retry = port == 0 and exc.errno == errno.EADDRINUSE
                 if not retry or attempt == _SAME_PORT_ATTEMPTS - 1:
                     raise
+        if tls is not None and context is not None and tls_port is not None:
+            try:
+                await self._tcp.listen_tls(
+                    interface, host, tls_port, context, tls.pinned_client_fingerprints
+                )
+            except BaseException:
+                await self._unbind(interface)
+                raise
         self._hosts[interface] = host
         log.info("transport_listening", interface=interface, host=host, transports=sorted(wanted))
 
@@ -119,21 +167,52 @@ class TransportManager:
                 await self._tcp.unlisten(interface)
                 raise
 
+    async def _unbind(self, interface: str) -> None:
+        endpoint = self._udp.pop(interface, None)
+        if endpoint is not None:
+            endpoint.close()
+        await self._tcp.unlisten(interface)
+
     def bound(self, interface: str, transport: str) -> tuple[str, int]:
         """The actual address ``interface`` listens on for ``transport`` (KeyError if none)."""
         if transport == UDP and interface in self._udp:
             return self._udp[interface].local
-        address = self._tcp.local_address(interface) if transport == TCP else None
+        address = self._tcp.local_address(interface, transport) if transport in STREAMS else None
         if address is None:
             raise KeyError(f"interface {interface!r} does not listen on {transport!r}")
         return address
 
+    def set_tls_clients(
+        self,
+        configs: Mapping[tuple[str, int], TlsClientConfig],
+        default: TlsClientConfig | None = TlsClientConfig(),  # noqa: B008 - frozen
+    ) -> None:
+        """Replace the per-destination TLS client settings (a policy reload).
+
+        Every listed config is loaded first, so a bad file raises
+        :class:`~sbc.transport.tls.TlsConfigError` and changes nothing.
+        Open connections keep the settings they were verified with.
+        """
+        self._tcp.tls_clients = _tls_clients(configs, default)
+
+    def alias(self, connection: int, dest: Peer) -> bool:
+        """Let requests to ``dest`` reuse TLS ``connection`` (RFC 5923 Via ``alias``).
+
+        The core calls this for a request that arrived on ``connection`` with
+        ``;alias`` on its top Via, ``dest`` being the Via's sent-by. Refused
+        (False) unless the connection is TLS and the peer's verified
+        certificate names ``dest.host`` (mutual TLS).
+        """
+        return self._tcp.alias(connection, dest)
+
     def send(self, interface: str, data: bytes, dest: Peer, connection: int | None = None) -> None:
         """Send ``data`` to ``dest`` from ``interface``; never blocks, never raises.
 
-        UDP leaves from the interface's socket. TCP uses ``connection`` if it
-        is still open, else an open connection to ``dest`` on this interface,
-        else a new connection from the interface's address.
+        UDP leaves from the interface's socket. TCP and TLS use ``connection``
+        if it is still open, else an open connection to ``dest`` on this
+        interface (either direction, or an RFC 5923 alias), else a new
+        connection from the interface's address, unless connects to ``dest``
+        are backing off after a failure (then a transport error at once).
         """
         host = self._hosts.get(interface)
         if host is None:
@@ -147,7 +226,7 @@ class TransportManager:
                 self._report_error(dest, f"interface {interface!r} has no udp socket")
                 return
             endpoint.send(data, dest)
-        elif dest.transport == TCP:
+        elif dest.transport in STREAMS:
             self._tcp.send(interface, host, data, dest, connection)
         else:
             self._stats.dropped += 1
@@ -190,3 +269,11 @@ class TransportManager:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         return self._loop
+
+
+def _tls_clients(
+    configs: Mapping[tuple[str, int], TlsClientConfig], default: TlsClientConfig | None
+) -> TlsClients:
+    clients = TlsClients(dict(configs), default)
+    clients.build()
+    return clients

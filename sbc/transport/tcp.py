@@ -1,4 +1,4 @@
-"""One SIP-over-TCP connection: an asyncio protocol around a StreamFramer.
+"""One SIP-over-TCP (or TLS) connection: an asyncio protocol around a StreamFramer.
 
 The connection only frames and forwards. It owns no policy: the pool that
 created it (its *owner*) registers it, delivers its messages to the core,
@@ -9,6 +9,11 @@ connections); the queue is flushed in :meth:`connection_made`.
 
 Stream keepalives (RFC 5626 §3.5.1) are answered here: a double-CRLF ping
 gets a single-CRLF pong on the same connection.
+
+TLS needs nothing different here: asyncio's SSL transport hands this
+protocol plaintext once the handshake is done (RFC 3261 §26.2.1 frames SIP
+over TLS exactly like SIP over TCP). The owner checks the peer certificate
+in ``connection_up`` and records what it proved in ``peer_names``.
 """
 
 from __future__ import annotations
@@ -39,11 +44,16 @@ class ConnectionOwner(Protocol):
 
 
 class TcpConnection(asyncio.Protocol):
-    """A TCP connection, inbound (accepted) or outbound (opened by us).
+    """A TCP or TLS connection, inbound (accepted) or outbound (opened by us).
 
     ``pending`` is a list while an outbound connection is still connecting
     and ``None`` once connected. ``closing`` is set as soon as we decide to
     stop using the connection: nothing more is sent on it after that.
+    ``kind`` is the SIP transport ("tcp" or "tls") of the peer's address;
+    ``pins`` the SHA-256 fingerprints the peer's certificate must match (TLS,
+    none: any verified certificate), ``peer_names`` the names its verified
+    certificate proves, ``aliases`` the extra addresses it may be reused for
+    (RFC 5923).
     """
 
     def __init__(
@@ -55,13 +65,18 @@ class TcpConnection(asyncio.Protocol):
         peer: Peer | None,
         local: tuple[str, int] | None,
         max_message: int,
+        kind: str = TCP,
+        pins: tuple[str, ...] = (),
     ) -> None:
         self.owner = owner
         self.id = ident
         self.interface = interface
         # Inbound connections learn their peer in connection_made.
-        self.peer = peer if peer is not None else Peer(TCP, "", 0)
+        self.peer = peer if peer is not None else Peer(kind, "", 0)
         self.outbound = peer is not None
+        self.pins = pins
+        self.peer_names: frozenset[str] = frozenset()
+        self.aliases: list[Peer] = []
         # The listener address for accepted connections; for outbound ones the
         # owner fills it from the interface's listener or the socket name.
         self.local = local if local is not None else ("", 0)
@@ -77,7 +92,7 @@ class TcpConnection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         if not self.outbound:
             host, port = transport.get_extra_info("peername")[:2]
-            self.peer = Peer(TCP, host, port)
+            self.peer = Peer(self.peer.transport, host, port)
         self.last_activity = self.owner.now()
         self.owner.connection_up(self)
         pending, self.pending = self.pending, None

@@ -2,7 +2,7 @@
 
 The core never sees sockets: it receives :class:`Inbound` (raw bytes plus
 where they came from) and answers with a destination :class:`Peer` and,
-for responses over TCP, the id of the connection the request came on.
+for responses over TCP or TLS, the id of the connection the request came on.
 These are frozen so they can be used as dict keys and shared freely.
 """
 
@@ -11,12 +11,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["TCP", "TRANSPORTS", "UDP", "Inbound", "Peer", "TransportStats"]
+__all__ = ["STREAMS", "TCP", "TLS", "TRANSPORTS", "UDP", "Inbound", "Peer", "TransportStats"]
 
 UDP: Final = "udp"
 TCP: Final = "tcp"
+TLS: Final = "tls"  # SIP over TLS over TCP (RFC 3261 §26.2.1); sips: URIs need it (RFC 5630)
 #: Transports this layer can listen on and send over.
-TRANSPORTS: Final = frozenset({UDP, TCP})
+TRANSPORTS: Final = frozenset({UDP, TCP, TLS})
+#: Connection-oriented transports: framed streams, connection ids, the pool.
+STREAMS: Final = frozenset({TCP, TLS})
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,7 +30,7 @@ class Peer:
     path (that would block the loop); the core resolves before sending.
     """
 
-    transport: str  # "udp" | "tcp"
+    transport: str  # "udp" | "tcp" | "tls"
     host: str
     port: int
 
@@ -40,7 +43,7 @@ class Inbound:
     source: Peer  # the actual source IP/port, as seen on the socket
     interface: str  # name of the interface whose listener received it
     local: tuple[str, int]  # that listener's bound address
-    connection: int | None  # TCP connection id (answer on it, RFC 3261 §18.2.2); None for UDP
+    connection: int | None  # stream connection id (answer on it, RFC 3261 §18.2.2); None for UDP
     queued: float = 0.0  # seconds it waited in the kernel's receive buffer (UDP, Linux)
 
 
@@ -51,7 +54,9 @@ class TransportStats:
     ``received``/``sent`` count SIP messages (keepalives excluded),
     ``dropped`` counts messages lost for any reason (oversized datagram,
     full socket buffer, failed connection, framing error), ``connections``
-    is the number of TCP connections open or being opened right now.
+    is the number of TCP and TLS connections open or being opened right now.
+    ``tls_handshake_failures`` counts refused or failed TLS handshakes, both
+    ways (bad certificate, old protocol version, pin mismatch, timeout).
     """
 
     received: int = 0
@@ -61,3 +66,4 @@ class TransportStats:
     connections: int = 0
     connections_opened: int = 0
     errors: int = 0
+    tls_handshake_failures: int = 0

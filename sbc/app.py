@@ -35,10 +35,18 @@ from sbc.media.interface import MediaHandler, PassthroughMedia
 from sbc.media.ports import PortPool
 from sbc.media.relay.engine import RelayEngine
 from sbc.media.relay.workers import WorkerPool
-from sbc.policy import Policy
+from sbc.policy import Interface, Policy
 from sbc.sip.target import Target
 from sbc.sip.transaction import Transmit
-from sbc.transport import Inbound, Peer, TransportManager, install_best_event_loop
+from sbc.transport import (
+    Inbound,
+    Peer,
+    TlsClientConfig,
+    TlsConfigError,
+    TlsServerConfig,
+    TransportManager,
+    install_best_event_loop,
+)
 from sbc.watch import PolicyWatcher
 
 log = structlog.get_logger("sbc")
@@ -93,9 +101,15 @@ class Runtime:
             on_change=self._on_overload,
         )
         self._load.start()
+        self.transport.set_tls_clients(tls_clients(self.policy))
         for interface in self.policy.interfaces.values():
             await self.transport.listen(
-                interface.name, interface.address, interface.port, interface.transports
+                interface.name,
+                interface.address,
+                interface.port,
+                interface.transports,
+                tls=tls_server(interface),
+                tls_port=interface.tls.port if interface.tls is not None else None,
             )
             log.info(
                 "interface.listening",
@@ -110,7 +124,7 @@ class Runtime:
     async def serve(self) -> int:
         try:
             await self.start()
-        except (AdminConfigError, CdrStoreError, OSError) as exc:
+        except (AdminConfigError, CdrStoreError, TlsConfigError, OSError) as exc:
             log.error("sbc.start_failed", error=str(exc))
             await self.shutdown(0.0)  # whatever did start (workers, sockets) goes
             return EXIT_START_FAILED
@@ -170,6 +184,10 @@ class Runtime:
     def apply_policy(self, policy: Policy) -> None:
         """Swap in a validated policy: new calls follow it, established calls go on."""
         self.policy = policy
+        try:
+            self.transport.set_tls_clients(tls_clients(policy))
+        except TlsConfigError as exc:  # files went missing since validation: keep the old
+            log.error("tls.config_error", error=str(exc))
         self.core.set_policy(policy, self.loop.time())
         if self._load is not None:
             self._load.max_delay = policy.settings.calls.overload_delay_ms / 1000
@@ -293,6 +311,37 @@ class Runtime:
         if deadline is not None:
             self._timer_at = deadline
             self._timer = self.loop.call_at(deadline, self._on_timer)
+
+
+def tls_server(interface: Interface) -> TlsServerConfig | None:
+    """The TLS listener settings of ``interface`` (None without TLS)."""
+    tls = interface.tls
+    if tls is None:
+        return None
+    return TlsServerConfig(
+        certfile=tls.certfile,
+        keyfile=tls.keyfile,
+        cafile=tls.cafile,
+        require_client_cert=tls.require_client_cert,
+        pinned_client_fingerprints=tuple(tls.pinned_client_fingerprints),
+    )
+
+
+def tls_clients(policy: Policy) -> dict[tuple[str, int], TlsClientConfig]:
+    """How to connect to each TLS trunk (unlisted TLS peers: system CAs, name = address)."""
+    configs = {}
+    for trunk in policy.trunks.values():
+        if trunk.transport != "tls":
+            continue
+        tls = trunk.tls
+        configs[(trunk.address, trunk.port)] = TlsClientConfig(
+            cafile=tls.cafile if tls else None,
+            server_hostname=(tls.server_name if tls and tls.server_name else None),
+            certfile=tls.certfile if tls else None,
+            keyfile=tls.keyfile if tls else None,
+            pinned_fingerprints=tuple(tls.pinned_fingerprints) if tls else (),
+        )
+    return configs
 
 
 def run(policy: Policy, directory: Path) -> int:

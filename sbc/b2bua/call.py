@@ -26,6 +26,7 @@ from enum import Enum, auto
 
 import structlog
 
+from sbc.auth.client import copy_credentials
 from sbc.b2bua.config import ALLOW_METHODS
 from sbc.b2bua.headers import (
     REDIRECT_ALLOW,
@@ -42,6 +43,7 @@ from sbc.b2bua.relay import (
     cancel_for,
     relayed_request,
     relayed_response,
+    renew,
 )
 from sbc.b2bua.reliable import ReliableProvisional, is_reliable, prack_for
 from sbc.b2bua.session_timer import SessionTimer, a_leg_timer, b_leg_timer, refresh_request
@@ -55,6 +57,9 @@ from sbc.sip.message import Request, Response, build_response
 from sbc.sip.transaction import ClientTransaction, ServerTransaction
 
 log = structlog.get_logger("sbc.call")
+
+#: RFC 3261 §22.2/§22.3: digest challenges from a server or a proxy.
+CHALLENGES = frozenset((401, 407))
 
 
 class CallState(Enum):
@@ -208,6 +213,8 @@ class Call:
         if kind is Kind.INVITE:
             self._on_invite_response(response, now)
         elif kind is Kind.BYE:
+            if response.status in CHALLENGES and self._resend_challenged(pending, response):
+                return
             if response.status >= 200:
                 self._bye_done(now)
         elif kind is Kind.REFRESH:
@@ -310,6 +317,11 @@ class Call:
             self.b_invite.forget_parsed()
 
     def _on_invite_final(self, response: Response, now: float) -> None:
+        if response.status in CHALLENGES:
+            if self._answer_challenge(response):
+                return  # the same INVITE goes again, with credentials
+            # The caller never sees the trunk's challenge (it could not answer it).
+            response = Response(403, "Trunk Authentication Failed")
         failed = self.b.trunk.name if self.b.trunk else None
         if self._may_fail_over(response.status) and self.sig.failover(self):
             trunk = self.b.trunk.name if self.b.trunk else None
@@ -325,6 +337,36 @@ class Call:
             self.sig.send_response(self.a_invite_tx, out)
         self._advance(CallInput.FAILED)
         self._terminated(now, f"B-leg answered {response.status}")
+
+    def _answer_challenge(self, response: Response) -> bool:
+        """A 401/407 from the trunk: resend the INVITE with digest credentials
+        (RFC 3261 §22.2) unless that cannot help (no credentials, a nonce that
+        already failed): then the challenge is final and no retry loop starts."""
+        invite = self.b_invite
+        auth = self.sig.client_auth(self.b.trunk)
+        if invite is None or auth is None or self.cancel_pending:
+            return False
+        if self.state not in (CallState.CALLING, CallState.EARLY):
+            return False
+        if not auth.authorize(invite, response):
+            self.log("call.auth_failed", status=response.status)
+            return False
+        renew(invite, self.b)
+        self.b_invite_tx = self.sig.send_request(self.b, invite, Pending(self, self.b, Kind.INVITE))
+        self.debug("call.auth_retry", status=response.status)
+        return True
+
+    def _resend_challenged(self, pending: Pending, response: Response) -> bool:
+        """An in-dialog request we sent was challenged: send it again, answered."""
+        request = pending.request
+        auth = self.sig.client_auth(pending.leg.trunk)
+        if request is None or auth is None or pending.leg.dialog is None:
+            return False
+        if not auth.authorize(request, response):
+            return False
+        renew(request, pending.leg, seq=pending.leg.dialog.next_cseq())
+        self.sig.send_request(pending.leg, request, pending)
+        return True
 
     def _may_fail_over(self, status: int) -> bool:
         """RFC 3261 §16.7-style serial forking: only before any answer, while the
@@ -495,7 +537,9 @@ class Call:
 
     def _b_ack(self) -> Request:
         assert self.b_invite is not None
-        return ack_for(self.b, self.b_invite)
+        ack = ack_for(self.b, self.b_invite)
+        copy_credentials(self.b_invite, ack)  # RFC 3261 §22.1
+        return ack
 
     def _cancel_b_invite(self) -> None:
         self.cancel_pending = False

@@ -23,6 +23,7 @@ from typing import TypeVar
 
 import structlog
 
+from sbc.auth.client import ClientAuth
 from sbc.b2bua.call import Call, CallState
 from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS, CallConfig
 from sbc.b2bua.counters import CallCounters
@@ -79,6 +80,16 @@ def leg_media(leg: Leg, peer_ip: str, *, latch_any: bool = False) -> LegMedia:
     )
 
 
+def client_auths(policy: Policy) -> dict[str, ClientAuth]:
+    """A digest client per trunk with credentials (a reload starts them afresh:
+    at worst one more challenge per trunk)."""
+    return {
+        trunk.name: ClientAuth(trunk.credentials)
+        for trunk in policy.trunks.values()
+        if trunk.credentials is not None
+    }
+
+
 def call_config(policy: Policy) -> CallConfig:
     sip = policy.settings.sip
     return CallConfig(
@@ -116,6 +127,7 @@ class Core:
         self.counters = CallCounters()
         # Told of every call event (the runtime writes CDRs from it).
         self.on_call_event: Callable[[str, Call], None] | None = None
+        self.auth = client_auths(policy)  # per trunk: nonces and counts
         self.guard = Guard(policy.security)  # bans and buckets outlive policy swaps
         self.admission = Admission(policy.admission)
         self.config = call_config(policy)
@@ -211,6 +223,7 @@ class Core:
         self.layer.config = timer_config(policy)  # for transactions started from now on
         self.liveness.set_trunks(policy.trunks, now)
         self.guard.set_policy(policy.security)
+        self.auth = client_auths(policy)
         self.admission.set_policy(policy.admission)
 
     def hangup(
@@ -257,6 +270,9 @@ class Core:
     def send_ack(self, leg: Leg, ack: Request) -> None:
         self._outbound(ack, leg.trunk)
         self._dispatch(self.layer.transmit(ack, leg.next_hop()))
+
+    def client_auth(self, trunk: Trunk | None) -> ClientAuth | None:
+        return self.auth.get(trunk.name) if trunk is not None else None
 
     def call_event(self, event: str, call: Call) -> None:
         if event == "answered" and call.answered is not None:

@@ -56,7 +56,7 @@ class Leg:
 
     @property
     def port(self) -> int:
-        return self.interface.port
+        return self.interface.port_for(self.transport)
 
     def via(self) -> str:
         host = uri_host(self.host)

@@ -116,7 +116,9 @@ def options_probe(trunk: Trunk, interface: Interface, user_agent: str | None) ->
     headers = Headers()
     transport = trunk.transport.upper()
     headers.add(
-        "Via", f"SIP/2.0/{transport} {bracketed}:{interface.port};branch={new_branch()};rport"
+        "Via",
+        f"SIP/2.0/{transport} {bracketed}:{interface.port_for(trunk.transport)};"
+        f"branch={new_branch()};rport",
     )
     headers.add("Max-Forwards", "70")
     headers.add("From", f"<sip:sbc@{bracketed}>;tag={new_tag()}")

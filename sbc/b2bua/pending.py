@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from enum import Enum, auto
 from typing import TYPE_CHECKING, Protocol
 
+from sbc.auth.client import ClientAuth
 from sbc.b2bua.config import CallConfig
 from sbc.b2bua.leg import Leg
 from sbc.media.interface import MediaHandler
+from sbc.policy import Trunk
 from sbc.sip.message import Request, Response
 from sbc.sip.transaction import ClientTransaction, ServerTransaction
 
@@ -53,6 +55,10 @@ class Signalling(Protocol):
     def call_ended(self, call: Call) -> None: ...
 
     def failover(self, call: Call) -> bool: ...
+
+    def client_auth(self, trunk: Trunk | None) -> ClientAuth | None:
+        """The digest client for ``trunk`` (None: no credentials configured)."""
+        ...
 
     def call_event(self, event: str, call: Call) -> None:
         """A call was started, is ringing, was answered or ended (CDRs, metrics)."""

@@ -77,10 +77,29 @@ def ack_for(leg: Leg, invite: Request) -> Request:
     return ack
 
 
+def renew(request: Request, leg: Leg, seq: int | None = None) -> None:
+    """Make a sent request new again for a resend after a challenge (RFC 3261
+    §22.2): the next CSeq number and a fresh Via branch, all else kept."""
+    cseq = request.cseq
+    request.headers.set("CSeq", str(CSeq(seq if seq is not None else cseq.seq + 1, cseq.method)))
+    request.headers.remove("Via")
+    request.headers.prepend("Via", leg.via())
+
+
 def cancel_for(invite: Request) -> Request:
-    """CANCEL an INVITE we sent (RFC 3261 §9.1: same Via, R-URI, CSeq number)."""
+    """CANCEL an INVITE we sent (RFC 3261 §9.1: same Via, R-URI, CSeq number;
+    §22.1: the INVITE's credentials, as a CANCEL cannot be challenged)."""
     cancel = Request("CANCEL", invite.uri.copy())
-    for name in ("Via", "Route", "From", "To", "Call-ID", "Max-Forwards"):
+    for name in (
+        "Via",
+        "Route",
+        "From",
+        "To",
+        "Call-ID",
+        "Max-Forwards",
+        "Authorization",
+        "Proxy-Authorization",
+    ):
         for value in invite.headers.get_all(name):
             cancel.headers.add(name, value)
     cancel.headers.add("CSeq", str(CSeq(invite.cseq.seq, "CANCEL")))

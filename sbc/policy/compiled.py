@@ -14,10 +14,11 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 
+from sbc.auth.client import DigestCredentials
 from sbc.policy.admission import AdmissionPolicy
 from sbc.policy.manipulations import Manipulations
 from sbc.policy.routing import Route, RouteContext, first_match
-from sbc.policy.schema import Settings
+from sbc.policy.schema import InterfaceTls, Settings, TrunkRegister, TrunkTls
 from sbc.policy.security import SecurityPolicy, default_security
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -34,6 +35,11 @@ class Interface:
     advertised_address: str
     media_address: str
     media_ports: tuple[int, int]
+    tls: InterfaceTls | None = None
+
+    def port_for(self, transport: str) -> int:
+        """The port this interface listens on for ``transport`` (TLS has its own)."""
+        return self.tls.port if transport == "tls" and self.tls is not None else self.port
 
 
 @dataclass(frozen=True)
@@ -50,6 +56,14 @@ class Trunk:
     max_cps: float = 0.0
     options_interval: float = 0.0  # liveness probe period; 0 = always up
     pass_headers: frozenset[str] = frozenset()  # canonical names let through to this trunk
+    tls: TrunkTls | None = None
+    credentials: DigestCredentials | None = None  # password resolved at load, never printed
+    register: TrunkRegister | None = None
+
+    @property
+    def scheme(self) -> str:
+        """``sips`` toward a TLS trunk (RFC 5630), else ``sip``."""
+        return "sips" if self.transport == "tls" else "sip"
 
 
 @dataclass(frozen=True)

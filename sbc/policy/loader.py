@@ -24,6 +24,8 @@ from typing import Any, TypeVar
 from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
+from sbc.auth.client import DigestCredentials
+from sbc.auth.secrets import SecretError, resolve_secret
 from sbc.policy.admission import (
     AdmissionFile,
     Limit,
@@ -131,7 +133,17 @@ def load_policy(directory: str | os.PathLike[str]) -> Policy:
         or settings is None
     ):
         raise PolicyError(_in_file_order(issues))
+    credentials = _credentials(trunks.trunks, path, sources[TRUNKS_FILE])
+    if isinstance(credentials, PolicyError):
+        raise credentials
     policy = _compile(interfaces.interfaces, trunks.trunks, routes.routes, settings)
+    policy = replace(
+        policy,
+        trunks={
+            name: replace(trunk, credentials=credentials.get(name))
+            for name, trunk in policy.trunks.items()
+        },
+    )
     trunk_limits = {
         trunk_scope(trunk.name): Limit(trunk.max_calls, trunk.max_cps)
         for trunk in policy.trunks.values()
@@ -278,7 +290,28 @@ def _interface(spec: InterfaceSpec) -> Interface:
         advertised_address=spec.advertised_address or spec.address,
         media_address=spec.media_address or spec.address,
         media_ports=spec.media_ports,
+        tls=spec.tls,
     )
+
+
+def _credentials(
+    trunks: Iterable[TrunkSpec], directory: Path, source: PolicySource
+) -> dict[str, DigestCredentials] | PolicyError:
+    """Resolve every trunk's digest password now: a missing secret is a policy
+    error at its line, not a failed call later. Values are never printed."""
+    found: dict[str, DigestCredentials] = {}
+    issues = []
+    for index, spec in enumerate(trunks):
+        if spec.auth is None:
+            continue
+        loc: Loc = ("trunks", index, "auth", "password")
+        try:
+            password = resolve_secret(spec.auth.password, base=directory)
+        except SecretError as exc:
+            issues.append(PolicyIssue(TRUNKS_FILE, source.line_of(loc), _with_path(loc, str(exc))))
+            continue
+        found[spec.name] = DigestCredentials(spec.auth.username, password, spec.auth.realm)
+    return PolicyError(issues) if issues else found
 
 
 def _trunk(spec: TrunkSpec) -> Trunk:
@@ -293,6 +326,8 @@ def _trunk(spec: TrunkSpec) -> Trunk:
         max_cps=float(spec.max_cps),
         options_interval=float(spec.options_interval_s),
         pass_headers=frozenset(canonical_name(name) for name in spec.pass_headers),
+        tls=spec.tls,
+        register=spec.register,
     )
 
 

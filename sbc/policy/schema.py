@@ -26,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 
+from sbc.auth.secrets import SecretRef
 from sbc.sip.headers import canonical_name
 
 # RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
@@ -69,7 +70,7 @@ IPAddress = Annotated[str, Strict(), AfterValidator(_ip_address)]
 Host = Annotated[str, Strict(), AfterValidator(_host)]
 Network = Annotated[str, Strict(), AfterValidator(_network)]
 Port = Annotated[int, Strict(), Field(ge=1, le=65535)]
-Transport = Literal["udp", "tcp"]
+Transport = Literal["udp", "tcp", "tls"]
 HeaderName = Annotated[str, Strict(), Field(pattern=r"^[A-Za-z0-9!%*_+`'~.-]+$")]
 Milliseconds = Annotated[int, Strict(), Field(gt=0)]
 Seconds = Annotated[int, Strict(), Field(ge=0)]
@@ -99,6 +100,69 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+def _fingerprint(value: str) -> str:
+    """A SHA-256 certificate fingerprint: 64 hex digits, colons and ``sha256:`` allowed."""
+    digits = value.lower().removeprefix("sha256:").replace(":", "")
+    if len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits):
+        raise ValueError(f"'{value}' is not a SHA-256 fingerprint (64 hex digits)")
+    return digits
+
+
+Fingerprint = Annotated[str, Strict(), AfterValidator(_fingerprint)]
+FilePath = Annotated[str, Strict(), Field(min_length=1)]
+
+
+class InterfaceTls(_Strict):
+    """SIP over TLS on an interface (RFC 3261 §26): certificate, key, client checks."""
+
+    port: Port = 5061
+    certfile: FilePath
+    keyfile: FilePath
+    cafile: FilePath | None = None
+    require_client_cert: Annotated[bool, Strict()] = False
+    pinned_client_fingerprints: list[Fingerprint] = []
+
+    @model_validator(mode="after")
+    def _mutual_needs_ca(self) -> InterfaceTls:
+        mutual = self.require_client_cert or bool(self.pinned_client_fingerprints)
+        if mutual and self.cafile is None:
+            raise ValueError("mutual TLS needs cafile (the CA, or the client's own certificate)")
+        return self
+
+
+class TrunkTls(_Strict):
+    """How we check a TLS trunk (and present ourselves to it)."""
+
+    server_name: Host | None = None  # checked against the certificate; default: the address
+    cafile: FilePath | None = None  # default: the system's CA store
+    certfile: FilePath | None = None  # our client certificate, for trunks requiring mutual TLS
+    keyfile: FilePath | None = None
+    pinned_fingerprints: list[Fingerprint] = []
+
+    @model_validator(mode="after")
+    def _key_with_cert(self) -> TrunkTls:
+        if (self.certfile is None) != (self.keyfile is None):
+            raise ValueError("certfile and keyfile go together")
+        return self
+
+
+class TrunkAuth(_Strict):
+    """Digest credentials we answer this trunk's 401/407 with (RFC 3261 §22)."""
+
+    username: Annotated[str, Strict(), Field(min_length=1)]
+    password: SecretRef
+    realm: StrictStr | None = None  # None: answer whatever realm challenges
+
+
+class TrunkRegister(_Strict):
+    """Keep a registration with this trunk (RFC 3261 §10)."""
+
+    aor_user: Annotated[str, Strict(), Field(min_length=1)]
+    domain: Host | None = None  # registrar domain; default: the trunk address
+    expires_s: Annotated[int, Strict(), Field(ge=60, le=86400)] = 3600
+    contact_user: StrictStr | None = None
+
+
 class InterfaceSpec(_Strict):
     """A listening address of the SBC (one side of the border)."""
 
@@ -109,6 +173,15 @@ class InterfaceSpec(_Strict):
     advertised_address: IPAddress | None = None
     media_address: IPAddress | None = None
     media_ports: tuple[Port, Port] = (20000, 29999)
+    tls: InterfaceTls | None = None
+
+    @model_validator(mode="after")
+    def _tls_settings(self) -> InterfaceSpec:
+        if "tls" in self.transports and self.tls is None:
+            raise ValueError("transport tls needs a 'tls' block (certfile, keyfile)")
+        if self.tls is not None and "tls" not in self.transports:
+            raise ValueError("a 'tls' block needs tls in transports")
+        return self
 
     @field_validator("media_ports")
     @classmethod
@@ -135,6 +208,15 @@ class TrunkSpec(_Strict):
     max_cps: Annotated[float, Field(ge=0)] = 0
     options_interval_s: Seconds = 0
     pass_headers: list[HeaderName] = []
+    tls: TrunkTls | None = None
+    auth: TrunkAuth | None = None
+    register: TrunkRegister | None = None
+
+    @model_validator(mode="after")
+    def _tls_for_tls(self) -> TrunkSpec:
+        if self.tls is not None and self.transport != "tls":
+            raise ValueError("a 'tls' block needs transport: tls")
+        return self
 
     @field_validator("pass_headers")
     @classmethod

@@ -148,11 +148,11 @@ CASES: dict[str, tuple[dict[str, str | None], list[str]]] = {
     "bad transport and media range": (
         {
             "interfaces": INTERFACES.replace(
-                "[udp, tcp]", "[udp, tls]\n    media_ports: [3001, 3000]", 1
+                "[udp, tcp]", "[udp, sctp]\n    media_ports: [3001, 3000]", 1
             )
         },
         [
-            "interfaces.yaml:5: interfaces[0].transports[1]: Input should be 'udp' or 'tcp'",
+            "interfaces.yaml:5: interfaces[0].transports[1]: Input should be 'udp', 'tcp' or 'tls'",
             "interfaces.yaml:6: interfaces[0].media_ports: range start 3001 is above its end 3000",
         ],
     ),

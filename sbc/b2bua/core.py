@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import heapq
 import itertools
+import os
 import random
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
@@ -24,6 +25,7 @@ from typing import TypeVar
 import structlog
 
 from sbc.auth.client import ClientAuth
+from sbc.auth.server import AuthStatus, DigestServer
 from sbc.b2bua.call import Call, CallState
 from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS, CallConfig
 from sbc.b2bua.counters import CallCounters
@@ -80,6 +82,22 @@ def leg_media(leg: Leg, peer_ip: str, *, latch_any: bool = False) -> LegMedia:
     )
 
 
+def auth_servers(policy: Policy, key: bytes) -> dict[str, DigestServer]:
+    """A digest verifier per trunk that requires authentication of its peers."""
+    servers = {}
+    for trunk in policy.trunks.values():
+        spec = trunk.require_auth
+        if spec is not None:
+            servers[trunk.name] = DigestServer(
+                spec.realm,
+                key,
+                trunk.auth_users,
+                nonce_ttl=float(spec.nonce_ttl_s),
+                algorithm=spec.algorithm,
+            )
+    return servers
+
+
 def client_auths(policy: Policy) -> dict[str, ClientAuth]:
     """A digest client per trunk with credentials (a reload starts them afresh:
     at worst one more challenge per trunk)."""
@@ -128,6 +146,9 @@ class Core:
         # Told of every call event (the runtime writes CDRs from it).
         self.on_call_event: Callable[[str, Call], None] | None = None
         self.auth = client_auths(policy)  # per trunk: nonces and counts
+        # Nonces are HMACs under this key: they survive policy reloads.
+        self._nonce_key = os.urandom(32)
+        self.auth_servers = auth_servers(policy, self._nonce_key)
         self.guard = Guard(policy.security)  # bans and buckets outlive policy swaps
         self.admission = Admission(policy.admission)
         self.config = call_config(policy)
@@ -147,6 +168,7 @@ class Core:
             "screened": 0,
             "admission_rejected": 0,
             "failovers": 0,
+            "auth_failures": 0,
             "no_route": 0,
             "rejected_by_route": 0,
         }
@@ -224,6 +246,7 @@ class Core:
         self.liveness.set_trunks(policy.trunks, now)
         self.guard.set_policy(policy.security)
         self.auth = client_auths(policy)
+        self.auth_servers = auth_servers(policy, self._nonce_key)
         self.admission.set_policy(policy.admission)
 
     def hangup(
@@ -372,6 +395,8 @@ class Core:
             self._in_dialog(request, source, tx, to_tag)
         elif tx is None:
             return  # ACK outside any dialog: nothing to do (RFC 3261 §17.2.3)
+        elif not self._authenticated(request, source, tx):
+            return
         elif request.method == "INVITE":
             self._new_call(request, source, tx)
         elif request.method == "OPTIONS":
@@ -396,6 +421,30 @@ class Core:
             tx.context = call if request.method == "INVITE" else None
         view = self._inbound(request, call.leg(side).trunk)
         self._guarded(call, lambda: call.on_request(side, view, tx, self._now), tx)
+
+    def _authenticated(self, request: Request, source: Target, tx: ServerTransaction) -> bool:
+        """Digest authentication of a trunk that requires it (RFC 3261 §22.1):
+        out-of-dialog requests but OPTIONS (keepalives) must carry valid
+        credentials, else 401 with a challenge; failures feed the bans."""
+        if request.method == "OPTIONS":
+            return True
+        trunk = self.policy.trunk_for_source(source.interface, source.host)
+        server = self.auth_servers.get(trunk.name) if trunk is not None else None
+        if server is None:
+            return True
+        value = request.headers.get("Authorization")
+        stale = False
+        if value is not None:
+            result = server.verify(request, value, self._now)
+            if result.status is AuthStatus.OK:
+                return True
+            stale = result.status is AuthStatus.STALE
+            if not stale:
+                self.stats["auth_failures"] += 1
+                self.guard.record_auth_failure(source.host, self._now)
+                log.info("auth.failed", source=source.host, reason=result.reason)
+        self._reply(tx, 401, None, {"WWW-Authenticate": server.challenge(self._now, stale=stale)})
+        return False
 
     def _options(self, request: Request, source: Target, tx: ServerTransaction) -> None:
         """OPTIONS outside a dialog is for us: keepalive and monitoring (RFC 3261 §11).

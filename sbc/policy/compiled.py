@@ -15,10 +15,11 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 
 from sbc.auth.client import DigestCredentials
+from sbc.auth.secrets import Secret
 from sbc.policy.admission import AdmissionPolicy
 from sbc.policy.manipulations import Manipulations
 from sbc.policy.routing import Route, RouteContext, first_match
-from sbc.policy.schema import InterfaceTls, Settings, TrunkRegister, TrunkTls
+from sbc.policy.schema import InterfaceTls, RequireAuth, Settings, TrunkRegister, TrunkTls
 from sbc.policy.security import SecurityPolicy, default_security
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -59,6 +60,8 @@ class Trunk:
     tls: TrunkTls | None = None
     credentials: DigestCredentials | None = None  # password resolved at load, never printed
     register: TrunkRegister | None = None
+    require_auth: RequireAuth | None = None
+    auth_users: Mapping[str, Secret] = field(default_factory=dict)  # resolved passwords
 
     @property
     def scheme(self) -> str:

@@ -25,7 +25,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from sbc.auth.client import DigestCredentials
-from sbc.auth.secrets import SecretError, resolve_secret
+from sbc.auth.secrets import Secret, SecretError, SecretRef, resolve_secret
 from sbc.policy.admission import (
     AdmissionFile,
     Limit,
@@ -133,14 +133,15 @@ def load_policy(directory: str | os.PathLike[str]) -> Policy:
         or settings is None
     ):
         raise PolicyError(_in_file_order(issues))
-    credentials = _credentials(trunks.trunks, path, sources[TRUNKS_FILE])
-    if isinstance(credentials, PolicyError):
-        raise credentials
+    secrets = _secrets(trunks.trunks, path, sources[TRUNKS_FILE])
+    if isinstance(secrets, PolicyError):
+        raise secrets
+    credentials, users = secrets
     policy = _compile(interfaces.interfaces, trunks.trunks, routes.routes, settings)
     policy = replace(
         policy,
         trunks={
-            name: replace(trunk, credentials=credentials.get(name))
+            name: replace(trunk, credentials=credentials.get(name), auth_users=users.get(name, {}))
             for name, trunk in policy.trunks.items()
         },
     )
@@ -294,24 +295,34 @@ def _interface(spec: InterfaceSpec) -> Interface:
     )
 
 
-def _credentials(
+def _secrets(
     trunks: Iterable[TrunkSpec], directory: Path, source: PolicySource
-) -> dict[str, DigestCredentials] | PolicyError:
-    """Resolve every trunk's digest password now: a missing secret is a policy
-    error at its line, not a failed call later. Values are never printed."""
-    found: dict[str, DigestCredentials] = {}
+) -> tuple[dict[str, DigestCredentials], dict[str, dict[str, Secret]]] | PolicyError:
+    """Resolve every secret the trunks name now: a missing one is a policy error
+    at its line, not a failed call later. Values are never printed."""
+    credentials: dict[str, DigestCredentials] = {}
+    users: dict[str, dict[str, Secret]] = {}
     issues = []
-    for index, spec in enumerate(trunks):
-        if spec.auth is None:
-            continue
-        loc: Loc = ("trunks", index, "auth", "password")
+
+    def resolve(ref: SecretRef, loc: Loc) -> Secret | None:
         try:
-            password = resolve_secret(spec.auth.password, base=directory)
+            return resolve_secret(ref, base=directory)
         except SecretError as exc:
             issues.append(PolicyIssue(TRUNKS_FILE, source.line_of(loc), _with_path(loc, str(exc))))
-            continue
-        found[spec.name] = DigestCredentials(spec.auth.username, password, spec.auth.realm)
-    return PolicyError(issues) if issues else found
+            return None
+
+    for index, spec in enumerate(trunks):
+        if spec.auth is not None:
+            password = resolve(spec.auth.password, ("trunks", index, "auth", "password"))
+            if password is not None:
+                auth = spec.auth
+                credentials[spec.name] = DigestCredentials(auth.username, password, auth.realm)
+        if spec.require_auth is not None:
+            for user, ref in spec.require_auth.users.items():
+                secret = resolve(ref, ("trunks", index, "require_auth", "users", user))
+                if secret is not None:
+                    users.setdefault(spec.name, {})[user] = secret
+    return PolicyError(issues) if issues else (credentials, users)
 
 
 def _trunk(spec: TrunkSpec) -> Trunk:
@@ -328,6 +339,7 @@ def _trunk(spec: TrunkSpec) -> Trunk:
         pass_headers=frozenset(canonical_name(name) for name in spec.pass_headers),
         tls=spec.tls,
         register=spec.register,
+        require_auth=spec.require_auth,
     )
 
 

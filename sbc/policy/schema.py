@@ -154,6 +154,15 @@ class TrunkAuth(_Strict):
     realm: StrictStr | None = None  # None: answer whatever realm challenges
 
 
+class RequireAuth(_Strict):
+    """Peers of this trunk must authenticate their requests (digest, RFC 3261 §22)."""
+
+    realm: Annotated[str, Strict(), Field(min_length=1, pattern=r"^[^\x00-\x1f\x7f\"]+$")]
+    users: dict[Annotated[str, Strict(), Field(min_length=1)], SecretRef] = Field(min_length=1)
+    nonce_ttl_s: Annotated[int, Strict(), Field(ge=10, le=3600)] = 300
+    algorithm: Literal["SHA-256", "MD5"] = "SHA-256"
+
+
 class TrunkRegister(_Strict):
     """Keep a registration with this trunk (RFC 3261 §10)."""
 
@@ -211,6 +220,7 @@ class TrunkSpec(_Strict):
     tls: TrunkTls | None = None
     auth: TrunkAuth | None = None
     register: TrunkRegister | None = None
+    require_auth: RequireAuth | None = None
 
     @model_validator(mode="after")
     def _tls_for_tls(self) -> TrunkSpec:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from peers import POLICIES, Net, sdp
 
+from sbc.auth.client import ClientAuth, DigestCredentials
 from sbc.auth.server import AuthStatus, DigestServer
 from sbc.policy import PolicyError, load_policy
 
@@ -91,3 +92,65 @@ def test_a_missing_secret_is_a_policy_error_at_its_line(
     [issue] = caught.value.issues
     assert str(issue).startswith("trunks.yaml:5: trunks[0].auth.password: ")
     assert "SBC_TEST_CARRIER_SECRET" in str(issue)
+
+
+def pbx_requires_auth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Net:
+    directory = tmp_path / "policies"
+    shutil.copytree(POLICIES, directory)
+    (directory / "manipulations.yaml").unlink()
+    (directory / "trunks.yaml").write_text(
+        "trunks:\n"
+        "  - name: carrier\n    interface: external\n    address: 127.0.0.10\n"
+        "  - name: pbx\n    interface: internal\n    address: 127.0.0.20\n"
+        "    require_auth:\n"
+        "      realm: sbc.example\n"
+        "      users: {pbx1: {env: SBC_TEST_PBX_SECRET}}\n"
+    )
+    monkeypatch.setenv("SBC_TEST_PBX_SECRET", "pbx-pass")
+    return Net(load_policy(directory))
+
+
+def test_a_trunk_that_must_authenticate_is_challenged_then_served(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net = pbx_requires_auth(tmp_path, monkeypatch)
+    dlg = net.pbx.invite("5551000")
+    challenge = net.pbx.take_response(401)
+    assert (challenge.headers.get("WWW-Authenticate") or "").startswith("Digest ")
+    assert not net.carrier.requests("INVITE")  # nothing crossed
+    assert dlg.invite is not None
+    retry = dlg.invite.copy()
+    retry.headers.set("CSeq", "2 INVITE")
+    retry.headers.set("Via", (dlg.invite.headers.get("Via") or "").replace("z9hG4bK", "z9hG4bKx"))
+    assert ClientAuth(DigestCredentials("pbx1", "pbx-pass")).authorize(retry, challenge)
+    net.deliver(net.pbx, retry.serialize())
+    assert net.carrier.take_request("INVITE")
+    # OPTIONS keepalives are not challenged.
+    net.pbx.request(net.pbx.invite(send=False), "OPTIONS")
+    assert net.pbx.take_response(200, "OPTIONS")
+
+
+def test_wrong_passwords_are_counted_toward_a_ban(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net = pbx_requires_auth(tmp_path, monkeypatch)
+    answered = 0
+    for n in range(12):
+        dlg = net.pbx.invite(str(n))
+        if not net.pbx.responses(401):
+            break  # banned: silence from now on
+        answered += 1
+        challenge = net.pbx.take_response(401)
+        assert dlg.invite is not None
+        retry = dlg.invite.copy()
+        retry.headers.set("CSeq", "2 INVITE")
+        retry.headers.set(
+            "Via", (dlg.invite.headers.get("Via") or "").replace("z9hG4bK", "z9hG4bKy")
+        )
+        ClientAuth(DigestCredentials("pbx1", "guess")).authorize(retry, challenge)
+        net.deliver(net.pbx, retry.serialize())
+        net.pbx.clear()
+    assert answered == 10  # security.yaml: bans.auth_failures
+    assert net.core.stats["auth_failures"] == 10
+    assert [ban.reason for ban in net.core.guard.bans(net.now)] == ["auth"]
+    assert not net.carrier.requests("INVITE")

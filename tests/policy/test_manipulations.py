@@ -698,6 +698,9 @@ def test_any_parsed_message_stays_parseable_after_every_kind_of_rule(
     except ParseError:
         assume(False)
         return
+    # An unbracketed To whose "user" holds ";" reads as a user-less URI with
+    # header parameters (RFC 3261 §20.10): nothing for rewrite_user to do.
+    assume(isinstance(message.to.uri, SipUri) and message.to.uri.user is not None)
     compile_rules(*EVERY_KIND).apply(message, "carrier", "inbound")
     again = parse_message(message.serialize())
     assert again.from_.tag == "1"

@@ -563,6 +563,10 @@ def _add_policy_routes(router: APIRouter, ctx: AdminContext) -> None:
 
 
 def _add_security_routes(router: APIRouter, ctx: AdminContext) -> None:
+    @router.get("/registrations", summary="Our registrations with trunks and phones' relayed ones")
+    async def list_registrations() -> list[models.Registration]:
+        return [models.Registration.of(view) for view in ctx.registrations()]
+
     @router.get("/bans", summary="Sources banned now")
     async def list_bans() -> list[models.BanEntry]:
         return [models.BanEntry.of(ban) for ban in ctx.bans()]

@@ -59,6 +59,21 @@ class TrunkView:
 
 
 @dataclass(frozen=True)
+class RegistrationView:
+    """A registration: the SBC's own with a trunk (``kind="trunk"``) or a phone's
+    relayed through it (``kind="relayed"``)."""
+
+    kind: str
+    name: str  # trunk name, or the phone's AOR user
+    state: str  # registering, registered, retrying, failed, unregistered
+    contact: str  # our Contact (trunk) or the phone's Contact (relayed)
+    source: str | None  # relayed: transport:host:port the phone registers from
+    expires_in: float | None
+    last_status: int | None
+    last_error: str | None
+
+
+@dataclass(frozen=True)
 class Readiness:
     listeners: bool
     policy_loaded: bool
@@ -137,6 +152,8 @@ class AdminContext(Protocol):
         from_uri: str,
         headers: Mapping[str, str],
     ) -> Resolution: ...
+
+    def registrations(self) -> Sequence[RegistrationView]: ...
 
     # --- security -------------------------------------------------------------
     def bans(self) -> Sequence[Ban]: ...

@@ -22,6 +22,7 @@ from sbc.admin.context import (
     CallView,
     LegView,
     Readiness,
+    RegistrationView,
     ReloadStatus,
     Resolution,
     TrunkView,
@@ -191,6 +192,38 @@ class RuntimeFacade:
             from_uri=from_uri,
             headers=headers,
         )
+
+    def registrations(self) -> Sequence[RegistrationView]:
+        core, now = self.rt.core, self.rt.loop.time()
+        views = [
+            RegistrationView(
+                kind="trunk",
+                name=status.trunk,
+                state=str(status.state),
+                contact=status.contact,
+                source=None,
+                expires_in=status.expires_in,
+                last_status=status.last_status,
+                last_error=status.last_error,
+            )
+            for status in core.registrations.statuses(now)
+        ]
+        for binding in core.registrar.relay.bindings.values():
+            left = binding.expires_at - now
+            source = binding.source
+            views.append(
+                RegistrationView(
+                    kind="relayed",
+                    name=binding.aor_user,
+                    state="registered" if left > 0 else "expired",
+                    contact=binding.contact,
+                    source=f"{source.transport}:{source.host}:{source.port}",
+                    expires_in=max(0.0, left),
+                    last_status=None,
+                    last_error=None,
+                )
+            )
+        return views
 
     # --- security --------------------------------------------------------------
 

@@ -16,7 +16,15 @@ from typing import Annotated, Self
 
 from pydantic import BaseModel, ConfigDict, Field, IPvAnyAddress, field_validator
 
-from sbc.admin.context import CallView, LegView, Readiness, ReloadStatus, Resolution, TrunkView
+from sbc.admin.context import (
+    CallView,
+    LegView,
+    Readiness,
+    RegistrationView,
+    ReloadStatus,
+    Resolution,
+    TrunkView,
+)
 from sbc.cdr import CdrRecord, Disposition, HangupBy, MediaFigures
 from sbc.guard import Ban
 
@@ -285,6 +293,30 @@ class RouteResolution(_Response):
 
 
 # --- bans -----------------------------------------------------------------------------
+
+
+class Registration(_Response):
+    kind: str = Field(description="trunk (the SBC's own) or relayed (a phone's, through the SBC)")
+    name: str = Field(description="trunk name, or the phone's AOR user")
+    state: str
+    contact: str
+    source: str | None = Field(description="relayed: transport:host:port it registers from")
+    expires_in: float | None
+    last_status: int | None
+    last_error: str | None
+
+    @classmethod
+    def of(cls, view: RegistrationView) -> Self:
+        return cls(
+            kind=view.kind,
+            name=view.name,
+            state=view.state,
+            contact=view.contact,
+            source=view.source,
+            expires_in=view.expires_in,
+            last_status=view.last_status,
+            last_error=view.last_error,
+        )
 
 
 class BanEntry(_Response):

@@ -34,6 +34,14 @@ from sbc.b2bua.leg import Leg, Side
 from sbc.b2bua.liveness import Liveness, Probe, options_probe, probe_target
 from sbc.b2bua.outbound import build_b_invite
 from sbc.b2bua.pending import Kind, Pending
+from sbc.b2bua.registrar import Registrar, relay_settings
+from sbc.b2bua.registration import (
+    Registration,
+    RegistrationContext,
+    Registrations,
+    RegistrationSpec,
+)
+from sbc.b2bua.regrelay import Keepalive, RelayedRegister
 from sbc.b2bua.session_timer import parse_session_expires
 from sbc.cdr.record import disposition
 from sbc.guard import Admission, Guard, Rejection
@@ -142,6 +150,8 @@ class Core:
         self.wall_clock = wall_clock or (lambda: datetime.now(UTC))
         self.liveness = Liveness()
         self.liveness.set_trunks(policy.trunks, 0.0)
+        self.registrar = Registrar()  # relayed registrations outlive policy swaps
+        self.registrations = Registrations()  # our own, with trunks that want them
         self.counters = CallCounters()
         # Told of every call event (the runtime writes CDRs from it).
         self.on_call_event: Callable[[str, Call], None] | None = None
@@ -149,6 +159,7 @@ class Core:
         # Nonces are HMACs under this key: they survive policy reloads.
         self._nonce_key = os.urandom(32)
         self.auth_servers = auth_servers(policy, self._nonce_key)
+        self.registrations.sync(self._registrations(policy))
         self.guard = Guard(policy.security)  # bans and buckets outlive policy swaps
         self.admission = Admission(policy.admission)
         self.config = call_config(policy)
@@ -207,7 +218,12 @@ class Core:
         return self._flush()
 
     def get_timer(self) -> float | None:
-        deadlines = [self.layer.get_timer(), self.liveness.next_deadline()]
+        deadlines = [
+            self.layer.get_timer(),
+            self.liveness.next_deadline(),
+            self.registrar.next_deadline(),
+            self.registrations.next_deadline(),
+        ]
         while self._timers:
             deadline, _, call_id = self._timers[0]
             if self._scheduled.get(call_id) == deadline:
@@ -229,6 +245,9 @@ class Core:
                 continue
             self._guarded(call, lambda c=call: c.handle_timer(now))
         self._send_probes(now)
+        self.registrar.on_timer(self, now)
+        for registration, register in self.registrations.due(now):
+            self.send_new(register, registration.target(), registration.context(register))
         return self._flush()
 
     # --- API ------------------------------------------------------------------
@@ -247,6 +266,8 @@ class Core:
         self.guard.set_policy(policy.security)
         self.auth = client_auths(policy)
         self.auth_servers = auth_servers(policy, self._nonce_key)
+        for gone in self.registrations.sync(self._registrations(policy)):
+            self.send_new(gone.unregister(), gone.target(), None)
         self.admission.set_policy(policy.admission)
 
     def hangup(
@@ -355,10 +376,17 @@ class Core:
         self, tx: ClientTransaction, response: Response | None, status: int | None
     ) -> None:
         pending = tx.context
-        if isinstance(pending, Probe):
+        if isinstance(pending, RegistrationContext):
+            self._on_registration(pending, response, status)
+            return
+        if isinstance(pending, Probe | RelayedRegister | Keepalive):
             final = status if response is None else response.status
-            if final is not None and final >= 200:
+            if final is None or final < 200:
+                return
+            if isinstance(pending, Probe):
                 self.liveness.answered(pending.trunk, final, self._now)
+            elif isinstance(pending, RelayedRegister):
+                self.registrar.on_upstream(self, pending, response, final, self._now)
             return
         if not isinstance(pending, Pending) or pending.call.ended is not None:
             return
@@ -401,6 +429,8 @@ class Core:
             self._new_call(request, source, tx)
         elif request.method == "OPTIONS":
             self._options(request, source, tx)
+        elif request.method == "REGISTER":
+            self.registrar.on_register(self, request, source, tx, self._now)
         elif request.method in _REJECT_OUT_OF_DIALOG:
             self._reply(tx, _REJECT_OUT_OF_DIALOG[request.method])
         else:
@@ -490,6 +520,9 @@ class Core:
         if route.reject is not None:
             self.stats["rejected_by_route"] += 1
             self._reply(tx, *route.reject)
+            return
+        if route.to_registered:
+            self._call_registered(request, source, tx, trunk, view, ruri_user, route.name)
             return
         candidates = [
             policy.trunks[name]
@@ -588,6 +621,7 @@ class Core:
         *,
         view: Request,
         ruri_user: str,
+        b_leg: tuple[Leg, Request] | None = None,
     ) -> Call:
         policy = self.policy
         a = Leg(
@@ -604,7 +638,7 @@ class Core:
         )
         a.dialog = Dialog.as_uas(request, new_tag())
         a.observed = source  # in-dialog requests go back where the caller is
-        b, b_invite = self._b_leg(view, trunk, to, ruri_user)
+        b, b_invite = b_leg or self._b_leg(view, trunk, to, ruri_user)
         call = Call(self, a, b, request, tx, started=self._now)
         call.a_invite_view = view
         call.b_invite_pending = b_invite
@@ -615,6 +649,59 @@ class Core:
         self.dialogs[(request.call_id, a.dialog.local_tag)] = (call, Side.A)
         self.dialogs[(b_invite.call_id, b_invite.from_.tag or "")] = (call, Side.B)
         return call
+
+    def _call_registered(  # noqa: PLR0917 - the new call's parts, as _new_call has them
+        self,
+        request: Request,
+        source: Target,
+        tx: ServerTransaction,
+        trunk: Trunk,
+        view: Request,
+        ruri_user: str,
+        route: str,
+    ) -> None:
+        """A call to a phone registered through us: to its Contact, at its
+        observed address and connection (RFC 5626 §5), never to the private
+        address its Contact names."""
+        found = self.registrar.target_of(ruri_user, self._now)
+        if found is None:
+            self._reply(tx, 480, "Not Registered")
+            return
+        binding, contact = found
+        scopes = tuple(
+            dict.fromkeys(
+                (*call_scopes(source.interface, trunk.name), interface_scope(binding.interface))
+            )
+        )
+        refused = self.admission.admit(scopes, self._now)
+        if refused is not None:
+            self.stats["admission_rejected"] += 1
+            self._reply(tx, refused.status, refused.reason, dict(refused.headers))
+            return
+        interface = self.policy.interfaces[binding.interface]
+        b = Leg(Side.B, interface, binding.source.transport, binding.source, None, self.config)
+        b.observed = binding.source
+        b_invite = build_b_invite(view, b, None, self.config, source=trunk, ruri=contact)
+        try:
+            call = self._create_call(
+                request,
+                source,
+                tx,
+                trunk,
+                trunk,
+                view=view,
+                ruri_user=ruri_user,
+                b_leg=(b, b_invite),
+            )
+        except SipError as exc:
+            self.admission.release(scopes)
+            self._reply(tx, exc.status, exc.reason)
+            return
+        call.admitted = list(scopes)
+        call.route = route
+        self.stats["calls_started"] += 1
+        self.call_event("started", call)
+        self._guarded(call, lambda: call.start(b_invite, self._now))
 
     def _admit_egress(
         self, candidates: list[Trunk], taken: Sequence[str]
@@ -666,6 +753,54 @@ class Core:
         if trunk is not None and not message.manipulated:
             message.manipulated = True
             self.policy.manipulations.apply(message, trunk.name, "outbound")
+
+    def _registrations(self, policy: Policy) -> list[Registration]:
+        """A registration per trunk marked ``register`` (RFC 3261 §10)."""
+        wanted = []
+        for trunk in policy.trunks.values():
+            spec = trunk.register
+            if spec is None:
+                continue
+            interface = policy.interfaces[trunk.interface]
+            wanted.append(
+                Registration(
+                    trunk,
+                    interface,
+                    RegistrationSpec(
+                        spec.aor_user,
+                        spec.domain,
+                        spec.expires_s,
+                        spec.contact_user,
+                        contact_port=interface.port_for(trunk.transport),
+                    ),
+                    self.auth.get(trunk.name),
+                    self.config.user_agent,
+                )
+            )
+        return wanted
+
+    def _on_registration(
+        self, context: RegistrationContext, response: Response | None, status: int | None
+    ) -> None:
+        registration = self.registrations.get(context.trunk)
+        if registration is None:
+            return
+        if response is not None:
+            again = registration.on_response(response, self._now)
+            if again is not None:  # answered challenge, or 423 with a longer expiry
+                self.send_new(again, registration.target(), registration.context(again))
+        elif status is not None:
+            registration.on_failure(status, self._now, context.cseq)
+
+    @property
+    def user_agent(self) -> str | None:
+        return self.config.user_agent
+
+    def send_new(self, request: Request, target: Target, context: object) -> None:
+        """Send a request of our own (probe, registration, keepalive) with its context."""
+        tx, actions = self.layer.send_request(request, target, self._now)
+        tx.context = context
+        self._dispatch(actions)
 
     def _send_probes(self, now: float) -> None:
         for name in self.liveness.due(now):
@@ -719,6 +854,8 @@ class Core:
         403 (no transaction is kept for scanners) and an ACK is dropped."""
         if request.to.tag is not None or trunk is not None:
             return True  # in-dialog: matched by Call-ID and our random tag
+        if request.method == "REGISTER" and relay_settings(self.policy, source.interface):
+            return True  # phones register through a relay interface from anywhere
         self.stats["forbidden"] += 1
         if request.method != "ACK":
             self._stateless_reply(request, source, 403)

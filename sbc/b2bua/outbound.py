@@ -24,25 +24,29 @@ DEFAULT_MAX_FORWARDS = 70
 def build_b_invite(
     a_invite: Request,
     leg: Leg,
-    trunk: Trunk,
+    trunk: Trunk | None,
     config: CallConfig,
     *,
     ruri_user: str | None = None,
     source: Trunk | None = None,
+    ruri: SipUri | None = None,
 ) -> Request:
-    """A fresh INVITE for ``trunk`` carrying only what may cross.
+    """A fresh INVITE for ``trunk`` (or to ``ruri``, a registered phone's
+    Contact) carrying only what may cross.
 
     ``ruri_user`` is the called number after routing's translation (default:
     the A-leg's); ``source`` is the calling trunk, whose ``pass_headers`` cross too.
     """
-    params: dict[str, str | None] = {}
-    if trunk.transport != "udp":
-        params["transport"] = trunk.transport
-    user = ruri_user if ruri_user is not None else user_of(a_invite.uri)
-    ruri = SipUri(host=trunk.address, user=user or None, port=trunk.port, params=params)
+    if ruri is None:
+        assert trunk is not None, "a B-leg goes to a trunk or to a registered contact"
+        params: dict[str, str | None] = {}
+        if trunk.transport != "udp":
+            params["transport"] = trunk.transport
+        user = ruri_user if ruri_user is not None else user_of(a_invite.uri)
+        ruri = SipUri(host=trunk.address, user=user or None, port=trunk.port, params=params)
     from_ = rehost(a_invite.from_, leg.host)
     from_.params = {"tag": new_tag()}
-    to = rehost(a_invite.to, trunk.address)
+    to = rehost(a_invite.to, ruri.host)
     to.params = {}
     headers = Headers()
     headers.add("From", str(from_))

@@ -19,7 +19,14 @@ from sbc.auth.secrets import Secret
 from sbc.policy.admission import AdmissionPolicy
 from sbc.policy.manipulations import Manipulations
 from sbc.policy.routing import Route, RouteContext, first_match
-from sbc.policy.schema import InterfaceTls, RequireAuth, Settings, TrunkRegister, TrunkTls
+from sbc.policy.schema import (
+    InterfaceTls,
+    RegistrationRelaySpec,
+    RequireAuth,
+    Settings,
+    TrunkRegister,
+    TrunkTls,
+)
 from sbc.policy.security import SecurityPolicy, default_security
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -37,6 +44,7 @@ class Interface:
     media_address: str
     media_ports: tuple[int, int]
     tls: InterfaceTls | None = None
+    registration: RegistrationRelaySpec | None = None
 
     def port_for(self, transport: str) -> int:
         """The port this interface listens on for ``transport`` (TLS has its own)."""

@@ -63,6 +63,7 @@ def check_policy(
         *_listen_overlaps(interfaces.valid),
         *_media_overlaps(interfaces.valid),
         *_trunk_references(trunks.valid, interfaces.names),
+        *_registrar_references(interfaces.valid, trunks.names),
         *_trunk_source_clashes(trunks.valid),
         *_route_references(routes.valid, trunks.names, interfaces.names),
     ]
@@ -106,6 +107,18 @@ def _media_overlaps(entries: Sequence[tuple[int, InterfaceSpec]]) -> Iterable[Fi
                 )
                 yield Finding(INTERFACES_FILE, ("interfaces", index, "media_ports"), message)
                 break
+
+
+def _registrar_references(
+    entries: Iterable[tuple[int, InterfaceSpec]], trunks: frozenset[str] | None
+) -> Iterable[Finding]:
+    for index, spec in entries:
+        relay = spec.registration
+        if relay is not None and _unknown(relay.registrar, trunks):
+            message = f"unknown trunk '{relay.registrar}'{_known(trunks)}"
+            yield Finding(
+                INTERFACES_FILE, ("interfaces", index, "registration", "registrar"), message
+            )
 
 
 def _trunk_references(

@@ -292,6 +292,7 @@ def _interface(spec: InterfaceSpec) -> Interface:
         media_address=spec.media_address or spec.address,
         media_ports=spec.media_ports,
         tls=spec.tls,
+        registration=spec.registration,
     )
 
 
@@ -362,6 +363,7 @@ def _route(spec: RouteSpec) -> Route:
         else None,
         to=tuple(_target(entry) for entry in spec.to),
         reject=(spec.reject.status, spec.reject.reason) if spec.reject is not None else None,
+        to_registered=spec.to_registered,
         translate=Translation(re.compile(spec.translate.regex), spec.translate.replacement)
         if spec.translate is not None
         else None,

@@ -113,6 +113,7 @@ class Route:
     time: TimeWindow | None = None
     to: tuple[str | Group, ...] = ()
     reject: tuple[int, str | None] | None = None
+    to_registered: bool = False
     translate: Translation | None = None
     failover_on: frozenset[int] = frozenset()
 

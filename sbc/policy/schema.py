@@ -172,6 +172,15 @@ class TrunkRegister(_Strict):
     contact_user: StrictStr | None = None
 
 
+class RegistrationRelaySpec(_Strict):
+    """Phones or a PBX on this interface register through the SBC to a registrar trunk."""
+
+    registrar: Name  # a trunk
+    client_expires_s: Annotated[int, Strict(), Field(ge=20, le=3600)] = 60
+    upstream_expires_s: Annotated[int, Strict(), Field(ge=60, le=86400)] = 3600
+    keepalive_s: Annotated[int, Strict(), Field(ge=1, le=3600)] = 25
+
+
 class InterfaceSpec(_Strict):
     """A listening address of the SBC (one side of the border)."""
 
@@ -183,6 +192,7 @@ class InterfaceSpec(_Strict):
     media_address: IPAddress | None = None
     media_ports: tuple[Port, Port] = (20000, 29999)
     tls: InterfaceTls | None = None
+    registration: RegistrationRelaySpec | None = None
 
     @model_validator(mode="after")
     def _tls_settings(self) -> InterfaceSpec:
@@ -338,6 +348,7 @@ class RouteSpec(_Strict):
     headers: dict[HeaderName, Regex] = {}
     time: TimeWindow | None = None
     reject: Rejection | None = None  # before ``to``: its validator reads it
+    to_registered: Annotated[bool, Strict()] = False  # to the user's relayed registration
     to: list[Name | TrunkGroup] = Field(default=[], validate_default=True)
     translate: Translation | None = None
     failover_on: list[Status] = Field(default=DEFAULT_FAILOVER)
@@ -347,11 +358,19 @@ class RouteSpec(_Strict):
     def _one_action(
         cls, to: list[str | TrunkGroup], info: ValidationInfo
     ) -> list[str | TrunkGroup]:
-        rejects = info.data.get("reject") is not None
-        if rejects and to:
-            raise ValueError("a route either rejects or sends 'to' trunks, not both")
-        if not rejects and not to and "reject" in info.data:
-            raise ValueError("a route needs 'to' (at least one trunk) or 'reject'")
+        actions = [
+            name
+            for name, given in (
+                ("reject", info.data.get("reject") is not None),
+                ("to_registered", bool(info.data.get("to_registered"))),
+                ("to", bool(to)),
+            )
+            if given
+        ]
+        if len(actions) > 1:
+            raise ValueError(f"a route has one action, not {' and '.join(actions)}")
+        if not actions and "reject" in info.data:
+            raise ValueError("a route needs 'to' (at least one trunk), 'to_registered' or 'reject'")
         return to
 
 

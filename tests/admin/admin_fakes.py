@@ -17,6 +17,7 @@ from sbc.admin.context import (
     CallView,
     LegView,
     Readiness,
+    RegistrationView,
     ReloadStatus,
     Resolution,
     TrunkView,
@@ -47,6 +48,7 @@ OPERATIONS = [
     ("POST", "/policies/validate"),
     ("POST", "/routes/resolve"),
     ("GET", "/bans"),
+    ("GET", "/registrations"),
     ("DELETE", "/bans/192.0.2.66"),
     ("GET", "/cdrs"),
     ("GET", "/cdrs.csv"),
@@ -132,6 +134,7 @@ class FakeContext:
     last_reload: ReloadStatus = field(default_factory=lambda: ReloadStatus(T0, True, (), 2, 1))
     resolution: Resolution | None = None
     ban_list: list[Ban] = field(default_factory=list)
+    registration_list: list[RegistrationView] = field(default_factory=list)
     records: list[CdrRecord] = field(default_factory=list)
     store_broken: bool = False
     fail_calls: bool = False
@@ -207,6 +210,9 @@ class FakeContext:
         if self.resolution is None:
             raise ValueError(f"unknown interface {interface!r}")
         return self.resolution
+
+    def registrations(self) -> Sequence[RegistrationView]:
+        return self.registration_list
 
     def bans(self) -> Sequence[Ban]:
         return self.ban_list

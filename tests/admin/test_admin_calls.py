@@ -164,3 +164,35 @@ def test_trunks_show_liveness_and_load() -> None:
         "max_cps",
         "load",
     }
+
+
+def test_registrations_are_listed() -> None:
+    from admin_fakes import TOKEN, FakeContext
+
+    from sbc.admin.api import create_app
+    from sbc.admin.context import RegistrationView
+
+    ctx = FakeContext()
+    ctx.registration_list.append(
+        RegistrationView(
+            "trunk", "carrier", "registered", "<sip:sbc@127.0.0.1>", None, 90.0, 200, None
+        )
+    )
+    from fastapi.testclient import TestClient
+
+    client = TestClient(create_app(ctx, token=TOKEN))
+    assert client.get("/registrations").status_code == 401
+    got = client.get("/registrations", headers={"Authorization": f"Bearer {TOKEN}"})
+    assert got.status_code == 200
+    assert got.json() == [
+        {
+            "kind": "trunk",
+            "name": "carrier",
+            "state": "registered",
+            "contact": "<sip:sbc@127.0.0.1>",
+            "source": None,
+            "expires_in": 90.0,
+            "last_status": 200,
+            "last_error": None,
+        }
+    ]

@@ -219,7 +219,8 @@ def test_errors_in_every_file_are_all_reported_in_file_order(write_policy: Write
     assert issues_of(directory) == [
         "interfaces.yaml:7: interfaces[1].colour: Extra inputs are not permitted",
         "trunks.yaml:3: trunks[0].interface: Input should be a valid string",
-        "routes.yaml:4: routes[0].to: a route needs 'to' (at least one trunk) or 'reject'",
+        "routes.yaml:4: routes[0].to:"
+        " a route needs 'to' (at least one trunk), 'to_registered' or 'reject'",
         "sbc.yaml:2: calls.shutdown_grace_s: Input should be greater than or equal to 0",
     ]
 

@@ -193,9 +193,7 @@ routes:
     )
     assert found[2].startswith("routes.yaml:9: routes[2].time.start: '25:00' is not a time of day")
     assert found[3].startswith("routes.yaml:9: routes[2].time.timezone: unknown time zone")
-    assert found[4] == (
-        "routes.yaml:13: routes[3].to: a route either rejects or sends 'to' trunks, not both"
-    )
+    assert found[4] == ("routes.yaml:13: routes[3].to: a route has one action, not reject and to")
     assert found[5].startswith(
         "routes.yaml:15: routes[4].to[0].group[0].trunk: unknown trunk 'nowhere'"
     )

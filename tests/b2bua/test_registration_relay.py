@@ -1,0 +1,115 @@
+"""Registration relay: a phone behind NAT registers through the SBC to the
+carrier's registrar, is kept alive, and gets its calls at its observed address."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from peers import POLICIES, FakeUA, Net
+
+from sbc.policy import load_policy
+from sbc.sip.message import Request, parse_message
+from sbc.sip.target import Target
+
+PHONE_HOST = "127.0.0.30"
+NAT_PORT = 40123  # the phone's packets come from here; its Contact names 192.168.1.5
+
+
+def make_net(tmp_path: Path) -> tuple[Net, FakeUA]:
+    directory = tmp_path / "policies"
+    shutil.copytree(POLICIES, directory)
+    (directory / "manipulations.yaml").unlink()
+    interfaces = (directory / "interfaces.yaml").read_text()
+    interfaces = interfaces.replace(
+        "    media_ports: [20000, 29999]  # inclusive RTP/RTCP port range; start must be even\n",
+        "    media_ports: [20000, 29999]\n"
+        "    registration: {registrar: carrier, client_expires_s: 60, keepalive_s: 15}\n",
+        1,
+    )
+    (directory / "interfaces.yaml").write_text(interfaces)
+    (directory / "routes.yaml").write_text(
+        "routes:\n"
+        "  - {name: to-phones, from_trunk: pbx, to_registered: true}\n"
+        "  - {name: in, from_trunk: carrier, to: [pbx]}\n"
+    )
+    net = Net(load_policy(directory))
+    phone = net.add_peer("phone", PHONE_HOST)
+    return net, phone
+
+
+def register(net: Net, phone: FakeUA, n: int, expires: int = 3600) -> None:
+    data = (
+        f"REGISTER sip:127.0.0.1 SIP/2.0\r\n"
+        f"Via: SIP/2.0/UDP 192.168.1.5:5060;branch=z9hG4bK-reg{n};rport\r\n"
+        f"Max-Forwards: 70\r\nFrom: <sip:alice@example.net>;tag=ph{n}\r\n"
+        f"To: <sip:alice@example.net>\r\nCall-ID: phone-reg@192.168.1.5\r\nCSeq: {n} REGISTER\r\n"
+        f"Contact: <sip:alice@192.168.1.5:5060>\r\nExpires: {expires}\r\nContent-Length: 0\r\n\r\n"
+    ).encode()
+    net.deliver_from(Target("external", "udp", PHONE_HOST, NAT_PORT), data)
+
+
+def test_register_call_keepalive_and_expiry(tmp_path: Path) -> None:
+    net, phone = make_net(tmp_path)
+    register(net, phone, 1)
+    upstream = net.carrier.take_request("REGISTER")
+    contact = upstream.headers.get("Contact") or ""
+    assert "@127.0.0.1:5060" in contact  # the SBC's own Contact
+    assert "192.168.1.5" not in upstream.serialize().decode()
+    assert upstream.to.uri.user == "alice"  # type: ignore[union-attr]
+    net.carrier.respond(upstream, 200, headers=[("Contact", f"{contact};expires=3600")])
+    ok = phone.take_response(200)
+    assert phone.targets[-1].port == NAT_PORT  # answered where it came from
+    assert ok.headers.get("Contact") == "<sip:alice@192.168.1.5:5060>;expires=60"
+
+    # A refresh while the upstream binding is good is answered locally (throttling).
+    net.advance(50)
+    register(net, phone, 2)
+    assert phone.take_response(200)
+    assert not net.carrier.requests("REGISTER")
+
+    # The PBX calls alice: the INVITE goes to the phone's NAT address, to its Contact URI.
+    net.pbx.invite("alice")
+    invite = phone.take_request("INVITE")
+    assert phone.targets[-1].port == NAT_PORT
+    assert str(invite.uri) == "sip:alice@192.168.1.5:5060"
+
+    # Keepalives go to the NAT address between refreshes.
+    net.advance(16)
+    assert phone.requests("OPTIONS")
+    assert phone.targets[-1].port == NAT_PORT
+
+
+def test_a_silent_phone_is_dropped_and_unregistered_upstream(tmp_path: Path) -> None:
+    net, phone = make_net(tmp_path)
+    register(net, phone, 1)
+    upstream = net.carrier.take_request("REGISTER")
+    net.carrier.respond(upstream, 200)
+    net.advance(75)  # 60 s + grace, no refresh
+    removal = net.carrier.requests("REGISTER")[-1]
+    assert removal.headers.get("Expires") == "0"
+    net.pbx.invite("alice")
+    assert net.pbx.take_response(480).reason == "Not Registered"
+
+
+def test_the_registrars_challenge_goes_to_the_phone(tmp_path: Path) -> None:
+    net, phone = make_net(tmp_path)
+    register(net, phone, 1)
+    upstream = net.carrier.take_request("REGISTER")
+    challenge = 'Digest realm="carrier", nonce="abc", algorithm=MD5, qop="auth"'
+    net.carrier.respond(upstream, 401, headers=[("WWW-Authenticate", challenge)])
+    relayed = phone.take_response(401)
+    assert relayed.headers.get("WWW-Authenticate") == challenge
+
+
+def test_register_on_an_interface_without_relay_is_a_strangers_403(tmp_path: Path) -> None:
+    net, _ = make_net(tmp_path)
+    data = (
+        b"REGISTER sip:127.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 10.0.0.1;branch=z9hG4bK-x;rport\r\n"
+        b"From: <sip:bob@x>;tag=1\r\nTo: <sip:bob@x>\r\nCall-ID: x\r\nCSeq: 1 REGISTER\r\n"
+        b"Contact: <sip:bob@10.0.0.1>\r\nContent-Length: 0\r\n\r\n"
+    )
+    out = net.deliver_from(Target("internal", "udp", "127.0.0.99", 5060), data)
+    answer = parse_message(out[0].data)
+    assert not isinstance(answer, Request)
+    assert answer.status == 403  # internal has no relay: a stranger is a stranger

@@ -159,10 +159,10 @@ class Core:
         # Nonces are HMACs under this key: they survive policy reloads.
         self._nonce_key = os.urandom(32)
         self.auth_servers = auth_servers(policy, self._nonce_key)
-        self.registrations.sync(self._registrations(policy))
         self.guard = Guard(policy.security)  # bans and buckets outlive policy swaps
         self.admission = Admission(policy.admission)
         self.config = call_config(policy)
+        self.registrations.sync(self._registrations(policy))
         self.media: MediaHandler = media or PassthroughMedia()
         self.layer = TransactionLayer(timer_config(policy))
         self.calls: dict[str, Call] = {}

@@ -113,3 +113,28 @@ def test_register_on_an_interface_without_relay_is_a_strangers_403(tmp_path: Pat
     answer = parse_message(out[0].data)
     assert not isinstance(answer, Request)
     assert answer.status == 403  # internal has no relay: a stranger is a stranger
+
+
+def test_a_trunk_marked_register_is_registered_and_refreshed(tmp_path: Path) -> None:
+    directory = tmp_path / "own"
+    shutil.copytree(POLICIES, directory)
+    (directory / "manipulations.yaml").unlink()
+    (directory / "trunks.yaml").write_text(
+        "trunks:\n"
+        "  - name: carrier\n    interface: external\n    address: 127.0.0.10\n"
+        "    register: {aor_user: '+15551230000', expires_s: 300}\n"
+        "  - name: pbx\n    interface: internal\n    address: 127.0.0.20\n"
+    )
+    net = Net(load_policy(directory))
+    net.advance(0.1)
+    first = net.carrier.take_request("REGISTER")
+    assert first.to.uri.user == "+15551230000"  # type: ignore[union-attr]
+    net.carrier.respond(first, 200, headers=[("Expires", "120")])
+    net.advance(59)
+    assert not net.carrier.requests("REGISTER")
+    net.advance(2)  # a 120 s grant is refreshed after 60 s
+    refresh = net.carrier.requests("REGISTER")[0]  # (and its UDP retransmission)
+    assert refresh.call_id == first.call_id
+    assert refresh.cseq.seq == first.cseq.seq + 1
+    status = net.core.registrations.statuses(net.now)[0]
+    assert status.trunk == "carrier"

@@ -339,7 +339,7 @@ def _trunk(spec: TrunkSpec) -> Trunk:
         options_interval=float(spec.options_interval_s),
         pass_headers=frozenset(canonical_name(name) for name in spec.pass_headers),
         tls=spec.tls,
-        register=spec.register,
+        register=spec.register_,
         require_auth=spec.require_auth,
     )
 

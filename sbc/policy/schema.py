@@ -229,7 +229,8 @@ class TrunkSpec(_Strict):
     pass_headers: list[HeaderName] = []
     tls: TrunkTls | None = None
     auth: TrunkAuth | None = None
-    register: TrunkRegister | None = None
+    # "register" would shadow pydantic's BaseModel.register: aliased.
+    register_: TrunkRegister | None = Field(default=None, alias="register")
     require_auth: RequireAuth | None = None
 
     @model_validator(mode="after")

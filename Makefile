@@ -17,3 +17,5 @@ bench:  ## signalling, parser, policy, guard and CDR benchmarks (one line each)
 	.venv/bin/python bench/guard.py
 	.venv/bin/python bench/manipulations.py
 	.venv/bin/python bench/cdr.py
+	.venv/bin/python bench/registrations.py
+	.venv/bin/python bench/auth.py

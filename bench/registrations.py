@@ -34,7 +34,9 @@ def relay_policy(directory: Path) -> Path:
     (directory / "manipulations.yaml").unlink()
     (directory / "security.yaml").write_text("rate_limits: {per_source: {REGISTER: null}}\n")
     text = (directory / "interfaces.yaml").read_text()
-    marker = "    media_ports: [20000, 29999]  # inclusive RTP/RTCP port range; start must be even\n"
+    marker = (
+        "    media_ports: [20000, 29999]  # inclusive RTP/RTCP port range; start must be even\n"
+    )
     (directory / "interfaces.yaml").write_text(text.replace(marker, marker + RELAY, 1))
     return directory
 
@@ -65,18 +67,21 @@ def main() -> None:
         start = time.thread_time()
         out = core.receive(register(n, 1), phone, now)
         upstream = parse_message(out[0].data)
-        assert isinstance(upstream, Request) and upstream.method == "REGISTER", out
+        assert isinstance(upstream, Request), out
+        assert upstream.method == "REGISTER", out
         answer = build_response(upstream, 200, to_tag="reg").serialize()
         back = core.receive(answer, carrier, now)
         relayed_s += time.thread_time() - start
-        assert back and back[0].target == phone, back
+        assert back, "no answer to the phone"
+        assert back[0].target == phone, back
     now += 30.0
     for n in range(args.phones):
         phone = Target("external", "udp", "127.0.0.30", 10000 + n)
         start = time.thread_time()
         out = core.receive(register(n, 2), phone, now)
         absorbed_s += time.thread_time() - start
-        assert len(out) == 1 and out[0].data.startswith(b"SIP/2.0 200"), out
+        assert len(out) == 1, out
+        assert out[0].data.startswith(b"SIP/2.0 200"), out
     print(
         f"registrations: relayed_per_s={args.phones / relayed_s:.0f}"
         f" absorbed_per_s={args.phones / absorbed_s:.0f} ({args.phones} phones; relayed ="

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -80,6 +81,32 @@ def free_ports(ip: str, count: int, *, step: int = 1) -> int:
                 s.close()
         return base
     raise RuntimeError(f"no {count} free ports on {ip}")
+
+
+#: Where :func:`free_media_range` looks: below the SBC's default media range
+#: (20000-29999, which parallel SBCs share) and the kernel's ephemeral ports.
+PRIVATE_MEDIA_PORTS = (10000, 19999)
+
+
+def free_media_range(ip: str, pairs: int) -> tuple[int, int]:
+    """An RTP range of ``pairs`` even/odd port pairs, all free for UDP on ``ip`` now."""
+    low, high = PRIVATE_MEDIA_PORTS
+    rng = random.Random()
+    for _ in range(200):
+        start = rng.randrange(low, high - 2 * pairs, 2)
+        socks: list[socket.socket] = []
+        try:
+            for port in range(start, start + 2 * pairs):
+                s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(s)
+                s.bind((ip, port))
+        except OSError:
+            continue
+        finally:
+            for s in socks:
+                s.close()
+        return (start, start + 2 * pairs - 1)
+    raise RuntimeError(f"no {pairs} free media port pairs on {ip}")
 
 
 def _proc_net_listening(ip: str, port: int, proto: str) -> bool:
@@ -723,6 +750,30 @@ class TrunkDef:
         )
 
 
+@dataclass(frozen=True)
+class TlsListener:
+    """A ``tls:`` block for one of the SBC's interfaces (SIP over TLS, RFC 3261 §26).
+
+    ``port=None`` picks a free TCP port on the interface's address. Mutual TLS
+    (``require_client_cert``) needs ``cafile``, the CA client certificates
+    must chain to.
+    """
+
+    certfile: Path
+    keyfile: Path
+    cafile: Path | None = None
+    require_client_cert: bool = False
+    port: int | None = None
+
+    def yaml(self) -> str:
+        items = [f"port: {self.port}", f"certfile: {self.certfile}", f"keyfile: {self.keyfile}"]
+        if self.cafile is not None:
+            items.append(f"cafile: {self.cafile}")
+        if self.require_client_cert:
+            items.append("require_client_cert: true")
+        return "{" + ", ".join(items) + "}"
+
+
 DEFAULT_ROUTES_YAML = (
     "routes:\n"
     "  - {name: carrier-to-pbx, from_trunk: carrier, to: [pbx]}\n"
@@ -739,7 +790,11 @@ class SbcProcess:
     By default the policy is the demo topology (carrier <-> pbx). A test can
     give its own ``routes_yaml``, ``extra_trunks`` (appended to the carrier
     and pbx trunks) and ``extra_files`` (policy file name -> text, written
-    last, so they may replace a generated file).
+    last, so they may replace a generated file). ``tls`` adds a TLS listener
+    to an interface ("external" / "internal"), next to its UDP and TCP.
+    ``media_pairs`` gives each interface a private media range of that many
+    RTP/RTCP pairs (:func:`free_media_range`) instead of the default range,
+    which SBCs running in parallel on these loopback addresses share.
     """
 
     def __init__(
@@ -755,6 +810,8 @@ class SbcProcess:
         extra_files: Mapping[str, str] | None = None,
         admin_token: str | None = None,
         admin_address: str = "127.0.0.1",
+        tls: Mapping[str, TlsListener] | None = None,
+        media_pairs: int | None = None,
     ) -> None:
         self.workdir = workdir
         self.admin_token = admin_token
@@ -780,6 +837,19 @@ class SbcProcess:
             for t in extra_trunks
         ]
         self.extra_files = dict(extra_files or {})
+        interface_ips = {"external": SBC_EXT_IP, "internal": SBC_INT_IP}
+        self.tls = {
+            name: replace(
+                listener,
+                port=listener.port or free_port(interface_ips[name], udp=False),
+            )
+            for name, listener in (tls or {}).items()
+        }
+        self.media_ports = (
+            {name: free_media_range(ip, media_pairs) for name, ip in interface_ips.items()}
+            if media_pairs is not None
+            else {}
+        )
         self.admin_port = free_port("127.0.0.1", udp=False)
         self.cdr_path = workdir / "cdr.sqlite"
         self.proc: subprocess.Popen[bytes] | None = None
@@ -821,6 +891,12 @@ class SbcProcess:
     def pid(self) -> int | None:
         return self.proc.pid if self.proc else None
 
+    def tls_address(self, interface: str) -> tuple[str, int]:
+        """Where ``interface`` ("external" / "internal") listens for SIP over TLS."""
+        listener = self.tls[interface]
+        assert listener.port is not None  # resolved in __init__
+        return (SBC_EXT_IP if interface == "external" else SBC_INT_IP, listener.port)
+
     def trunk(self, name: str) -> tuple[str, int]:
         """Address and port of a trunk (the built-in carrier/pbx or an extra one)."""
         if name == "carrier":
@@ -839,9 +915,9 @@ class SbcProcess:
         (self.policies / "interfaces.yaml").write_text(
             "interfaces:\n"
             f"  - {{name: external, address: {SBC_EXT_IP}, port: {p.ext}, "
-            f"transports: [udp, tcp], media_address: {SBC_EXT_IP}}}\n"
+            f"{self._transports_yaml('external')}, media_address: {SBC_EXT_IP}}}\n"
             f"  - {{name: internal, address: {SBC_INT_IP}, port: {p.int_}, "
-            f"transports: [udp, tcp], media_address: {SBC_INT_IP}}}\n"
+            f"{self._transports_yaml('internal')}, media_address: {SBC_INT_IP}}}\n"
         )
         (self.policies / "trunks.yaml").write_text(
             "trunks:\n"
@@ -859,6 +935,14 @@ class SbcProcess:
         )
         for name, text in self.extra_files.items():
             (self.policies / name).write_text(text)
+
+    def _transports_yaml(self, interface: str) -> str:
+        media = self.media_ports.get(interface)
+        ports = f"media_ports: [{media[0]}, {media[1]}], " if media is not None else ""
+        listener = self.tls.get(interface)
+        if listener is None:
+            return ports + "transports: [udp, tcp]"
+        return ports + f"transports: [udp, tcp, tls], tls: {listener.yaml()}"
 
     # -- log and hot reload ---------------------------------------------------
     def log_offset(self) -> int:

@@ -15,6 +15,7 @@ EDGES = (
     "sbc/watch.py",
     "sbc/admin/facade.py",
     "sbc/media/relay/engine.py",
+    "sbc/media/portcheck.py",
     "sbc/media/relay/workers.py",
     "sbc/media/relay/channel.py",
     "sbc/cdr/writer.py",

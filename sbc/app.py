@@ -32,6 +32,7 @@ from sbc.load import LoadMonitor
 from sbc.log import configure_logging
 from sbc.media.anchor import MediaAnchor
 from sbc.media.interface import MediaHandler, PassthroughMedia
+from sbc.media.portcheck import pair_free
 from sbc.media.ports import PortPool
 from sbc.media.relay.engine import RelayEngine
 from sbc.media.relay.workers import WorkerPool
@@ -213,7 +214,7 @@ class Runtime:
             relay = pool
         self._relay = relay
         log.info("media.anchoring", workers=settings.workers, inactivity_timeout_s=timeout)
-        return MediaAnchor(relay, PortPool())
+        return MediaAnchor(relay, PortPool(available=pair_free))
 
     async def _start_admin(self) -> AdminServer | None:
         """The REST plane in this process and loop (refuses a non-loopback bind

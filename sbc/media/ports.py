@@ -18,6 +18,7 @@ allocation and release are O(1) amortized and memory stays bounded.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Callable
 
 from sbc.media.interface import MediaError
 
@@ -63,7 +64,11 @@ class _RangeQueue:
 class PortPool:
     """Even RTP ports (RTCP on ``port + 1``) per media IP address."""
 
-    def __init__(self) -> None:
+    def __init__(self, available: Callable[[str, int], bool] | None = None) -> None:
+        # ``available(ip, port)``: can the pair be bound right now? Another
+        # process may hold a port of our range; such a pair is passed over
+        # (and retried later) instead of failing the call when the relay binds.
+        self._available = available
         self._used: dict[str, set[int]] = {}
         self._ranges: dict[tuple[str, int, int], _RangeQueue] = {}
         self._by_ip: dict[str, list[_RangeQueue]] = {}
@@ -75,10 +80,19 @@ class PortPool:
         """
         queue = self._queue(ip, ports)
         used = self._used.setdefault(ip, set())
-        while (port := queue.pop()) is not None:
-            if port not in used:  # else taken through an overlapping range
+        busy: list[int] = []
+        try:
+            while (port := queue.pop()) is not None:
+                if port in used:
+                    continue  # taken through an overlapping range
+                if self._available is not None and not self._available(ip, port):
+                    busy.append(port)
+                    continue
                 used.add(port)
                 return port
+        finally:
+            for port in busy:  # someone else's for now: try them again later
+                queue.push(port)
         raise PortsExhaustedError(f"no media ports on {ip} in {ports[0]}-{ports[1]}")
 
     def release(self, ip: str, port: int) -> None:

@@ -92,3 +92,29 @@ def test_a_range_of_a_single_port_has_no_pair() -> None:
     pool = PortPool()
     with pytest.raises(PortsExhaustedError):
         pool.allocate("127.0.0.1", (4000, 4000))
+
+
+def test_pairs_another_process_holds_are_passed_over_and_retried_later() -> None:
+    held = {20000, 20002}
+    pool = PortPool(available=lambda ip, port: port not in held)
+    assert pool.allocate("127.0.0.1", (20000, 20009)) == 20004
+    held.clear()  # the other process let go
+    assert sorted(pool.allocate("127.0.0.1", (20000, 20009)) for _ in range(4)) == [
+        20000,
+        20002,
+        20006,
+        20008,
+    ]
+
+
+def test_a_real_bound_socket_is_seen_as_busy() -> None:
+    import socket
+
+    from sbc.media.portcheck import pair_free
+
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+        assert not pair_free("127.0.0.1", port)
+        assert not pair_free("127.0.0.1", port - 1)  # its RTCP neighbour is taken
+    assert pair_free("127.0.0.1", port)

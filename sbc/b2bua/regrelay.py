@@ -96,11 +96,15 @@ class RegistrationRelay:
     """Every relayed binding, by AOR user (one binding per user: the newest wins)."""
 
     bindings: dict[str, Binding] = field(default_factory=dict)
+    # The user of the Contact we registered upstream, for calls the registrar
+    # retargets to it (RFC 3261 §10: it routes to the bound Contact).
+    by_sbc_user: dict[str, str] = field(default_factory=dict)
     _heap: list[tuple[float, int, str]] = field(default_factory=list)
     _seq: itertools.count[int] = field(default_factory=itertools.count)
 
     def lookup(self, user: str, now: float) -> Binding | None:
-        binding = self.bindings.get(user)
+        """The live binding of AOR ``user``, or of the SBC Contact user ``user``."""
+        binding = self.bindings.get(user) or self.bindings.get(self.by_sbc_user.get(user, ""))
         if binding is None or binding.expires_at + GRACE_S < now:
             return None
         return binding
@@ -114,6 +118,7 @@ class RegistrationRelay:
             binding = Binding(user, contact, source, settings.interface, now)
             binding.upstream_call_id = new_call_id(random_token(4))
             self.bindings[user] = binding
+            self.by_sbc_user[binding.sbc_user] = user
             log.info("registration.new", user=user, source=f"{source.host}:{source.port}")
         binding.contact, binding.source, binding.interface = contact, source, settings.interface
         return binding
@@ -133,6 +138,7 @@ class RegistrationRelay:
     def remove(self, user: str) -> Binding | None:
         binding = self.bindings.pop(user, None)
         if binding is not None:
+            self.by_sbc_user.pop(binding.sbc_user, None)
             log.info("registration.removed", user=user)
         return binding
 

@@ -138,3 +138,13 @@ def test_a_trunk_marked_register_is_registered_and_refreshed(tmp_path: Path) -> 
     assert refresh.cseq.seq == first.cseq.seq + 1
     status = net.core.registrations.statuses(net.now)[0]
     assert status.trunk == "carrier"
+
+
+def test_a_call_to_the_contact_we_registered_upstream_reaches_the_phone(tmp_path: Path) -> None:
+    net, phone = make_net(tmp_path)
+    register(net, phone, 1)
+    upstream = net.carrier.take_request("REGISTER")
+    net.carrier.respond(upstream, 200)
+    contact = upstream.contacts[0].uri
+    net.pbx.invite(contact.user or "")  # type: ignore[union-attr]
+    assert str(phone.take_request("INVITE").uri) == "sip:alice@192.168.1.5:5060"

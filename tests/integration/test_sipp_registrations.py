@@ -19,8 +19,8 @@ trunks, and phones behind NAT registering through the SBC's relay.
    out-of-call scenario ooc_phone.xml); the PBX (a SIPp UAC on 127.0.0.20)
    calls the phone's user; the call, the keepalives, the locally answered
    refresh and the phone's removal are read from the three message logs.
-   One strict xfail records a bug: a call to the Contact the SBC registered
-   upstream is not delivered.
+   A call the registrar retargets to the Contact the SBC registered upstream
+   reaches the phone too.
 """
 
 from __future__ import annotations
@@ -567,16 +567,6 @@ def test_relay_passes_the_registrars_challenge_to_the_phone(
     assert row["source"] == f"udp:{PHONE3_IP}:{handset.local_port}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "sbc/b2bua/core.py _call_registered looks the callee up by the Request-URI user "
-        "as an AOR (Registrar.target_of -> RegistrationRelay.lookup, keyed by aor_user); "
-        "the Contact the relay registered upstream (regrelay.upstream_register: "
-        "sip:r<token>@sbc) is never mapped back, so a registrar that retargets to it "
-        "(RFC 3261 §10, §16.5) gets 480 Not Registered"
-    ),
-)
 def test_relay_call_to_the_registered_contact_reaches_the_phone(
     relay_sbc: SbcProcess, tmp_path: Path
 ) -> None:

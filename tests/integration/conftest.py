@@ -24,6 +24,7 @@ from harness import (
     Sipp,
     SippResult,
     run_pair,
+    serving,
 )
 
 SippPair = Callable[..., tuple[SippResult, SippResult]]
@@ -48,15 +49,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def _start_sbc(
     tmp_path_factory: pytest.TempPathFactory, name: str, **kwargs: Any
 ) -> Iterator[SbcProcess]:
-    sbc = SbcProcess(tmp_path_factory.mktemp(name), **kwargs)
-    try:
-        sbc.start()
-    except RuntimeError as exc:
-        pytest.fail(f"SBC did not start: {exc}", pytrace=False)
-    try:
-        yield sbc
-    finally:
-        sbc.stop()
+    yield from serving(SbcProcess(tmp_path_factory.mktemp(name), **kwargs))
 
 
 @pytest.fixture(scope="module")

@@ -1079,6 +1079,27 @@ def read_rss_kib(pid: int) -> int:
     raise RuntimeError(f"no VmRSS for pid {pid}")
 
 
+def serving(sbc: SbcProcess, env: Mapping[str, str] | None = None) -> Iterator[SbcProcess]:
+    """Start ``sbc`` (with ``env`` added to its environment), yield it, stop it.
+
+    For module fixtures: ``yield from serving(SbcProcess(...))``. A start that
+    fails fails the test with the SBC's stderr, rather than erroring it.
+    """
+    import pytest  # only the fixtures need it; the benchmarks import this module too
+
+    with pytest.MonkeyPatch.context() as patch:  # the SBC copies os.environ at start
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        try:
+            sbc.start()
+        except RuntimeError as exc:
+            pytest.fail(f"SBC did not start: {exc}", pytrace=False)
+    try:
+        yield sbc
+    finally:
+        sbc.stop()
+
+
 @contextlib.contextmanager
 def running_sbc(workdir: Path, **kwargs: object) -> Iterator[SbcProcess]:
     sbc = SbcProcess(workdir, **kwargs)  # type: ignore[arg-type]

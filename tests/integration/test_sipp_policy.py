@@ -30,6 +30,7 @@ from harness import (
     TrunkDef,
     leaks,
     run_calls,
+    serving,
 )
 
 pytestmark = pytest.mark.integration
@@ -71,17 +72,6 @@ POLICY_TRUNKS = (
 )
 
 
-def _started(sbc: SbcProcess) -> Iterator[SbcProcess]:
-    try:
-        sbc.start()
-    except RuntimeError as exc:
-        pytest.fail(f"SBC did not start: {exc}", pytrace=False)
-    try:
-        yield sbc
-    finally:
-        sbc.stop()
-
-
 @pytest.fixture(scope="module")
 def policy_sbc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SbcProcess]:
     """One SBC for the routing tests and topology hiding (its routes are never edited)."""
@@ -91,13 +81,13 @@ def policy_sbc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SbcProcess]
         routes_yaml=POLICY_ROUTES,
         extra_trunks=POLICY_TRUNKS,
     )
-    yield from _started(sbc)
+    yield from serving(sbc)
 
 
 @pytest.fixture
 def reload_sbc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SbcProcess]:
     """An SBC of its own: the hot-reload test rewrites its routes."""
-    yield from _started(SbcProcess(tmp_path_factory.mktemp("sbc-reload")))
+    yield from serving(SbcProcess(tmp_path_factory.mktemp("sbc-reload")))
 
 
 # --------------------------------------------------------------------------

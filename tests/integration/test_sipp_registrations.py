@@ -51,6 +51,7 @@ from harness import (
     free_ports,
     leaks,
     scenario_path,
+    serving,
 )
 
 pytestmark = pytest.mark.integration
@@ -375,14 +376,7 @@ def relay_sbc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SbcProcess]:
     )
     sbc.extra_files["interfaces.yaml"] = relay_interfaces_yaml(sbc)
     sbc.write_policies()
-    try:
-        sbc.start()
-    except RuntimeError as exc:
-        pytest.fail(f"SBC did not start: {exc}", pytrace=False)
-    try:
-        yield sbc
-    finally:
-        sbc.stop()
+    yield from serving(sbc)
 
 
 def relay_registrar(

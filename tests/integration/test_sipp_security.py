@@ -36,6 +36,7 @@ from harness import (
     TrunkDef,
     options_ping,
     options_request,
+    serving,
     sip_status,
 )
 
@@ -105,14 +106,7 @@ def guarded_sbc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SbcProcess
         extra_trunks=TRUNKS,
         extra_files={"security.yaml": SECURITY_YAML},
     )
-    try:
-        sbc.start()
-    except RuntimeError as exc:
-        pytest.fail(f"SBC did not start: {exc}", pytrace=False)
-    try:
-        yield sbc
-    finally:
-        sbc.stop()
+    yield from serving(sbc)
 
 
 # --------------------------------------------------------------------------

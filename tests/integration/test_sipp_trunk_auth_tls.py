@@ -51,6 +51,7 @@ from harness import (
     leaks,
     options_request,
     run_pair,
+    serving,
 )
 from tls_ua import SipStream, TlsCaller, TlsCarrier, open_tls
 
@@ -175,17 +176,7 @@ def tls_sbc(tmp_path_factory: pytest.TempPathFactory, pki: Pki) -> Iterator[SbcP
             ),
         },
     )
-    with pytest.MonkeyPatch.context() as env:  # the SBC copies os.environ at start
-        env.setenv(PASSWORD_ENV, PASSWORD)
-        env.setenv(WRONG_PASSWORD_ENV, "not-" + PASSWORD)
-        try:
-            sbc.start()
-        except RuntimeError as exc:
-            pytest.fail(f"SBC did not start: {exc}", pytrace=False)
-    try:
-        yield sbc
-    finally:
-        sbc.stop()
+    yield from serving(sbc, {PASSWORD_ENV: PASSWORD, WRONG_PASSWORD_ENV: "not-" + PASSWORD})
 
 
 # --------------------------------------------------------------------------

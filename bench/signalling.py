@@ -148,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument(
         "--past-peak", type=int, default=1, help="steps to run after the first failing one"
     )
+    ap.add_argument("--no-cdr", dest="cdr", action="store_false", help="CDRs off")
+    ap.add_argument("--no-admin", dest="admin", action="store_false", help="admin API off")
     args = ap.parse_args(argv)
     if SIPP is None:
         print("signalling: skipped (sipp not installed: apt install sip-tester)")
@@ -170,7 +172,7 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     media_yaml = "" if args.anchor else "media: {anchor: false}\n"
-    sbc = SbcProcess(workdir / "sbc", extra_sbc_yaml=media_yaml)
+    sbc = SbcProcess(workdir / "sbc", extra_sbc_yaml=media_yaml, cdr=args.cdr, admin=args.admin)
     try:
         sbc.start()
     except RuntimeError as exc:

@@ -251,7 +251,7 @@ class Runtime:
         record = record_of(call, self.facade.wall)
         if event == "ended":
             self.cdr.submit_close(record)
-        elif event in ("started", "answered"):
+        elif event == "started":
             self.cdr.submit_open(record)  # a crash mid-call still leaves its trace
 
     def _on_media_inactive(self, session: str) -> None:

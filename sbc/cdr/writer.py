@@ -70,6 +70,7 @@ class CdrWriter:
         heartbeat_s: float = 10.0,
         recover: bool = True,
         clock: Callable[[], float] = time.time,
+        gather_s: float = 0.05,
     ) -> None:
         if heartbeat_s <= 0 or max_pending < 1 or batch_size < 1:
             raise ValueError("heartbeat_s, max_pending and batch_size must be positive")
@@ -80,6 +81,7 @@ class CdrWriter:
         self.written = 0
         self.recovered = 0  # records completed as interrupted at start
         self._batch_size = batch_size
+        self._gather_s = gather_s
         self._heartbeat_s = heartbeat_s
         self._clock = clock
         self._queue: queue.SimpleQueue[object] = queue.SimpleQueue()
@@ -171,6 +173,9 @@ class CdrWriter:
             except queue.Empty:
                 first = None
             if first is not None:
+                # Let a batch gather: one transaction per tick instead of one per
+                # record, and the event loop's thread keeps the GIL meanwhile.
+                time.sleep(self._gather_s)
                 stopping = self._handle([first, *self._drain()])
             now = self._clock()
             if now - last_beat >= self._heartbeat_s:

@@ -812,10 +812,14 @@ class SbcProcess:
         admin_address: str = "127.0.0.1",
         tls: Mapping[str, TlsListener] | None = None,
         media_pairs: int | None = None,
+        cdr: bool = True,
+        admin: bool = True,
     ) -> None:
         self.workdir = workdir
         self.admin_token = admin_token
         self.admin_address = admin_address
+        self.cdr = cdr
+        self.admin = admin
         self.transport = transport
         self.t1_ms = t1_ms
         self.policies = workdir / "policies"
@@ -929,9 +933,11 @@ class SbcProcess:
         (self.policies / "routes.yaml").write_text(self.routes_yaml)
         (self.policies / "sbc.yaml").write_text(
             f"sip: {{t1_ms: {self.t1_ms}}}\n"
-            f"admin: {{address: {self.admin_address}, port: {self.admin_port}"
+            f"admin: {{enabled: {str(self.admin).lower()}, address: {self.admin_address},"
+            f" port: {self.admin_port}"
             f"{self._token_file()}}}\n"
-            f"cdr: {{path: {self.cdr_path}}}\n" + self.extra_sbc_yaml
+            f"cdr: {{enabled: {str(self.cdr).lower()}, path: {self.cdr_path}}}\n"
+            + self.extra_sbc_yaml
         )
         for name, text in self.extra_files.items():
             (self.policies / name).write_text(text)

@@ -1,8 +1,10 @@
-"""Which codecs an SDP body settles on: for CDRs and the admin plane."""
+"""Which codecs an SDP body settles on: for CDRs and the admin plane.
+
+A line scan, not a full parse: it runs once per answered call on the
+signalling path, and needs only ``m=`` formats and ``a=rtpmap`` names.
+"""
 
 from __future__ import annotations
-
-from sbc.sip.sdp import SdpError, parse_sdp
 
 #: RFC 3551 §6: static payload types (the ones still met in the field).
 STATIC_PAYLOADS = {
@@ -20,20 +22,22 @@ def codecs_of(body: bytes) -> tuple[str, ...]:
     """``encoding/clock`` of every format of every accepted stream, in order.
 
     In an answer that is what the call uses (RFC 3264 §6.1: the answerer
-    lists the formats it will send and receive). Unparseable SDP gives ().
+    lists the formats it will send and receive). Text that is not SDP gives ().
     """
-    try:
-        session = parse_sdp(body)
-    except SdpError:
-        return ()
     codecs: list[str] = []
-    for media in session.media:
-        media.session = None  # break the back-reference: freed by refcount, not the GC
-        if media.is_rejected:
-            continue
-        names = media.rtpmap
-        for fmt in media.formats:
-            name = names.get(fmt) or STATIC_PAYLOADS.get(fmt)
-            if name is not None and name not in codecs:
-                codecs.append(name)
+    streams: list[tuple[list[str], dict[str, str]]] = []
+    for raw in body.decode("utf-8", "replace").splitlines():
+        line = raw.strip()
+        if line.startswith("m="):
+            parts = line[2:].split()
+            accepted = len(parts) >= 4 and parts[1] != "0"  # port 0: rejected (RFC 3264 §6)
+            streams.append((parts[3:] if accepted else [], {}))
+        elif line.startswith("a=rtpmap:") and streams:
+            payload, _, name = line[9:].partition(" ")
+            streams[-1][1][payload] = "/".join(name.strip().split("/")[:2])
+    for formats, names in streams:
+        for fmt in formats:
+            found = names.get(fmt) or STATIC_PAYLOADS.get(fmt)
+            if found is not None and found not in codecs:
+                codecs.append(found)
     return tuple(codecs)

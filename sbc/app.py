@@ -8,6 +8,8 @@ go out, and one ``loop.call_at`` is kept armed at the core's next deadline.
 from __future__ import annotations
 
 import asyncio
+import os
+import secrets
 import signal
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from sbc.admin.server import (
     AdminConfigError,
     AdminServer,
     AdminSettings,
+    check_bind,
     launch_admin,
     load_token,
 )
@@ -224,6 +227,10 @@ class Runtime:
             return None
         token_file = Path(settings.token_file) if settings.token_file else None
         token = load_token(file=token_file)
+        if token is None:
+            check_bind(settings.address, None)  # beyond loopback a token must be configured
+            state_dir = Path(self.policy.settings.cdr.path).parent
+            token = generated_token(state_dir / GENERATED_TOKEN_FILE)
         registry = build_registry(self.facade)
         server = await launch_admin(
             self.facade,
@@ -312,6 +319,26 @@ class Runtime:
         if deadline is not None:
             self._timer_at = deadline
             self._timer = self.loop.call_at(deadline, self._on_timer)
+
+
+#: Written beside the CDR database when no token is configured: the API is never open.
+GENERATED_TOKEN_FILE = "sbc-admin.token"
+
+
+def generated_token(path: Path) -> str:
+    """A fresh random token in ``path`` (owner-only), for an SBC given none.
+
+    Security by default: the admin plane always wants a bearer token; an
+    operator who configured none reads this file (its path is logged, the
+    token never is).
+    """
+    token = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as file:
+        file.write(token + "\n")
+    os.chmod(path, 0o600)  # an older file may have had wider permissions
+    log.warning("admin.token_generated", file=str(path.resolve()))
+    return token
 
 
 def tls_server(interface: Interface) -> TlsServerConfig | None:

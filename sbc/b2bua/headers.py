@@ -91,19 +91,20 @@ def copy_allowed(source: Message, target: Message, allow: frozenset[str]) -> Non
             target.headers.add(name, value)
 
 
+_REHOSTED_ANY = frozenset((*REHOSTED_WITH_PORT, *REHOSTED))
+
+
 def copy_rehosted(
     source: Message, target: Message, host: str, port: int, passed: frozenset[str] = frozenset()
 ) -> None:
     """Copy the party headers with the host replaced; unparseable ones are dropped
     (they cannot be cleaned), and those in ``passed`` were copied verbatim already."""
-    for names, with_port in ((REHOSTED_WITH_PORT, port), (REHOSTED, None)):
-        for name in names:
-            if name in passed:
-                continue
-            for value in source.headers.get_all(name):
-                rewritten = _rehost_list(value, host, with_port)
-                if rewritten is not None:
-                    target.headers.add(name, rewritten)
+    for name, value in source.headers:  # one pass: most messages carry none of them
+        if name not in _REHOSTED_ANY or name in passed:
+            continue
+        rewritten = _rehost_list(value, host, port if name in REHOSTED_WITH_PORT else None)
+        if rewritten is not None:
+            target.headers.add(name, rewritten)
 
 
 def _rehost_list(value: str, host: str, port: int | None) -> str | None:

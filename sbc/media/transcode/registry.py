@@ -1,0 +1,76 @@
+"""Codec instances by ``a=rtpmap`` encoding name (RFC 8866 §6.6, case-insensitive),
+and transcoders between two named codecs."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+
+from sbc.media.transcode.avcodec import G722, OPUS_CLOCK_RATE, Opus
+from sbc.media.transcode.codec import Codec
+from sbc.media.transcode.g711 import Pcma, Pcmu
+from sbc.media.transcode.transcoder import Transcoder
+
+
+def _opus(ptime_ms: int, fmtp: Mapping[str, str], pcm_rate: int | None) -> Codec:
+    bitrate = fmtp.get("maxaveragebitrate", "")
+    return Opus(
+        ptime_ms,
+        int(bitrate) if bitrate.isdigit() else 32000,
+        sample_rate=pcm_rate or OPUS_CLOCK_RATE,
+    )
+
+
+_FACTORIES: dict[str, Callable[[int, Mapping[str, str], int | None], Codec]] = {
+    "pcmu": lambda _ptime, _fmtp, _rate: Pcmu(),
+    "pcma": lambda _ptime, _fmtp, _rate: Pcma(),
+    "g722": lambda _ptime, _fmtp, _rate: G722(),
+    "opus": _opus,
+}
+
+#: Encoding names this package can transcode between.
+TRANSCODABLE = frozenset(_FACTORIES)
+#: PCM rate of the fixed-rate codecs, for choosing Opus's.
+_NATIVE_RATE = {"pcmu": 8000, "pcma": 8000, "g722": 16000}
+
+
+def create_codec(
+    name: str,
+    ptime_ms: int = 20,
+    fmtp: Mapping[str, str] | None = None,
+    pcm_rate: int | None = None,
+) -> Codec:
+    """A fresh codec instance.
+
+    ``pcm_rate`` only matters to codecs whose PCM rate is free (Opus). A name
+    not in :data:`TRANSCODABLE`, or parameters the codec refuses (an Opus
+    ptime of 30 ms, a bitrate out of range) raise ValueError.
+    """
+    factory = _FACTORIES.get(name.lower())
+    if factory is None:
+        raise ValueError(f"cannot transcode {name!r}")
+    return factory(ptime_ms, fmtp or {}, pcm_rate)
+
+
+def create_transcoder(
+    src: str,
+    dst: str,
+    src_ptime_ms: int = 20,
+    dst_ptime_ms: int = 20,
+    *,
+    src_fmtp: Mapping[str, str] | None = None,
+    dst_fmtp: Mapping[str, str] | None = None,
+) -> Transcoder:
+    """A transcoder from codec ``src`` to ``dst``; Opus runs at the other side's PCM rate.
+
+    Audio that starts or ends as 8 kHz G.711 has no more than narrowband in
+    it, so Opus facing it encodes and decodes at 8 kHz: no 48 kHz
+    resampling, and libopus's cheaper narrowband mode (bench/transcode.py).
+    """
+    src_rate = _NATIVE_RATE.get(src.lower())
+    dst_rate = _NATIVE_RATE.get(dst.lower())
+    return Transcoder(
+        create_codec(src, src_ptime_ms, src_fmtp, dst_rate),
+        create_codec(dst, dst_ptime_ms, dst_fmtp, src_rate),
+        src_ptime_ms,
+        dst_ptime_ms,
+    )

@@ -1,15 +1,18 @@
 """Transcoding benchmark: PCMU <-> Opus sessions one core carries at 20 ms.
 
 Prints one line:
-    transcode: <N> PCMU<->Opus sessions per core (20 ms, Opus complexity C, B kbit/s)
+    transcode: <N> PCMU<->Opus sessions per core (20 ms, Opus complexity C, B kbit/s, ...)
 
-A session is both directions of a call: PCMU decoded and Opus encoded
-(8 -> 48 kHz resampling), Opus decoded and PCMU encoded (48 -> 8 kHz), 50
-packets a second each way, through :class:`sbc.media.transcode.Transcoder`
-exactly as the relay will call it. Sessions per core = (1 s of CPU) / (CPU
-one session needs per second of audio), less 5% headroom for the relay's
-own work. CPU time (process_time), not wall time; the audio is a speech-like
-mix (two tones with a moving pitch plus noise) so Opus does real work.
+A session is both directions of a call: PCMU decoded and Opus encoded, Opus
+decoded and PCMU encoded, 50 packets a second each way. By default Opus is
+libopus called directly with its PCM side at 8 kHz, as create_transcoder
+sets it up facing G.711 (no resampling); --opus-rate 48000 measures
+fullband with swresample, --ffmpeg the PyAV/FFmpeg path. Every packet
+goes through :class:`sbc.media.transcode.Transcoder` exactly as the relay
+will call it. Sessions per core = (1 s of CPU) / (CPU one session needs per
+second of audio), less 5% headroom for the relay's own work. CPU time
+(process_time), not wall time; the audio is a speech-like mix (two tones
+with a moving pitch plus noise) so Opus does real work.
 Compare ratios within one run: the machines are shared and noisy.
 """
 
@@ -20,7 +23,7 @@ import time
 
 import numpy as np
 
-from sbc.media.transcode import Opus, Pcm, Pcmu, Transcoder
+from sbc.media.transcode import LibOpus, Opus, Pcm, Pcmu, Transcoder, libopus_available
 
 PACKETS_PER_SECOND = 50
 HEADROOM = 0.05
@@ -47,12 +50,13 @@ def streams(seconds: int, complexity: int, bitrate: int) -> tuple[list[bytes], l
 
 
 def cpu_per_session_second(
-    sessions: int, seconds: int, complexity: int, bitrate: int, pcm_rate: int
+    sessions: int, seconds: int, complexity: int, bitrate: int, *, pcm_rate: int, ffmpeg: bool
 ) -> float:
     pcmu_payloads, opus_payloads = streams(seconds, complexity, bitrate)
 
-    def opus() -> Opus:  # what create_transcoder picks facing G.711: 8 kHz PCM side
-        return Opus(complexity=complexity, bitrate=bitrate, sample_rate=pcm_rate)
+    def opus() -> Opus | LibOpus:  # create_transcoder picks 8 kHz PCM facing G.711
+        kind = Opus if ffmpeg else LibOpus
+        return kind(complexity=complexity, bitrate=bitrate, sample_rate=pcm_rate)
 
     legs = [(Transcoder(Pcmu(), opus()), Transcoder(opus(), Pcmu())) for _ in range(sessions)]
     start = time.process_time()
@@ -72,15 +76,24 @@ def main() -> None:
     parser.add_argument(
         "--opus-rate", type=int, default=8000, help="Opus PCM rate (48000: fullband)"
     )
+    parser.add_argument(
+        "--ffmpeg", action="store_true", help="Opus through FFmpeg (PyAV) instead of libopus"
+    )
     parser.add_argument("--bitrate", type=int, default=32000, help="Opus bitrate, bit/s")
     args = parser.parse_args()
     cost = cpu_per_session_second(
-        args.sessions, args.seconds, args.complexity, args.bitrate, args.opus_rate
+        args.sessions,
+        args.seconds,
+        args.complexity,
+        args.bitrate,
+        pcm_rate=args.opus_rate,
+        ffmpeg=args.ffmpeg or not libopus_available(),
     )
     per_core = int((1.0 - HEADROOM) / cost)
     print(
         f"transcode: {per_core} PCMU<->Opus sessions per core (20 ms, Opus complexity "
         f"{args.complexity}, {args.bitrate // 1000} kbit/s, {args.opus_rate // 1000} kHz PCM; "
+        f"{'FFmpeg' if args.ffmpeg or not libopus_available() else 'libopus'}; "
         f"{cost * 1e6 / 100:.0f} us per packet)"
     )
 

@@ -4,7 +4,20 @@ from __future__ import annotations
 
 import pytest
 
-from sbc.media.transcode import G722, TRANSCODABLE, Opus, Pcma, Pcmu, TranscodePool, create_codec
+from sbc.media.transcode import (
+    G722,
+    TRANSCODABLE,
+    LibOpus,
+    Opus,
+    Pcma,
+    Pcmu,
+    TranscodePool,
+    create_codec,
+    create_transcoder,
+    libopus_available,
+)
+
+FAST_OPUS = LibOpus if libopus_available() else Opus
 
 
 def test_pool_refuses_past_capacity_and_frees_on_release() -> None:
@@ -62,7 +75,7 @@ def test_pool_rejects_negative_capacity() -> None:
         ("PCMU", Pcmu, 8000, 8000),
         ("pcma", Pcma, 8000, 8000),
         ("G722", G722, 8000, 16000),
-        ("opus", Opus, 48000, 48000),
+        ("opus", FAST_OPUS, 48000, 48000),
     ],
 )
 def test_registry_makes_codecs_by_rtpmap_name(
@@ -76,9 +89,27 @@ def test_registry_makes_codecs_by_rtpmap_name(
 
 def test_registry_reads_opus_fmtp_and_refuses_the_rest() -> None:
     codec = create_codec("OPUS", 40, {"maxaveragebitrate": "20000"})
-    assert isinstance(codec, Opus)
+    assert isinstance(codec, FAST_OPUS)
     assert codec.ptime_ms == 40
     with pytest.raises(ValueError, match="cannot transcode"):
         create_codec("G729")
     with pytest.raises(ValueError, match="bitrate"):
         create_codec("opus", 20, {"maxaveragebitrate": "999999"})
+
+
+def test_transcoder_runs_opus_at_the_other_legs_rate() -> None:
+    narrow = create_transcoder("PCMU", "opus")
+    assert (narrow.src.sample_rate, narrow.dst.sample_rate, narrow.dst.clock_rate) == (
+        8000,
+        8000,
+        48000,
+    )
+    wide = create_transcoder("opus", "G722", dst_fmtp={})
+    assert (wide.src.sample_rate, wide.dst.sample_rate, wide.dst.clock_rate) == (16000, 16000, 8000)
+    with pytest.raises(ValueError, match="ptime"):
+        create_transcoder("PCMU", "opus", 20, 30)
+
+
+def test_libopus_is_found_here() -> None:
+    """PyAV's wheel bundles libopus; if this fails, Opus falls back to the slower path."""
+    assert libopus_available()

@@ -16,7 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from sbc.media.transcode import G722, Codec, Opus, Pcm, Pcma, Pcmu, Transcoder
+from sbc.media.transcode import G722, Codec, LibOpus, Opus, Pcm, Pcma, Pcmu, Transcoder
 
 RATE = 8000
 PACKET = 160  # 20 ms at 8 kHz
@@ -70,8 +70,13 @@ def assert_tone(pcm: Pcm, min_snr_db: float) -> None:
     assert snr_db(signal, RATE, measured) >= min_snr_db
 
 
-def test_tone_through_opus_and_back() -> None:
-    heard = through(Opus(), Opus())
+OPUS_KINDS = [Opus, LibOpus]
+
+
+@pytest.mark.parametrize("kind", OPUS_KINDS, ids=["ffmpeg", "libopus"])
+@pytest.mark.parametrize("rate", [48000, 8000])
+def test_tone_through_opus_and_back(kind: type[Opus] | type[LibOpus], rate: int) -> None:
+    heard = through(kind(sample_rate=rate), kind(sample_rate=rate))
     assert len(heard) == RATE  # nothing lost, nothing added: one second in, one second out
     assert_tone(heard, min_snr_db=20.0)
 
@@ -87,8 +92,9 @@ def test_tone_through_pcma_and_back_at_30ms() -> None:
     assert_tone(heard, min_snr_db=25.0)
 
 
-def test_tone_through_opus_at_40ms_ptime() -> None:
-    assert_tone(through(Opus(40), Opus(40), ptime_ms=40), min_snr_db=20.0)
+@pytest.mark.parametrize("kind", OPUS_KINDS, ids=["ffmpeg", "libopus"])
+def test_tone_through_opus_at_40ms_ptime(kind: type[Opus] | type[LibOpus]) -> None:
+    assert_tone(through(kind(40), kind(40), ptime_ms=40), min_snr_db=20.0)
 
 
 def test_opus_receiver_hears_the_tone_at_48khz() -> None:
@@ -118,18 +124,36 @@ def test_wideband_tone_survives_g722_to_opus() -> None:
     assert abs(frequency(pcm, 48000) - 5000.0) <= 100.0
 
 
-@pytest.mark.parametrize("codec", [Pcmu(), Pcma(), G722(), Opus()], ids=lambda c: c.name)
+@pytest.mark.parametrize(
+    "codec", [Pcmu(), Pcma(), G722(), Opus(), LibOpus()], ids=lambda c: type(c).__name__
+)
 def test_decode_of_garbage_never_raises(codec: Codec) -> None:
     for junk in (b"", b"\x00", bytes(range(256)) * 3, b"\xff" * 7):
         pcm = codec.decode(junk)
         assert pcm.dtype == np.int16
 
 
-@pytest.mark.parametrize("make", [G722, Opus], ids=["G722", "opus"])
-def test_decoder_keeps_working_after_garbage(make: type[G722] | type[Opus]) -> None:
+@pytest.mark.parametrize("make", [G722, Opus, LibOpus], ids=["G722", "opus", "libopus"])
+def test_decoder_keeps_working_after_garbage(make: type[G722] | type[Opus] | type[LibOpus]) -> None:
     codec = make()
     samples = codec.sample_rate // 50
     good = make().encode(tone(codec.sample_rate, 0.02)[:samples])
     for junk in (b"", b"\x00", b"\xff" * 7, bytes(range(256))):
         codec.decode(junk)
     assert len(codec.decode(good)) == samples
+
+
+def test_libopus_conceals_a_lost_packet_with_the_tone() -> None:
+    """PLC (RFC 6716 §4.4) continues the tone instead of a hole of silence."""
+    source = tone(RATE, 0.5)
+    sender = LibOpus(sample_rate=RATE)
+    leg = Transcoder(LibOpus(sample_rate=RATE), Pcmu())
+    heard: list[Pcm] = []
+    for index in range(25):
+        payload = sender.encode(source[index * PACKET : (index + 1) * PACKET])
+        if index == 20:
+            continue  # lost
+        heard.extend(Pcmu().decode(p) for p, _ in leg.feed(payload, index * 960))
+    assert leg.gaps_concealed == 1
+    lost = np.concatenate(heard)[20 * PACKET : 21 * PACKET].astype(np.float64)
+    assert np.sqrt(np.mean(lost**2)) > 1000  # not silence: the tone goes on

@@ -8,7 +8,7 @@ rate*: G.722 samples at 16 kHz but its RTP clock runs at 8 kHz (RFC 3551
 
 from __future__ import annotations
 
-from typing import Protocol, TypeAlias
+from typing import Protocol, TypeAlias, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -44,4 +44,13 @@ class Codec(Protocol):
 
     def encode(self, pcm: Pcm) -> bytes:
         """Exactly one packet's worth of PCM (one ptime) to one RTP payload."""
+        ...
+
+
+@runtime_checkable
+class ConcealingCodec(Codec, Protocol):
+    """A codec that can make up audio for lost packets (packet-loss concealment)."""
+
+    def conceal(self, samples: int) -> Pcm:
+        """``samples`` of PCM standing in for a lost stretch of the stream."""
         ...

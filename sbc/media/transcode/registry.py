@@ -8,12 +8,15 @@ from collections.abc import Callable, Mapping
 from sbc.media.transcode.avcodec import G722, OPUS_CLOCK_RATE, Opus
 from sbc.media.transcode.codec import Codec
 from sbc.media.transcode.g711 import Pcma, Pcmu
+from sbc.media.transcode.libopus import LibOpus, libopus_available
 from sbc.media.transcode.transcoder import Transcoder
 
 
 def _opus(ptime_ms: int, fmtp: Mapping[str, str], pcm_rate: int | None) -> Codec:
+    """libopus directly when it loads (faster, with PLC), else through FFmpeg."""
     bitrate = fmtp.get("maxaveragebitrate", "")
-    return Opus(
+    implementation = LibOpus if libopus_available() else Opus
+    return implementation(
         ptime_ms,
         int(bitrate) if bitrate.isdigit() else 32000,
         sample_rate=pcm_rate or OPUS_CLOCK_RATE,

@@ -5,9 +5,9 @@ Theory of operation (per direction, pure: no clock, no I/O):
 1. Each payload is decoded to PCM at the source codec's sample rate.
 2. The RTP timestamp tells whether anything was lost (RFC 3550 §5.1: it
    advances by the samples carried, in clock units). A gap up to
-   ``max_conceal_ms`` is filled with silence so the output keeps its pace
-   (none of the codecs here gives cheap packet-loss concealment through
-   FFmpeg: its libopus decoder cannot be asked for PLC). A longer gap
+   ``max_conceal_ms`` is filled so the output keeps its pace: with the
+   codec's packet-loss concealment when it has one (libopus, RFC 6716
+   §4.4), else with silence (G.711, G.722; FFmpeg's Opus). A longer gap
    (the peer stopped sending: hold, silence suppression) is not filled:
    the output timestamp jumps by the same duration instead. A packet
    older than the next expected one (late, reordered, duplicate) is dropped:
@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sbc.media.transcode.codec import Codec, Pcm, silence
+from sbc.media.transcode.codec import Codec, ConcealingCodec, Pcm, silence
 from sbc.media.transcode.resample import Resampler
 
 _TIMESTAMP_MOD = 1 << 32
@@ -92,7 +92,7 @@ class Transcoder:
             self._skip(gap)
         elif gap > 0:
             self.gaps_concealed += 1
-            pcm = np.concatenate((silence(self._src_samples(gap)), pcm))
+            pcm = np.concatenate((self._conceal(self._src_samples(gap)), pcm))
         self._buffer = np.concatenate((self._buffer, self._resampler.convert(pcm)))
         return self._drain()
 
@@ -131,6 +131,12 @@ class Transcoder:
             out.append((self.dst.encode(np.ascontiguousarray(chunk)), self._out_ts))
             self._out_ts = (self._out_ts + self._frame_clock) % _TIMESTAMP_MOD
         return out
+
+    def _conceal(self, samples: int) -> Pcm:
+        """The source codec's packet-loss concealment when it has one, else silence."""
+        if isinstance(self.src, ConcealingCodec):
+            return self.src.conceal(samples)
+        return silence(samples)
 
     def _src_samples(self, clock_units: int) -> int:
         return clock_units * self.src.sample_rate // self.src.clock_rate

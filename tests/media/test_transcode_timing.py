@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from sbc.media.transcode import G722, Opus, Pcm, Pcma, Pcmu, Transcoder
+from sbc.media.transcode import G722, Opus, Pcm, Pcma, Pcmu, Transcoder, create_transcoder
 from sbc.media.transcode.transcoder import timestamp_delta
 
 PACKET = 160
@@ -139,3 +141,30 @@ def test_opus_refuses_a_ptime_it_cannot_encode() -> None:
         Transcoder(Pcmu(), Opus(20), 20, 40)
     with pytest.raises(ValueError, match="bitrate"):
         Opus(bitrate=1000)
+
+
+def test_source_timeline_restart_is_followed_not_dropped() -> None:
+    leg = Transcoder(Pcmu(), Pcmu())
+    payload = b"\xff" * PACKET
+    out = feed_all(leg, [payload] * 3, [500_000, 500_160, 500_320])
+    restarted = feed_all(leg, [payload] * 2, [1000, 1160])  # new SSRC, new random base
+    assert leg.restarts == 1
+    assert [ts for _, ts in out + restarted] == [500_000 + i * 160 for i in range(5)]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    packets=st.lists(
+        st.tuples(st.binary(max_size=400), st.integers(0, (1 << 32) - 1)), max_size=12
+    ),
+    kind=st.sampled_from(["PCMU", "G722", "opus"]),
+)
+def test_any_payloads_and_timestamps_never_raise(
+    packets: list[tuple[bytes, int]], kind: str
+) -> None:
+    leg = create_transcoder(kind, "PCMA")
+    for payload, timestamp in packets:
+        for out_payload, out_ts in leg.feed(payload, timestamp):
+            assert len(out_payload) == 160
+            assert 0 <= out_ts < 1 << 32
+        leg.feed_event(payload, timestamp)

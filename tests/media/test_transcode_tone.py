@@ -16,7 +16,17 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from sbc.media.transcode import G722, Codec, LibOpus, Opus, Pcm, Pcma, Pcmu, Transcoder
+from sbc.media.transcode import (
+    G722,
+    Codec,
+    LibOpus,
+    Opus,
+    Pcm,
+    Pcma,
+    Pcmu,
+    Resampler,
+    Transcoder,
+)
 
 RATE = 8000
 PACKET = 160  # 20 ms at 8 kHz
@@ -157,3 +167,14 @@ def test_libopus_conceals_a_lost_packet_with_the_tone() -> None:
     assert leg.gaps_concealed == 1
     lost = np.concatenate(heard)[20 * PACKET : 21 * PACKET].astype(np.float64)
     assert np.sqrt(np.mean(lost**2)) > 1000  # not silence: the tone goes on
+
+
+@pytest.mark.parametrize(("from_rate", "to_rate"), [(8000, 48000), (48000, 8000), (16000, 8000)])
+def test_resampler_keeps_every_chunk_its_duration(from_rate: int, to_rate: int) -> None:
+    """Filter delay comes out as leading silence once, not as a short first frame."""
+    resampler = Resampler(from_rate, to_rate)
+    source = tone(from_rate, 0.2)
+    chunk = from_rate // 50
+    lengths = [len(resampler.convert(source[i * chunk : (i + 1) * chunk])) for i in range(10)]
+    assert lengths == [to_rate // 50] * 10
+    assert len(resampler.convert(source[:0])) == 0

@@ -10,8 +10,10 @@ Theory of operation (per direction, pure: no clock, no I/O):
    §4.4), else with silence (G.711, G.722; FFmpeg's Opus). A longer gap
    (the peer stopped sending: hold, silence suppression) is not filled:
    the output timestamp jumps by the same duration instead. A packet
-   older than the next expected one (late, reordered, duplicate) is dropped:
-   its time has already been played out.
+   a little older than the next expected one (late, reordered, duplicate)
+   is dropped: its time has already been played out. One far older means
+   the source restarted its timeline (a new SSRC, RFC 3550 §8.2): input is
+   re-anchored there and the output timeline simply goes on.
 3. PCM is resampled to the destination codec's sample rate.
 4. PCM is buffered and cut into frames of the destination ptime (ptime
    adaptation, e.g. 20 ms in and 30 ms out: two packets in give one out,
@@ -76,14 +78,19 @@ class Transcoder:
         self.late_dropped = 0
         self.gaps_concealed = 0
         self.gaps_skipped = 0
+        self.restarts = 0
 
     def feed(self, payload: bytes, timestamp: int) -> list[tuple[bytes, int]]:
         """One source RTP payload in; zero or more ``(payload, timestamp)`` out."""
         expected = self._anchor(timestamp)
         gap = timestamp_delta(timestamp, expected)
-        if gap < 0:
+        if -self._max_conceal <= gap < 0:
             self.late_dropped += 1
             return []
+        if gap < 0:  # far behind: the source restarted its timeline (new SSRC, RFC 3550 §8.2)
+            self.restarts += 1
+            self._next_in_ts = timestamp
+            gap = 0
         pcm = self.src.decode(payload)
         if len(pcm) == 0:  # undecodable: treated as lost, the next packet fills the gap
             return []

@@ -25,6 +25,19 @@ class Endpoint:
 
 
 @dataclass(frozen=True, slots=True)
+class SrtpKeys:
+    """SDES-SRTP keys for one leg (RFC 4568): the suite, the master key||salt
+    the SBC protects with towards the leg, and the one the leg protects with.
+
+    Both keys are secrets: kept out of ``repr`` (and so out of logs).
+    """
+
+    suite: str
+    send_key: bytes = field(repr=False)
+    receive_key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SideSpec:
     """One leg's end of a relayed stream.
 
@@ -41,6 +54,10 @@ class SideSpec:
     that leg (RFC 8839 §5.4) and ``ice_remote_ufrag`` the leg's own ufrag;
     the relay answers connectivity checks that prove them and latches on a
     nominated pair (USE-CANDIDATE). None: no ICE, plain STUN answers only.
+
+    ``srtp``: this leg speaks SRTP/SRTCP (RFC 3711) with these keys; packets
+    from it are authenticated and decrypted, packets to it protected. None:
+    plain RTP. New keys (a rekey in a re-INVITE) mean new SRTP sessions.
     """
 
     local: Endpoint
@@ -53,6 +70,7 @@ class SideSpec:
     ice_ufrag: str | None = None
     ice_pwd: str | None = field(default=None, repr=False)  # a secret: kept out of logs
     ice_remote_ufrag: str | None = None
+    srtp: SrtpKeys | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +106,7 @@ class DirectionStats:
     reported_fraction_lost: float = 0.0  # 0..1, since the receiver's previous report
     reported_jitter_ms: float = 0.0  # the receiver's interarrival jitter, in ms
     rtcp_malformed: int = 0  # relayed all the same, but not valid RTCP (RFC 3550 A.2)
+    srtp_failed: int = 0  # dropped: SRTP/SRTCP authentication or replay check failed
 
 
 @dataclass(frozen=True, slots=True)

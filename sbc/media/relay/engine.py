@@ -54,6 +54,7 @@ from sbc.media.relay.rtp import (
 )
 from sbc.media.relay.stats import DEFAULT_CLOCK_RATE, DirectionCounter
 from sbc.media.relay.stun import IceLite, answer_binding, answer_check, is_stun
+from sbc.media.srtp import SrtpContext, SrtpError
 
 log = logging.getLogger(__name__)
 
@@ -92,6 +93,7 @@ class _Side:
         "rtp",
         "rtp_latch",
         "shared",
+        "srtp",
     )
 
     def __init__(self, shared: _Shared, spec: SideSpec, clock_rate: int) -> None:
@@ -111,6 +113,7 @@ class _Side:
         self.rtcp_latch = Latch()
         self.pt_table: bytes | None = None
         self.ice: IceLite | None = None
+        self.srtp: SrtpContext | None = None
         self.other: _Side = self
         self.configure(spec)
 
@@ -127,6 +130,10 @@ class _Side:
         self.rtcp_latch.configure(remote_rtcp, spec.allowed_sources, spec.latch_any)
         self.pt_table = pt_table(spec.pt_map)
         self.ice = _ice_lite(spec)
+        if spec.srtp is None:
+            self.srtp = None
+        elif self.srtp is None or self.srtp.keys != spec.srtp:
+            self.srtp = SrtpContext(spec.srtp)  # new keys (a rekey): new sessions
 
     def rtcp_out(self) -> tuple[socket.socket, Address | None]:
         """The socket and destination for RTCP sent to this side's peer."""
@@ -175,6 +182,9 @@ def _drain_rtp(side: _Side) -> None:
     out = other.rtp
     peer = other.rtp_latch
     table = other.pt_table
+    if side.srtp is not None or other.srtp is not None:
+        _drain_srtp(side, now)  # off the plain path: one test per wake-up
+        return
     for _ in range(BATCH):
         try:
             n, source = recv(buf)
@@ -207,6 +217,72 @@ def _drain_rtp(side: _Side) -> None:
             _relay_rtcp(side, view, n, source, latch)  # short RTCP (an empty RR)
         else:
             counter.dropped += 1
+
+
+def _drain_srtp(side: _Side, now: float) -> None:
+    """:func:`_drain_rtp` when either leg is SRTP (RFC 3711 §3.3, §3.4).
+
+    A packet from an SRTP leg is authenticated and decrypted before the
+    latch sees it, so a forged packet never moves the latch; one that fails
+    (authentication, replay) is dropped and counted in ``srtp_failed``.
+    """
+    buf = side.shared.buf
+    view = side.shared.view
+    recv = side.rtp.recvfrom_into
+    counter = side.counter
+    latch = side.rtp_latch
+    other = side.other
+    for _ in range(BATCH):
+        try:
+            n, source = recv(buf)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return
+        if n >= RTP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
+            if RTCP_PT_MIN <= buf[1] <= RTCP_PT_MAX:
+                _relay_rtcp(side, view, n, source, latch)
+                continue
+            _relay_srtp(side, other, bytes(view[:n]), source, now)
+        elif is_stun(buf, n):
+            _answer_stun(side, side.rtp, bytes(buf[:n]), source, latch)
+        elif n >= RTCP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
+            _relay_rtcp(side, view, n, source, latch)
+        else:
+            counter.dropped += 1
+
+
+def _relay_srtp(side: _Side, other: _Side, packet: bytes, source: Address, now: float) -> None:
+    """Unprotect (from an SRTP leg), relay, protect (to an SRTP leg) one RTP packet."""
+    counter = side.counter
+    size = len(packet)
+    if side.srtp is not None:
+        try:
+            packet = side.srtp.inbound.unprotect(packet)
+        except SrtpError:
+            counter.srtp_failed += 1
+            return
+    seq, timestamp, ssrc = _unpack_rtp(packet, 2)
+    latch = side.rtp_latch
+    if (source != latch.latched or ssrc != latch.ssrc) and not latch.accept(source, ssrc):
+        counter.dropped += 1
+        return
+    counter.on_rtp(seq, timestamp, ssrc, size, now)
+    destination = other.rtp_latch.destination
+    if destination is None:
+        return
+    table = other.pt_table
+    if table is not None:
+        second = packet[1]
+        packet = b"".join(
+            (packet[:1], bytes(((second & MARKER_BIT) | table[second & PT_MASK],)), packet[2:])
+        )
+    try:
+        if other.srtp is not None:
+            packet = other.srtp.outbound.protect(packet)
+        other.rtp.sendto(packet, destination)
+    except (OSError, SrtpError):
+        counter.dropped += 1
 
 
 def _drain_rtcp(side: _Side) -> None:
@@ -245,6 +321,9 @@ def _relay_rtcp(side: _Side, view: memoryview, n: int, source: Address, latch: L
     if not accepted:
         counter.dropped += 1
         return
+    if side.srtp is not None or side.other.srtp is not None:
+        _relay_srtcp(side, bytes(view[:n]))
+        return
     counter.rtcp_packets += 1
     sock, destination = side.other.rtcp_out()
     if destination is not None:
@@ -253,6 +332,30 @@ def _relay_rtcp(side: _Side, view: memoryview, n: int, source: Address, latch: L
         except OSError:
             counter.dropped += 1
     _read_reports(side, view, n)  # after sending: what is relayed never depends on it
+
+
+def _relay_srtcp(side: _Side, packet: bytes) -> None:
+    """Unprotect (from an SRTP leg), relay, protect (to an SRTP leg) one RTCP compound.
+
+    RFC 3711 §3.4: SRTCP authentication is mandatory, so a failure drops it.
+    """
+    counter = side.counter
+    if side.srtp is not None:
+        try:
+            packet = side.srtp.inbound.unprotect_rtcp(packet)
+        except SrtpError:
+            counter.srtp_failed += 1
+            return
+    counter.rtcp_packets += 1
+    other = side.other
+    sock, destination = other.rtcp_out()
+    if destination is not None:
+        try:
+            out = packet if other.srtp is None else other.srtp.outbound.protect_rtcp(packet)
+            sock.sendto(out, destination)
+        except (OSError, SrtpError):
+            counter.dropped += 1
+    _read_reports(side, memoryview(packet), len(packet))
 
 
 def _read_reports(side: _Side, view: memoryview, n: int) -> None:

@@ -96,6 +96,7 @@ class DirectionCounter:
         "rtcp_malformed",
         "rtcp_packets",
         "seq",
+        "srtp_failed",
         "ssrc",
         "transit",
     )
@@ -113,6 +114,7 @@ class DirectionCounter:
         self.transit = 0
         self.past_lost = 0  # loss of earlier SSRCs
         self.rtcp_malformed = 0  # relayed, but not a valid compound (RFC 3550 A.2)
+        self.srtp_failed = 0  # dropped: SRTP/SRTCP authentication or replay failure
         # The latest report block about this direction (RFC 3550 §6.4.1), raw units.
         self.reported_ssrc = -1
         self.reported_lost = 0
@@ -175,4 +177,5 @@ class DirectionCounter:
             reported_fraction_lost=self.reported_fraction / FRACTION_SCALE,
             reported_jitter_ms=self.reported_jitter * 1000.0 / self.clock_rate,
             rtcp_malformed=self.rtcp_malformed,
+            srtp_failed=self.srtp_failed,
         )

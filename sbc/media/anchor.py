@@ -26,6 +26,10 @@ Theory of operation, per call (legs ``"a"`` and ``"b"``):
   restarts ICE with a new ufrag in an offer, RFC 8445 §9) and one host
   candidate per component of our socket on that leg. The relay answers the
   leg's checks with them (:mod:`sbc.media.relay.stun`).
+- **SRTP** (RFC 4568, :mod:`sbc.media.srtp_sdp`): crypto lines never
+  cross. An RTP/SAVP leg gets our own key in our answer or offer, and the
+  relay decrypts/encrypts on its side; each leg's profile follows its
+  ``LegMedia.srtp`` policy. Keys are kept while a leg's crypto is unchanged.
 - **Failure** leaves nothing half set up: unusable SDP is a
   :class:`MediaError` (488) before anything is allocated, port exhaustion a
   503 after the offer's own allocations are released, a relay failure a 503
@@ -42,7 +46,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import count
 
-from sbc.media.control import Endpoint, RelayControl, SideSpec, StreamSpec
+from sbc.media.control import Endpoint, RelayControl, SideSpec, SrtpKeys, StreamSpec
 from sbc.media.interface import LegMedia, MediaError, MediaStats
 from sbc.media.ports import PortPool
 from sbc.media.sdp_rewrite import (
@@ -57,6 +61,7 @@ from sbc.media.sdp_rewrite import (
     payload_map,
     read_media,
 )
+from sbc.media.srtp_sdp import LegCrypto, offer_towards, read_answer, read_offer, write_crypto
 from sbc.media.stats import aggregate
 from sbc.sip.sdp import MediaDescription, SdpError, SessionDescription, parse_sdp
 
@@ -71,6 +76,7 @@ class _Stream:
 
     local: dict[str, Endpoint]
     peers: dict[str, PeerMedia] = field(default_factory=dict)
+    crypto: dict[str, LegCrypto] = field(default_factory=dict)  # SDES, per leg
 
 
 #: What an offer/answer may change: the streams, who answers, what was offered.
@@ -122,7 +128,9 @@ class _Session:
                 return
 
     def snapshot(self) -> _Snapshot:
-        streams = {i: _Stream(s.local, dict(s.peers)) for i, s in self.streams.items()}
+        streams = {
+            i: _Stream(s.local, dict(s.peers), dict(s.crypto)) for i, s in self.streams.items()
+        }
         return streams, self.answerer, self.offered
 
 
@@ -157,6 +165,7 @@ class MediaAnchor:
         state = self._session(session, from_leg, to_leg)
         body = _parse(sdp)
         peers = _read_offer(body)
+        crypto = self._offer_crypto(state, body, peers, from_leg, to_leg)
         created = self._allocate(state, peers, from_leg, to_leg)
         previous, previous_ice = state.snapshot(), dict(state.ice)
         state.restart_ice(from_leg, peers)
@@ -164,6 +173,7 @@ class MediaAnchor:
             if peer is not REJECTED:
                 stream = state.streams.get(index) or created[index]
                 stream.peers[from_leg] = peer
+                _set_crypto(stream, crypto[index])
                 state.streams[index] = stream
         state.answerer, state.offered = to_leg, tuple(p is not REJECTED for p in peers)
         live = [i for i, p in enumerate(peers) if p is not REJECTED]
@@ -218,10 +228,17 @@ class MediaAnchor:
             else REJECTED
             for index, media in enumerate(body.media)
         ]
+        crypto = {
+            index: read_answer(body.media[index], state.streams[index].crypto[from_leg])
+            for index, peer in enumerate(peers)
+            if peer is not REJECTED and from_leg in state.streams[index].crypto
+        }
         previous = state.snapshot()
         for index, peer in enumerate(peers):
             if peer is not REJECTED:
                 state.streams[index].peers[from_leg] = peer
+        for index, answered in crypto.items():
+            state.streams[index].crypto[from_leg] = answered
         live = [i for i, p in enumerate(peers) if p is not REJECTED]
         self._apply(session, state, live, previous, {})
         state.pending = None
@@ -245,6 +262,28 @@ class MediaAnchor:
         return aggregate(self.relay.stats(session))
 
     # --- steps ---------------------------------------------------------------
+
+    def _offer_crypto(
+        self,
+        state: _Session,
+        body: SessionDescription,
+        peers: list[PeerMedia | None],
+        from_leg: str,
+        to_leg: str,
+    ) -> dict[int, dict[str, LegCrypto | None]]:
+        """Each live m= line's SDES ends (RFC 4568), before anything is allocated (488)."""
+        crypto: dict[int, dict[str, LegCrypto | None]] = {}
+        for index, peer in enumerate(peers):
+            if peer is REJECTED:
+                continue
+            media = body.media[index]
+            stream = state.streams.get(index)
+            known = stream.crypto if stream is not None else {}
+            crypto[index] = {
+                from_leg: read_offer(media, state.legs[from_leg].srtp, known.get(from_leg)),
+                to_leg: offer_towards(media.proto, state.legs[to_leg].srtp, known.get(to_leg)),
+            }
+        return crypto
 
     def _session(self, session: str, from_leg: str, to_leg: str) -> _Session:
         if {from_leg, to_leg} != set(LEGS):
@@ -340,6 +379,7 @@ class MediaAnchor:
             stream = state.streams[index] if index in live else None
             local = stream.local[to_leg] if stream is not None else None
             anchor_media(media, local, address)
+            write_crypto(media, stream.crypto.get(to_leg) if stream is not None else None)
             peer = stream.peers.get(to_leg) if stream is not None else None
             if local is not None and stream is not None and peer is not None and peer.ice_ufrag:
                 credentials = state.credentials(to_leg)
@@ -388,7 +428,11 @@ def _spec(session: str, state: _Session, index: int) -> StreamSpec:
     def side(leg: str, other: str) -> SideSpec:
         peer = peers.get(leg)
         ice = state.credentials(leg) if peer is not None and peer.ice_ufrag else None
-        return _side(state.legs[leg], stream.local[leg], peer, peers.get(other), mux, ice=ice)
+        crypto = stream.crypto.get(leg)
+        srtp = crypto.keys() if crypto is not None else None
+        return _side(
+            state.legs[leg], stream.local[leg], peer, peers.get(other), mux, ice=ice, srtp=srtp
+        )
 
     return StreamSpec(
         session=session,
@@ -397,6 +441,14 @@ def _spec(session: str, state: _Session, index: int) -> StreamSpec:
         b=side("b", "a"),
         on_hold=any(p.on_hold for p in peers.values()),
     )
+
+
+def _set_crypto(stream: _Stream, crypto: dict[str, LegCrypto | None]) -> None:
+    for leg, ends in crypto.items():
+        if ends is None:
+            stream.crypto.pop(leg, None)
+        else:
+            stream.crypto[leg] = ends
 
 
 def _mux(stream: _Stream) -> bool:
@@ -412,11 +464,12 @@ def _side(
     mux: bool,
     *,
     ice: IceCredentials | None = None,
+    srtp: SrtpKeys | None = None,
 ) -> SideSpec:
     """One leg's end: where its SDP receives, whom to latch on, its payload numbers,
     and the ICE-lite credentials its checks must prove."""
     if peer is None:
-        return SideSpec(local, allowed_sources=(leg.peer_ip,), latch_any=leg.latch_any)
+        return SideSpec(local, allowed_sources=(leg.peer_ip,), latch_any=leg.latch_any, srtp=srtp)
     sources = tuple(dict.fromkeys(ip for ip in (peer.connection_ip, leg.peer_ip) if ip))
     return SideSpec(
         local=local,
@@ -429,4 +482,5 @@ def _side(
         ice_ufrag=ice.ufrag if ice is not None else None,
         ice_pwd=ice.pwd if ice is not None else None,
         ice_remote_ufrag=peer.ice_ufrag if ice is not None else None,
+        srtp=srtp,
     )

@@ -14,7 +14,7 @@ Legs are named ``"a"`` (the caller's side) and ``"b"``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 from sbc.sip.errors import SipError
 
@@ -34,6 +34,9 @@ class LegMedia:
     ports: tuple[int, int]  # inclusive media port range of the interface
     peer_ip: str  # the peer's observed signalling source IP (trusted for latching)
     latch_any: bool = False  # policy: learn the media source from any address
+    # policy: SDES-SRTP towards this leg (sbc.media.srtp_sdp): offer RTP/SAVP
+    # ("required", plain refused), keep the offered profile ("optional"), plain ("off").
+    srtp: Literal["off", "optional", "required"] = "off"
 
 
 @dataclass(frozen=True, slots=True)

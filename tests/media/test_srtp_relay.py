@@ -17,6 +17,7 @@ from test_relay_engine import address, collect, endpoint_socket, run, send_paced
 
 from sbc.media.control import Endpoint, SideSpec, SrtpKeys, StreamSpec
 from sbc.media.relay.engine import RelayEngine
+from sbc.media.relay.workers import WorkerPool
 from sbc.media.sdes import SUITES_BY_NAME, generate_key
 from sbc.media.srtp import session
 
@@ -275,3 +276,45 @@ def test_libsrtp_error_type_is_what_we_catch() -> None:
     except pylibsrtp.Error:
         return
     raise AssertionError("unprotect of a plain packet succeeded")
+
+
+def test_srtp_keys_cross_to_worker_processes() -> None:
+    """The spec (keys included) is pickled to a worker; SRTP works there too."""
+
+    async def scenario() -> None:
+        call = SrtpCall()
+        pool = WorkerPool(1, stats_interval=0.1)
+        await pool.start()
+        try:
+            pool.update(call.spec)
+            target_a = (call.sbc_a.host, call.sbc_a.port)
+            target_b = (call.sbc_b.host, call.sbc_b.port)
+            # The worker binds asynchronously: poke until a packet crosses.
+            got: list[bytes] = []
+            for seq in range(1, 50):
+                at_a = asyncio.ensure_future(collect(call.a, 1, timeout=0.1))
+                call.b.sendto(rtp(seq, 0xB, payload(seq)), target_b)
+                got = [data for data, _ in await at_a]
+                if got:
+                    break
+            assert got
+            assert call.peer_in.unprotect(got[0])[12:] == payload(seq)
+            bad = bytearray(call.peer_out.protect(rtp(1, 0xA, payload(1))))
+            bad[-2] ^= 0xFF
+            call.a.sendto(bytes(bad), target_a)
+            at_b = asyncio.ensure_future(collect(call.b, 1))
+            call.a.sendto(call.peer_out.protect(rtp(2, 0xA, payload(2))), target_a)
+            assert [d for d, _ in await at_b] == [rtp(2, 0xA, payload(2))]
+            failed = 0
+            for _ in range(100):
+                stats = pool.stats("srtp-1")
+                failed = stats[0].a_to_b.srtp_failed if stats else 0
+                if failed:
+                    break
+                await asyncio.sleep(0.05)
+            assert failed == 1
+        finally:
+            await pool.close()
+            call.close()
+
+    run(scenario)

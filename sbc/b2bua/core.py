@@ -87,6 +87,7 @@ def leg_media(leg: Leg, peer_ip: str, *, latch_any: bool = False) -> LegMedia:
         ports=interface.media_ports,
         peer_ip=peer_ip,
         latch_any=latch_any,
+        srtp=leg.trunk.srtp if leg.trunk is not None else "off",
     )
 
 

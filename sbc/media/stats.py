@@ -33,6 +33,7 @@ def aggregate(streams: Iterable[StreamStats]) -> MediaStats:
         "rtcp_packets": float(sum(d.rtcp_packets for d in both)),
         "rtcp_malformed": float(sum(d.rtcp_malformed for d in both)),
         "dropped": float(sum(d.dropped for d in both)),
+        "srtp_failed": float(sum(d.srtp_failed for d in both)),
         "reported_lost": float(sum(d.reported_lost for d in both)),
         "reported_fraction_lost": max((d.reported_fraction_lost for d in both), default=0.0),
         "reported_jitter_ms": max((d.reported_jitter_ms for d in both), default=0.0),

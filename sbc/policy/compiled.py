@@ -13,6 +13,7 @@ import ipaddress
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import Literal
 
 from sbc.auth.client import DigestCredentials
 from sbc.auth.secrets import Secret
@@ -70,6 +71,7 @@ class Trunk:
     register: TrunkRegister | None = None
     require_auth: RequireAuth | None = None
     auth_users: Mapping[str, Secret] = field(default_factory=dict)  # resolved passwords
+    srtp: Literal["off", "optional", "required"] = "off"
 
     @property
     def scheme(self) -> str:

@@ -341,6 +341,7 @@ def _trunk(spec: TrunkSpec) -> Trunk:
         tls=spec.tls,
         register=spec.register_,
         require_auth=spec.require_auth,
+        srtp=spec.srtp,
     )
 
 

@@ -232,6 +232,7 @@ class TrunkSpec(_Strict):
     # "register" would shadow pydantic's BaseModel.register: aliased.
     register_: TrunkRegister | None = Field(default=None, alias="register")
     require_auth: RequireAuth | None = None
+    srtp: Literal["off", "optional", "required"] = "off"  # SDES-SRTP toward this trunk
 
     @model_validator(mode="after")
     def _tls_for_tls(self) -> TrunkSpec:

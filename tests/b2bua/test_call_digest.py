@@ -154,3 +154,38 @@ def test_wrong_passwords_are_counted_toward_a_ban(
     assert net.core.stats["auth_failures"] == 10
     assert [ban.reason for ban in net.core.guard.bans(net.now)] == ["auth"]
     assert not net.carrier.requests("INVITE")
+
+
+def test_a_trunk_that_requires_srtp_is_offered_sdes(tmp_path: Path) -> None:
+    from sbc.media.anchor import MediaAnchor
+    from sbc.media.control import StreamSpec, StreamStats
+    from sbc.media.ports import PortPool
+
+    class NoRelay:
+        def update(self, stream: StreamSpec) -> None:
+            pass
+
+        def remove(self, session: str, index: int) -> None:
+            pass
+
+        def delete(self, session: str) -> None:
+            pass
+
+        def stats(self, session: str) -> list[StreamStats]:
+            return []
+
+    directory = tmp_path / "policies"
+    shutil.copytree(POLICIES, directory)
+    (directory / "manipulations.yaml").unlink()
+    (directory / "trunks.yaml").write_text(
+        "trunks:\n"
+        "  - name: carrier\n    interface: external\n    address: 127.0.0.10\n"
+        "  - name: pbx\n    interface: internal\n    address: 127.0.0.20\n    srtp: required\n"
+    )
+    net = Net(load_policy(directory))
+    net.core.media = MediaAnchor(NoRelay(), PortPool())
+    net.carrier.invite("1000")
+    invite = net.pbx.take_request("INVITE")
+    body = invite.body.decode()
+    assert "RTP/SAVP" in body
+    assert "a=crypto:" in body

@@ -91,7 +91,9 @@ def copy_allowed(source: Message, target: Message, allow: frozenset[str]) -> Non
             target.headers.add(name, value)
 
 
-_REHOSTED_ANY = frozenset((*REHOSTED_WITH_PORT, *REHOSTED))
+# Stored header names are canonical ("Remote-Party-Id"): compare in that spelling.
+_REHOSTED_ANY = frozenset(canonical_name(name) for name in (*REHOSTED_WITH_PORT, *REHOSTED))
+_WITH_PORT = frozenset(canonical_name(name) for name in REHOSTED_WITH_PORT)
 
 
 def copy_rehosted(
@@ -102,7 +104,7 @@ def copy_rehosted(
     for name, value in source.headers:  # one pass: most messages carry none of them
         if name not in _REHOSTED_ANY or name in passed:
             continue
-        rewritten = _rehost_list(value, host, port if name in REHOSTED_WITH_PORT else None)
+        rewritten = _rehost_list(value, host, port if name in _WITH_PORT else None)
         if rewritten is not None:
             target.headers.add(name, rewritten)
 

@@ -269,3 +269,10 @@ def test_identity_headers_cross_with_our_host_and_no_network_leaks(tmp_path: Pat
     ok = net.pbx.take_response(200)
     assert ok.headers.get("P-Asserted-Identity") == "<sip:+1555@127.0.0.2>"
     assert "core.carrier.net" not in headers_text(ok)
+
+
+def test_remote_party_id_crosses_rehosted_whatever_its_spelling(tmp_path: Path) -> None:
+    net = make_net(tmp_path, FAILOVER)
+    net.pbx.invite("1", headers=[("remote-party-id", "<sip:1000@10.1.2.3>;party=calling")])
+    invite = net.carrier.take_request("INVITE")
+    assert invite.headers.get("Remote-Party-ID") == "<sip:1000@127.0.0.1>;party=calling"

@@ -7,6 +7,7 @@ Topology hiding keeps *who* (display name, user part) and drops *where*
 from __future__ import annotations
 
 from sbc.sip.address import Address
+from sbc.sip.ids import new_branch
 from sbc.sip.uri import SipUri, TelUri, Uri
 
 #: RFC 3323 §4.1.1.3: anonymous identities keep their host.
@@ -37,3 +38,9 @@ def rehost(address: Address, host: str, port: int | None = None) -> Address:
 def uri_host(host: str) -> str:
     """IPv6 addresses are bracketed in URIs (RFC 3261 §25.1 IPv6reference)."""
     return f"[{host}]" if ":" in host and not host.startswith("[") else host
+
+
+def via_value(transport: str, host: str, port: int) -> str:
+    """The Via the SBC puts on a request it sends: a fresh branch (RFC 3261
+    §8.1.1.7) and ``rport`` (RFC 3581) so answers come back to our socket."""
+    return f"SIP/2.0/{transport.upper()} {uri_host(host)}:{port};branch={new_branch()};rport"

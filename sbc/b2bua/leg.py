@@ -13,10 +13,9 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from sbc.b2bua.config import CallConfig
-from sbc.b2bua.identity import uri_host
+from sbc.b2bua.identity import uri_host, via_value
 from sbc.policy import Interface, Trunk
 from sbc.sip.dialog import Dialog
-from sbc.sip.ids import new_branch
 from sbc.sip.message import Message, Request, Response
 from sbc.sip.target import Target
 from sbc.sip.via import DEFAULT_PORTS
@@ -59,8 +58,7 @@ class Leg:
         return self.interface.port_for(self.transport)
 
     def via(self) -> str:
-        host = uri_host(self.host)
-        return f"SIP/2.0/{self.transport.upper()} {host}:{self.port};branch={new_branch()};rport"
+        return via_value(self.transport, self.host, self.port)
 
     def contact(self) -> str:
         suffix = "" if self.transport == "udp" else f";transport={self.transport}"

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from sbc.b2bua.identity import uri_host
+from sbc.b2bua.identity import uri_host, via_value
 from sbc.policy import Interface, Trunk
 from sbc.sip.headers import Headers
-from sbc.sip.ids import new_branch, new_call_id, new_tag
+from sbc.sip.ids import new_call_id, new_tag
 from sbc.sip.message import Request
 from sbc.sip.target import Target
 from sbc.sip.uri import SipUri
@@ -114,12 +114,7 @@ def options_probe(trunk: Trunk, interface: Interface, user_agent: str | None) ->
         params["transport"] = trunk.transport
     uri = SipUri(host=trunk.address, port=trunk.port, params=params)
     headers = Headers()
-    transport = trunk.transport.upper()
-    headers.add(
-        "Via",
-        f"SIP/2.0/{transport} {bracketed}:{interface.port_for(trunk.transport)};"
-        f"branch={new_branch()};rport",
-    )
+    headers.add("Via", via_value(trunk.transport, host, interface.port_for(trunk.transport)))
     headers.add("Max-Forwards", "70")
     headers.add("From", f"<sip:sbc@{bracketed}>;tag={new_tag()}")
     headers.add("To", f"<{uri}>")

@@ -48,12 +48,12 @@ from enum import Enum, StrEnum
 import structlog
 
 from sbc.auth.client import ClientAuth
-from sbc.b2bua.identity import uri_host
+from sbc.b2bua.identity import uri_host, via_value
 from sbc.policy import Interface, Trunk
 from sbc.sip.address import Address
 from sbc.sip.errors import ParseError
 from sbc.sip.headers import Headers
-from sbc.sip.ids import new_branch, new_call_id, new_tag
+from sbc.sip.ids import new_call_id, new_tag
 from sbc.sip.message import Request, Response
 from sbc.sip.params import is_digits
 from sbc.sip.target import Target
@@ -413,9 +413,7 @@ class Registration:
         return request
 
     def _via(self) -> str:
-        host = uri_host(self.interface.advertised_address)
-        transport = self.trunk.transport.upper()
-        return f"SIP/2.0/{transport} {host}:{self.port};branch={new_branch()};rport"
+        return via_value(self.trunk.transport, self.interface.advertised_address, self.port)
 
     def _build(self, expires: int) -> Request:
         """A REGISTER per RFC 3261 §10.2 asking for ``expires`` seconds (0 removes)."""

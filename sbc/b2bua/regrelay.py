@@ -28,10 +28,10 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from sbc.b2bua.identity import uri_host
+from sbc.b2bua.identity import uri_host, via_value
 from sbc.sip.errors import ParseError
 from sbc.sip.headers import Headers
-from sbc.sip.ids import new_branch, new_call_id, new_tag, random_token
+from sbc.sip.ids import new_call_id, new_tag, random_token
 from sbc.sip.message import Request, Response
 from sbc.sip.target import Target
 from sbc.sip.uri import SipUri
@@ -203,9 +203,7 @@ def upstream_register(
     aor = f"<sip:{binding.aor_user}@{uri_host(registrar.host)}>"
     suffix = "" if transport == "udp" else f";transport={transport}"
     headers = Headers()
-    headers.add(
-        "Via", f"SIP/2.0/{transport.upper()} {host}:{local_port};branch={new_branch()};rport"
-    )
+    headers.add("Via", via_value(transport, local_host, local_port))
     headers.add("Max-Forwards", "70")
     headers.add("From", f"{aor};tag={binding.upstream_tag}")
     headers.add("To", aor)
@@ -245,9 +243,7 @@ def keepalive_options(binding: Binding, local_host: str, local_port: int) -> Req
     host = uri_host(local_host)
     transport = binding.source.transport
     headers = Headers()
-    headers.add(
-        "Via", f"SIP/2.0/{transport.upper()} {host}:{local_port};branch={new_branch()};rport"
-    )
+    headers.add("Via", via_value(transport, local_host, local_port))
     headers.add("Max-Forwards", "70")
     headers.add("From", f"<sip:sbc@{host}>;tag={new_tag()}")
     headers.add("To", f"<sip:{binding.aor_user}@{host}>")

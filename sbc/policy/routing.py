@@ -147,16 +147,6 @@ class Route:
             ordered.extend(name for name in names if name not in ordered)
         return ordered
 
-    @property
-    def trunk_names(self) -> frozenset[str]:
-        names: set[str] = set()
-        for entry in self.to:
-            if isinstance(entry, Group):
-                names.update(name for name, _ in entry.members)
-            else:
-                names.add(entry)
-        return frozenset(names)
-
 
 def first_match(routes: Sequence[Route], call: RouteContext) -> Route | None:
     """The first route in file order that matches, or None (404)."""

@@ -27,6 +27,7 @@ from pydantic import (
 )
 
 from sbc.auth.secrets import SecretRef
+from sbc.fingerprints import normalize_fingerprint
 from sbc.sip.headers import canonical_name
 
 # RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
@@ -100,15 +101,7 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-def _fingerprint(value: str) -> str:
-    """A SHA-256 certificate fingerprint: 64 hex digits, colons and ``sha256:`` allowed."""
-    digits = value.lower().removeprefix("sha256:").replace(":", "")
-    if len(digits) != 64 or any(c not in "0123456789abcdef" for c in digits):
-        raise ValueError(f"'{value}' is not a SHA-256 fingerprint (64 hex digits)")
-    return digits
-
-
-Fingerprint = Annotated[str, Strict(), AfterValidator(_fingerprint)]
+Fingerprint = Annotated[str, Strict(), AfterValidator(normalize_fingerprint)]
 FilePath = Annotated[str, Strict(), Field(min_length=1)]
 
 

@@ -25,6 +25,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
+from sbc.fingerprints import normalize_fingerprint as _normalize
 from sbc.transport.types import Peer
 
 __all__ = [
@@ -44,7 +45,6 @@ __all__ = [
 
 #: TLS 1.2 suites: forward secrecy (ECDHE) and authenticated encryption only.
 CIPHERS: Final = "ECDHE+AESGCM:ECDHE+CHACHA20"
-_SHA256_HEX_DIGITS = 64
 
 
 class TlsConfigError(ValueError):
@@ -52,11 +52,11 @@ class TlsConfigError(ValueError):
 
 
 def normalize_fingerprint(text: str) -> str:
-    """``AB:CD:…`` or ``abcd…`` (optionally ``sha256:``-prefixed) to 64 lower-case hex digits."""
-    value = text.strip().lower().removeprefix("sha256:").replace(":", "")
-    if len(value) != _SHA256_HEX_DIGITS or any(c not in "0123456789abcdef" for c in value):
-        raise TlsConfigError(f"not a SHA-256 fingerprint (64 hex digits): {text!r}")
-    return value
+    """:func:`sbc.fingerprints.normalize_fingerprint`, failing as a TLS setting."""
+    try:
+        return _normalize(text)
+    except ValueError as exc:
+        raise TlsConfigError(str(exc)) from None
 
 
 def fingerprint(der: bytes) -> str:

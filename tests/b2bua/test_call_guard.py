@@ -86,10 +86,13 @@ def test_answered_calls_release_their_scopes_once(tmp_path: Path) -> None:
     net.pbx.respond(invite, 200, body=sdp(net.pbx.host))
     net.carrier.ack(a)
     assert net.core.admission.active("global") == 1
+    assert net.core.admission.active("trunk:carrier") == 1  # ingress
+    assert net.core.admission.active("trunk:pbx") == 1  # egress
     net.carrier.request(a, "BYE")
     net.pbx.respond(net.pbx.take_request("BYE"), 200)
     net.settle()
-    assert net.core.admission.scopes() == {} or set(net.core.admission.scopes().values()) == {0}
+    for scope in ("global", "interface:external", "trunk:carrier", "trunk:pbx"):
+        assert net.core.admission.active(scope) == 0, scope  # released, and once only
 
 
 def test_a_scanner_is_banned_and_then_hears_nothing(tmp_path: Path) -> None:

@@ -81,13 +81,14 @@ def test_failover_on_5xx_reaches_the_next_trunk(failover: tuple[Net, FakeUA], st
 
 def test_failover_on_timeout(failover: tuple[Net, FakeUA]) -> None:
     net, carrier2 = failover
-    net.pbx.invite("1")
+    a = net.pbx.invite("1")
     net.carrier.take_request("INVITE")
     net.advance(40)  # Timer B (64*T1 = 32 s): no answer at all
+    assert not net.pbx.responses(408)  # the timeout went to carrier2, not to the caller
     second = carrier2.requests("INVITE")[0]  # retransmitted meanwhile
     carrier2.respond(second, 486)
     busy = net.pbx.take_response(486)
-    assert busy.call_id == net.pbx.dialogs[busy.call_id].call_id
+    assert busy.call_id == a.call_id  # the caller's own call gets carrier2's answer
     net.settle()
     assert not net.core.calls
 

@@ -30,7 +30,7 @@ if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
     apt_install python3-venv
 fi
 if ((DEV)); then
-    apt_install sip-tester sipsak sipvicious
+    apt_install sip-tester sipsak sipvicious baresip
 fi
 
 if [[ ! -x "$VENV/bin/python" ]]; then

@@ -1,0 +1,144 @@
+"""SDES-SRTP with a real peer: baresip (SRTP mandatory) calls through the SBC to a
+plain-RTP PBX, and each side gets the other's tone in its own format.
+
+- baresip's 1 kHz tone leaves it as SRTP; the PBX side must receive plain PCMU
+  that decodes to 1 kHz (the SBC decrypted it), in an INVITE without crypto.
+- The PBX's 600 Hz tone leaves it as plain RTP; baresip must decode 600 Hz
+  from what it received (the SBC encrypted it with the key it gave baresip,
+  and baresip authenticated and decrypted it).
+"""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+import pytest
+from baresip import BARESIP, Baresip, dominant_frequency, mulaw_decode, mulaw_encode, tone
+from harness import PBX_IP, SBC_INT_IP, SbcProcess, Sipp, TrunkDef
+from rtp import RTP_HEADER, sdp_media_address
+
+pytestmark = [
+    pytest.mark.integration,
+    pytest.mark.skipif(BARESIP is None, reason="baresip is not installed (ops/setup.sh --dev)"),
+]
+
+PHONE_IP = "127.0.0.11"
+PHONE_TONE_HZ = 1000
+PBX_TONE_HZ = 600
+CALL_SECONDS = 6
+FRAME = 160  # 20 ms of 8 kHz PCMU
+
+ROUTES = (
+    "routes:\n"
+    "  - {name: phone-to-pbx, from_trunk: webphone, to: [pbx]}\n"
+    "  - {name: pbx-to-carrier, from_trunk: pbx, to: [carrier]}\n"
+)
+
+
+class PcmuPeer:
+    """The PBX's media: records every RTP payload it gets, plays a PCMU tone."""
+
+    def __init__(self, ip: str) -> None:
+        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        self.sock.bind((ip, 0))
+        self.sock.settimeout(0.2)
+        self.port = self.sock.getsockname()[1]
+        self.received: list[tuple[int, bytes, tuple[str, int]]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._receive, daemon=True)
+        self._thread.start()
+
+    def _receive(self) -> None:
+        while not self._stop.is_set():
+            try:
+                data, source = self.sock.recvfrom(2048)
+            except (TimeoutError, OSError):
+                continue
+            if len(data) > RTP_HEADER.size:
+                self.received.append((data[1] & 0x7F, data[RTP_HEADER.size :], source))
+
+    def play(self, dest: tuple[str, int], frequency: float, seconds: float) -> None:
+        for seq in range(int(seconds * 50)):
+            samples = tone(frequency, FRAME, start=seq * FRAME)
+            header = RTP_HEADER.pack(0x80, 0, seq, seq * FRAME, 0x600D)
+            self.sock.sendto(header + mulaw_encode(samples), dest)
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def sbc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SbcProcess]:
+    process = SbcProcess(
+        tmp_path_factory.mktemp("sbc-srtp"),
+        routes_yaml=ROUTES,
+        extra_trunks=[
+            TrunkDef("webphone", "external", PHONE_IP, transport="udp", extra="srtp: required")
+        ],
+        media_pairs=20,
+        # baresip advertises its eth0 address in SDP and sends from 127.0.0.1:
+        # a phone behind NAT, which only latching on any source serves.
+        extra_sbc_yaml="calls: {shutdown_grace_s: 2}\nmedia: {latch_any_source: true}\n",
+    )
+    process.start()
+    try:
+        yield process
+    finally:
+        process.stop()
+
+
+def test_srtp_phone_and_plain_pbx_hear_each_other(sbc: SbcProcess, tmp_path: Path) -> None:
+    pbx_media = PcmuPeer(PBX_IP)
+    phone_port = sbc.trunk("webphone")[1]
+    phone = Baresip(tmp_path, PHONE_IP, phone_port, tone_hz=PHONE_TONE_HZ)
+    callee = Sipp(
+        "uas_media",
+        local_ip=PBX_IP,
+        local_port=sbc.ports.pbx,
+        workdir=tmp_path,
+        keys={"rtp_ip": PBX_IP, "rtp_port": str(pbx_media.port)},
+        timeout_s=30,
+    ).start()
+    try:
+        phone.dial(f"sip:service@{sbc.ext[0]}:{sbc.ext[1]}", CALL_SECONDS)
+        to_sbc = sdp_media_address(callee.message_file, "INVITE ")
+        pbx_media.play(to_sbc, PBX_TONE_HZ, CALL_SECONDS - 2.5)
+        phone.wait(CALL_SECONDS + 10)
+        result = callee.wait(15)
+    finally:
+        phone.stop()
+        callee.stop()
+        pbx_media.close()
+    assert result.ok, result.describe() + phone.output()
+
+    received = [m for m in result.messages if m.direction == "received"]
+    invite = next(m for m in received if m.start_line.startswith("INVITE"))
+    assert " RTP/AVP " in invite.body, invite.raw
+    assert "a=crypto" not in invite.body, invite.raw
+
+    # What the plain side got: PCMU from the SBC, decrypted, carrying the phone's tone.
+    pcmu = [payload for pt, payload, source in pbx_media.received if pt == 0]
+    assert {source[0] for _pt, _p, source in pbx_media.received} == {SBC_INT_IP}
+    assert len(pcmu) >= 100, f"{len(pcmu)} PCMU packets reached the PBX\n{phone.output()}"
+    heard = np.concatenate([mulaw_decode(p) for p in pcmu[10:]])  # past the ramp-up
+    frequency, snr_db = dominant_frequency(heard, 8000)
+    assert abs(frequency - PHONE_TONE_HZ) <= 0.02 * PHONE_TONE_HZ, frequency
+    assert snr_db > 30, snr_db
+
+    # What baresip decoded from the SRTP the SBC sent it: the PBX's tone.
+    audio, rate = phone.received_audio()
+    loud = np.flatnonzero(np.abs(audio) > 1000)
+    assert len(loud) > rate, f"baresip decoded {len(loud)} loud samples\n{phone.output()}"
+    # the span the PBX played (its first and last 100 ms left out: ramp, jitter buffer)
+    played = audio[loud[0] + rate // 10 : loud[-1] - rate // 10]
+    frequency, snr_db = dominant_frequency(played, rate)
+    assert abs(frequency - PBX_TONE_HZ) <= 0.02 * PBX_TONE_HZ, frequency
+    assert snr_db > 30, snr_db

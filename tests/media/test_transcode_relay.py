@@ -75,8 +75,8 @@ def opus_decode(payloads: list[bytes]) -> npt.NDArray[np.float64]:
     decoder = opus_context("r")
     chunks = []
     for payload in payloads:
-        for frame in decoder.decode(av.Packet(payload)):
-            chunks.append(frame.to_ndarray().reshape(-1).astype(np.float64))
+        frames = decoder.decode(av.Packet(payload))
+        chunks.extend(frame.to_ndarray().reshape(-1).astype(np.float64) for frame in frames)
     return np.concatenate(chunks)
 
 

@@ -30,12 +30,15 @@ from sbc.media.control import (
     CodecEnd,
     Endpoint,
     SideSpec,
+    SrtpKeys,
     StreamSpec,
     TranscodeDirection,
     TranscodeSpec,
 )
 from sbc.media.relay.engine import RelayEngine
 from sbc.media.relay.workers import WorkerPool
+from sbc.media.sdes import SUITES_BY_NAME, generate_key
+from sbc.media.srtp import session
 
 PCMU = CodecEnd("pcmu", 0, 20, (), 101)
 OPUS = CodecEnd("opus", 96, 20, (), 110)
@@ -44,6 +47,7 @@ PACKETS = 75  # 1.5 s of 20 ms packets
 SKIP_S = 0.2  # codec start-up and resampler delay
 MIN_SNR_DB = 15.0
 HEADER = struct.Struct("!BBHII")
+SUITE = "AES_CM_128_HMAC_SHA1_80"
 
 
 def ulaw_encode(pcm: npt.NDArray[np.int16]) -> bytes:
@@ -114,14 +118,31 @@ def opus_packets() -> list[bytes]:
     return [rtp(96, i, 5000 + i * 960, p, 0xB) for i, p in enumerate(payloads)]
 
 
-def spec_for(sbc_a: Endpoint, a: socket.socket, sbc_b: Endpoint, b: socket.socket) -> StreamSpec:
+def spec_for(
+    sbc_a: Endpoint,
+    a: socket.socket,
+    sbc_b: Endpoint,
+    b: socket.socket,
+    b_keys: SrtpKeys | None = None,
+) -> StreamSpec:
     return StreamSpec(
         "call-1",
         0,
         SideSpec(sbc_a, address(a), allowed_sources=("127.0.0.1",)),
-        SideSpec(sbc_b, address(b), allowed_sources=("127.0.0.2",)),
+        SideSpec(sbc_b, address(b), allowed_sources=("127.0.0.2",), srtp=b_keys),
         transcode=TRANSCODE,
     )
+
+
+class SrtpPeer:
+    """Leg B as an SRTP peer (RFC 3711): its own key out, the SBC's key in."""
+
+    def __init__(self) -> None:
+        material = SUITES_BY_NAME[SUITE]
+        self.sbc_key, self.peer_key = generate_key(material), generate_key(material)
+        self.keys = SrtpKeys(SUITE, send_key=self.sbc_key, receive_key=self.peer_key)
+        self.out = session(SUITE, self.peer_key, inbound=False)
+        self.into = session(SUITE, self.sbc_key, inbound=True)
 
 
 async def send_slowly(sock: socket.socket, to: Endpoint, packets: list[bytes]) -> None:
@@ -153,22 +174,29 @@ def check_tone(signal: npt.NDArray[np.float64], rate: int) -> None:
     assert snr_db(audio, rate, measured) >= MIN_SNR_DB
 
 
-async def pcmu_to_opus_and_back(control: RelayEngine | WorkerPool) -> None:
+async def pcmu_to_opus_and_back(
+    control: RelayEngine | WorkerPool, srtp: SrtpPeer | None = None
+) -> None:
     a, b = endpoint_socket("127.0.0.1"), endpoint_socket("127.0.0.2")
     sbc_a = Endpoint("127.0.0.1", free_port_pair("127.0.0.1"))
     sbc_b = Endpoint("127.0.0.2", free_port_pair("127.0.0.2"))
     try:
-        control.update(spec_for(sbc_a, a, sbc_b, b))
+        control.update(spec_for(sbc_a, a, sbc_b, b, srtp.keys if srtp else None))
         await asyncio.sleep(0.2)  # a worker binds its sockets when the message arrives
         at_b = asyncio.ensure_future(collect(b, PACKETS))
         await send_slowly(a, sbc_a, pcmu_packets())
         opus = [data for data, _ in await at_b]
+        if srtp is not None:  # authenticated and decrypted, or pylibsrtp raises
+            opus = [srtp.into.unprotect(p) for p in opus]
         assert len(opus) >= PACKETS - 3
         check_headers(opus, 96, 960, 0xA)
         check_tone(opus_decode([p[12:] for p in opus]), 48000)
 
         at_a = asyncio.ensure_future(collect(a, PACKETS))
-        await send_slowly(b, sbc_b, opus_packets())
+        from_b = opus_packets()
+        if srtp is not None:
+            from_b = [srtp.out.protect(p) for p in from_b]
+        await send_slowly(b, sbc_b, from_b)
         pcmu = [data for data, _ in await at_a]
         assert len(pcmu) >= PACKETS - 3
         check_headers(pcmu, 0, 160, 0xB)
@@ -200,6 +228,42 @@ def test_transcoding_in_a_worker_process() -> None:
             await pcmu_to_opus_and_back(pool)
         finally:
             await pool.close()
+
+    run(scenario)
+
+
+def test_transcoding_with_srtp_on_the_opus_leg() -> None:
+    async def scenario() -> None:
+        engine = RelayEngine()
+        try:
+            await pcmu_to_opus_and_back(engine, SrtpPeer())
+            assert engine.stats("call-1")[0].b_to_a.srtp_failed == 0
+        finally:
+            engine.close()
+
+    run(scenario)
+
+
+def test_rtcp_of_a_transcoded_stream_is_counted_not_relayed() -> None:
+    async def scenario() -> None:
+        engine = RelayEngine()
+        a, b = endpoint_socket("127.0.0.1"), endpoint_socket("127.0.0.2")
+        sbc_a = Endpoint("127.0.0.1", free_port_pair("127.0.0.1"))
+        sbc_b = Endpoint("127.0.0.2", free_port_pair("127.0.0.2"))
+        try:
+            engine.update(spec_for(sbc_a, a, sbc_b, b))
+            at_b = asyncio.ensure_future(collect(b, 4, timeout=1.0))
+            # RFC 3550 §6.4.1 sender report (no blocks) to A's RTCP port, then audio.
+            sender_report = struct.pack("!BBHIIIIII", 0x80, 200, 6, 0xA, 1, 2, 3, 4, 5)
+            a.sendto(sender_report, (sbc_a.host, sbc_a.port + 1))
+            await send_slowly(a, sbc_a, pcmu_packets()[:3])
+            got = [data for data, _ in await at_b]
+            assert [p[1] & 0x7F for p in got] == [96, 96, 96]  # audio only, no SR
+            assert engine.stats("call-1")[0].a_to_b.rtcp_packets == 1
+        finally:
+            engine.close()
+            a.close()
+            b.close()
 
     run(scenario)
 

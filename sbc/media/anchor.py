@@ -199,6 +199,10 @@ class MediaAnchor:
             state.legs[to_leg].codecs,
             transcoding=self.transcoding.max_sessions > 0,
             capacity=self.transcoding.available > 0 or bool(state.transcode),
+            current={
+                i: (t.a_to_b if to_leg == "a" else t.b_to_a).source
+                for i, t in state.transcode.items()
+            },
         )
         created = self._allocate(state, peers, from_leg, to_leg)
         previous, previous_ice = state.snapshot(), dict(state.ice)

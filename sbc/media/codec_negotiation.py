@@ -31,7 +31,7 @@ Static payload types without a=rtpmap are named from RFC 3551 §6.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 from sbc.media.control import CodecEnd, TranscodeDirection, TranscodeSpec
@@ -132,11 +132,15 @@ def negotiate_offer(
     *,
     transcoding: bool,
     capacity: bool,
+    current: Mapping[int, CodecEnd] | None = None,
 ) -> OfferPlan:
     """Apply ``towards``'s policy to the audio m= lines of ``live`` in place.
 
     ``transcoding``: the node transcodes at all (capacity above 0);
-    ``capacity``: a slot is free now (or this call already holds one).
+    ``capacity``: a slot is free now (or this call already holds one);
+    ``current``: per m= line, the codec the receiving leg speaks in a stream
+    transcoding now. A re-offer that lacks it lists it too, whatever the
+    leg's policy, so the call can go on as it is (RFC 3264 §8).
     Raises :class:`MediaError` 488 (or 503, see the module docstring).
     """
     streams: dict[int, OfferedStream] = {}
@@ -146,26 +150,30 @@ def negotiate_offer(
         if media.media != AUDIO:
             continue
         offered = read_formats(media)
-        if towards is None:
+        speaking = (current or {}).get(index)
+        policy = towards if towards is not None or speaking is None else CodecPolicy()
+        if policy is None:
             streams[index] = OfferedStream(offerer, offered, offered, _ptime(media))
             continue
-        kept = [f for f in offered if visible(f.name, towards)]
+        kept = [f for f in offered if visible(f.name, policy)]
         codecs = [f for f in kept if f.is_audio_codec]
         decodable = any(f.name in TRANSCODABLE for f in offered)
-        wanted = _additions(offered, kept, towards) if towards.transcode and decodable else []
+        wanted = _additions(offered, kept, policy) if policy.transcode and decodable else []
+        if speaking is not None and decodable and visible(speaking.name, policy):
+            wanted = _keep_current(speaking, offered, wanted) + wanted
         if not codecs and (not wanted or not transcoding):
             raise MediaError(f"no codec in common for m= line {index} and transcoding is off")
         if not codecs and not capacity:
             raise MediaError(f"no codec in common for m= line {index}; transcoding is full", 503)
         added = wanted if transcoding and capacity else []
         must_transcode = must_transcode or not codecs
-        order = _preference(towards)
+        order = _preference(policy)
         sent = sorted([*codecs, *added], key=lambda f: order.get(f.name, len(order)))
         sent += [f for f in kept if not f.is_audio_codec]
         if tuple(sent) != offered:
             _write_formats(media, sent)
-            if not codecs and towards.ptime is not None:
-                _set_ptime(media, towards.ptime)
+            if not codecs and policy.ptime is not None:
+                _set_ptime(media, policy.ptime)
         streams[index] = OfferedStream(offerer, offered, tuple(sent), _ptime(media))
     return OfferPlan(streams, must_transcode)
 
@@ -241,6 +249,19 @@ def _additions(
         clock = int(rtpmap.split("/")[1])
         added.append(Format(number, name, clock, rtpmap, ADDED_FMTP.get(name), added=True))
     return added
+
+
+def _keep_current(end: CodecEnd, offered: tuple[Format, ...], wanted: list[Format]) -> list[Format]:
+    """The codec a leg speaks now, as an added format, unless the offer has it already."""
+    if end.name not in ADDED_RTPMAP or any(f.name == end.name for f in (*offered, *wanted)):
+        return []
+    taken = {f.payload for f in (*offered, *wanted)}
+    number = end.payload if end.payload not in taken else _free(taken)
+    if number is None:
+        return []
+    rtpmap = ADDED_RTPMAP[end.name][1]
+    fmtp = ";".join(f"{key}={value}" for key, value in end.fmtp) or ADDED_FMTP.get(end.name)
+    return [Format(number, end.name, int(rtpmap.split("/")[1]), rtpmap, fmtp, added=True)]
 
 
 def _free(taken: set[int]) -> int | None:

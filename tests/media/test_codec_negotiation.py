@@ -270,3 +270,24 @@ def test_without_a_policy_the_body_crosses_with_its_codecs_untouched() -> None:
     to_b = media.offer("call-1", "a", "b", offer)
     assert parse_sdp(to_b).media[0].formats == ["8", "18", "101"]
     assert "a=fmtp:18 annexb=no" in to_b.decode()
+
+
+def test_a_reoffer_from_the_transcoded_leg_still_offers_the_others_codec() -> None:
+    """The Opus-only PBX re-INVITEs the G.711 carrier (no policy of its own): the
+    carrier is offered its PCMA too, and answering it keeps the call transcoding."""
+    relay = FakeRelay()
+    media = anchor_with(relay, 1)
+    media.open("call-1", *legs(OPUS_ONLY))
+    media.offer("call-1", "a", "b", PCMA_OFFER)
+    media.answer("call-1", "b", "a", OPUS_ANSWER)
+    before = relay.specs["call-1", 0].transcode
+    assert before is not None
+
+    to_a = media.offer("call-1", "b", "a", OPUS_ANSWER)
+    assert names(to_a) == ["opus/96", "pcma/8", "telephone-event/101"]
+    to_b = media.answer(
+        "call-1", "a", "b", body("8 101", "rtpmap:8 PCMA/8000", "rtpmap:101 telephone-event/8000")
+    )
+    assert names(to_b) == ["opus/96", "telephone-event/101"]
+    assert relay.specs["call-1", 0].transcode == before  # same codecs: the same transcoders
+    assert media.transcoding.in_use == 1

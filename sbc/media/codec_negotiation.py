@@ -36,7 +36,6 @@ from dataclasses import dataclass
 
 from sbc.media.control import CodecEnd, TranscodeDirection, TranscodeSpec
 from sbc.media.interface import CodecPolicy, MediaError
-from sbc.media.transcode.registry import TRANSCODABLE
 from sbc.sip.sdp import Attribute, MediaDescription, SessionDescription
 
 AUDIO = "audio"
@@ -53,6 +52,9 @@ ADDED_RTPMAP = {
     "g722": (9, "G722/8000"),
     "opus": (None, "opus/48000/2"),
 }
+#: What the relay can transcode (:data:`sbc.media.transcode.TRANSCODABLE`, named
+#: here so signalling never loads the codecs).
+TRANSCODABLE = frozenset(ADDED_RTPMAP)
 #: RFC 7587 §6.1: our decoder takes any frame size down to 10 ms.
 ADDED_FMTP = {"opus": "minptime=10;useinbandfec=1"}
 #: Added codecs, when the policy names no order: wideband first.

@@ -291,3 +291,22 @@ def test_a_reoffer_from_the_transcoded_leg_still_offers_the_others_codec() -> No
     assert names(to_b) == ["opus/96", "telephone-event/101"]
     assert relay.specs["call-1", 0].transcode == before  # same codecs: the same transcoders
     assert media.transcoding.in_use == 1
+
+
+def test_negotiation_names_exactly_what_the_relay_can_transcode() -> None:
+    from sbc.media import codec_negotiation
+    from sbc.media.transcode.registry import TRANSCODABLE
+
+    assert codec_negotiation.TRANSCODABLE == TRANSCODABLE
+
+
+def test_signalling_does_not_load_the_codecs() -> None:
+    """NumPy, FFmpeg and libopus stay out of the signalling process (~30 MB)."""
+    import subprocess
+    import sys
+
+    code = "import sys, sbc.app; print('av' in sys.modules, 'numpy' in sys.modules)"
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.split() == ["False", "False"]

@@ -37,14 +37,16 @@ from __future__ import annotations
 
 import secrets
 import struct
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from sbc.media.control import TranscodeDirection, TranscodeSpec
 from sbc.media.relay.latch import Address, Latch
 from sbc.media.relay.rtp import MARKER_BIT, PT_MASK, RTP_HEADER_LENGTH, SEQ_TS_SSRC, VERSION_BITS
 from sbc.media.relay.stats import DirectionCounter
 from sbc.media.srtp import SrtpContext, SrtpError
-from sbc.media.transcode import Transcoder, create_transcoder
+
+if TYPE_CHECKING:
+    from sbc.media.transcode import Transcoder
 
 _HEADER = struct.Struct("!BBHII")  # V/P/X/CC, M/PT, sequence, timestamp, SSRC
 _unpack_rtp = SEQ_TS_SSRC.unpack_from
@@ -74,6 +76,8 @@ class TranscodingDirection:
     __slots__ = ("_marker", "_sequence", "dropped", "spec", "ssrc", "transcoder")
 
     def __init__(self, spec: TranscodeDirection) -> None:
+        from sbc.media.transcode.registry import create_transcoder  # codecs load on first use
+
         source, destination = spec.source, spec.destination
         self.spec = spec
         self.transcoder: Transcoder = create_transcoder(

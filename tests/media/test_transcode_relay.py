@@ -297,3 +297,16 @@ def test_telephone_events_cross_with_the_other_legs_payload_type() -> None:
             b.close()
 
     run(scenario)
+
+
+def test_the_payload_follows_csrcs_header_extension_and_padding() -> None:
+    from sbc.media.relay.transcoding import rtp_payload
+
+    plain = HEADER.pack(0x80, 0, 1, 160, 0xA) + b"audio"
+    assert rtp_payload(plain) == b"audio"
+    # RFC 3550 §5.3.1 extension (one word), two CSRCs, three octets of padding (§5.1).
+    csrcs = struct.pack("!II", 1, 2)
+    extension = struct.pack("!HH", 0xBEDE, 1) + b"\x10\xaa\x00\x00"
+    padded = HEADER.pack(0x80 | 0x20 | 0x10 | 2, 0, 1, 160, 0xA) + csrcs + extension
+    assert rtp_payload(padded + b"audio" + b"\x00\x00\x03") == b"audio"
+    assert rtp_payload(HEADER.pack(0x90, 0, 1, 160, 0xA) + b"\xbe") is None  # cut extension

@@ -21,3 +21,4 @@ bench:  ## signalling, parser, policy, guard and CDR benchmarks (one line each)
 	.venv/bin/python bench/auth.py
 	.venv/bin/python bench/srtp.py
 	.venv/bin/python bench/transcode.py
+	.venv/bin/python bench/transcode_relay.py

@@ -39,6 +39,7 @@ from sbc.media.portcheck import pair_free
 from sbc.media.ports import PortPool
 from sbc.media.relay.engine import RelayEngine
 from sbc.media.relay.workers import WorkerPool
+from sbc.media.transcode.pool import TranscodePool
 from sbc.policy import Interface, Policy
 from sbc.sip.target import Target
 from sbc.sip.transaction import Transmit
@@ -193,6 +194,8 @@ class Runtime:
         except TlsConfigError as exc:  # files went missing since validation: keep the old
             log.error("tls.config_error", error=str(exc))
         self.core.set_policy(policy, self.loop.time())
+        if isinstance(self.core.media, MediaAnchor):  # calls above a lower capacity go on
+            self.core.media.transcoding.resize(policy.settings.transcoding.max_sessions)
         if self._load is not None:
             self._load.max_delay = policy.settings.calls.overload_delay_ms / 1000
         self._rearm()  # liveness probes may be due sooner
@@ -217,7 +220,8 @@ class Runtime:
             relay = pool
         self._relay = relay
         log.info("media.anchoring", workers=settings.workers, inactivity_timeout_s=timeout)
-        return MediaAnchor(relay, PortPool(available=pair_free))
+        capacity = TranscodePool(self.policy.settings.transcoding.max_sessions)
+        return MediaAnchor(relay, PortPool(available=pair_free), transcoding=capacity)
 
     async def _start_admin(self) -> AdminServer | None:
         """The REST plane in this process and loop (refuses a non-loopback bind

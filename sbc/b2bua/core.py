@@ -45,9 +45,10 @@ from sbc.b2bua.regrelay import Keepalive, RelayedRegister
 from sbc.b2bua.session_timer import parse_session_expires
 from sbc.cdr.record import disposition
 from sbc.guard import Admission, Guard, Rejection
-from sbc.media.interface import LegMedia, MediaHandler, PassthroughMedia
+from sbc.media.interface import CodecPolicy, LegMedia, MediaHandler, PassthroughMedia
 from sbc.policy import Policy, RouteContext, Trunk
 from sbc.policy.admission import call_scopes, interface_scope, trunk_scope
+from sbc.policy.schema import TrunkCodecs
 from sbc.sip.dialog import Dialog
 from sbc.sip.errors import ParseError, SipError
 from sbc.sip.ids import new_tag
@@ -88,6 +89,20 @@ def leg_media(leg: Leg, peer_ip: str, *, latch_any: bool = False) -> LegMedia:
         peer_ip=peer_ip,
         latch_any=latch_any,
         srtp=leg.trunk.srtp if leg.trunk is not None else "off",
+        codecs=codec_policy(leg.trunk.codecs) if leg.trunk is not None else None,
+    )
+
+
+def codec_policy(spec: TrunkCodecs | None) -> CodecPolicy | None:
+    """A trunk's ``codecs:`` block as the media layer's pure value (names lower-cased)."""
+    if spec is None:
+        return None
+    return CodecPolicy(
+        allow=None if spec.allow is None else tuple(dict.fromkeys(n.lower() for n in spec.allow)),
+        prefer=tuple(dict.fromkeys(n.lower() for n in spec.prefer)),
+        strip=frozenset(n.lower() for n in spec.strip),
+        transcode=spec.transcode,
+        ptime=spec.ptime,
     )
 
 

@@ -30,6 +30,12 @@ Theory of operation, per call (legs ``"a"`` and ``"b"``):
   cross. An RTP/SAVP leg gets our own key in our answer or offer, and the
   relay decrypts/encrypts on its side; each leg's profile follows its
   ``LegMedia.srtp`` policy. Keys are kept while a leg's crypto is unchanged.
+- **Codecs** (:mod:`sbc.media.codec_negotiation`): towards a leg with a
+  codec policy, audio formats are filtered, ordered and completed with
+  transcodable ones; an answer that picked only those makes the stream
+  transcode (:class:`TranscodeSpec` in its :class:`StreamSpec`), holding
+  one slot of the node's :class:`TranscodePool` per call until no stream
+  of it transcodes any more.
 - **Failure** leaves nothing half set up: unusable SDP is a
   :class:`MediaError` (488) before anything is allocated, port exhaustion a
   503 after the offer's own allocations are released, a relay failure a 503
@@ -46,7 +52,15 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import count
 
-from sbc.media.control import Endpoint, RelayControl, SideSpec, SrtpKeys, StreamSpec
+from sbc.media.codec_negotiation import OfferedStream, negotiate_answer, negotiate_offer
+from sbc.media.control import (
+    Endpoint,
+    RelayControl,
+    SideSpec,
+    SrtpKeys,
+    StreamSpec,
+    TranscodeSpec,
+)
 from sbc.media.interface import LegMedia, MediaError, MediaStats
 from sbc.media.ports import PortPool
 from sbc.media.sdp_rewrite import (
@@ -63,11 +77,14 @@ from sbc.media.sdp_rewrite import (
 )
 from sbc.media.srtp_sdp import LegCrypto, offer_towards, read_answer, read_offer, write_crypto
 from sbc.media.stats import aggregate
+from sbc.media.transcode.pool import TranscodePool
 from sbc.sip.sdp import MediaDescription, SdpError, SessionDescription, parse_sdp
 
 LEGS = ("a", "b")
 #: RFC 3264 §6: a rejected stream.
 REJECTED = None
+#: Calls transcoding at once when the caller sets no capacity.
+DEFAULT_TRANSCODING_SESSIONS = 100
 
 
 @dataclass(slots=True)
@@ -105,6 +122,9 @@ class _Session:
     last_answer: tuple[str, bytes, bytes] | None = None
     # The offer awaiting its answer, and how to undo it if the peer refuses it.
     pending: _PendingOffer | None = None
+    # Codec negotiation: the last offer's audio lines, and the streams transcoding.
+    offers: dict[int, OfferedStream] = field(default_factory=dict)
+    transcode: dict[int, TranscodeSpec] = field(default_factory=dict)
 
     def credentials(self, leg: str) -> IceCredentials:
         """Our ICE-lite credentials towards ``leg``: made once, kept (RFC 8839 §4.4)."""
@@ -138,10 +158,16 @@ class MediaAnchor:
     """SDP rewriting and port bookkeeping for the relay (RFC 3264 offer/answer)."""
 
     def __init__(
-        self, relay: RelayControl, ports: PortPool, *, first_session_id: int | None = None
+        self,
+        relay: RelayControl,
+        ports: PortPool,
+        *,
+        first_session_id: int | None = None,
+        transcoding: TranscodePool | None = None,
     ) -> None:
         self.relay = relay
         self.ports = ports
+        self.transcoding = transcoding or TranscodePool(DEFAULT_TRANSCODING_SESSIONS)
         start = secrets.randbelow(2**31) if first_session_id is None else first_session_id
         self._session_ids = count(start)
         self._sessions: dict[str, _Session] = {}
@@ -166,6 +192,18 @@ class MediaAnchor:
         body = _parse(sdp)
         peers = _read_offer(body)
         crypto = self._offer_crypto(state, body, peers, from_leg, to_leg)
+        plan = negotiate_offer(
+            body,
+            [i for i, p in enumerate(peers) if p is not REJECTED],
+            from_leg,
+            state.legs[to_leg].codecs,
+            transcoding=self.transcoding.max_sessions > 0,
+            capacity=self.transcoding.available > 0 or bool(state.transcode),
+            current={
+                i: (t.a_to_b if to_leg == "a" else t.b_to_a).source
+                for i, t in state.transcode.items()
+            },
+        )
         created = self._allocate(state, peers, from_leg, to_leg)
         previous, previous_ice = state.snapshot(), dict(state.ice)
         state.restart_ice(from_leg, peers)
@@ -183,6 +221,9 @@ class MediaAnchor:
             state.ice = previous_ice  # no restart happened after all
             raise
         state.pending = _PendingOffer(from_leg, previous, previous_ice, created)
+        state.offers = plan.streams
+        if plan.must_transcode:  # checked free above, and nothing ran in between
+            self.transcoding.acquire(session)
         return self._outgoing(state, body, to_leg, live)
 
     def rejected(self, session: str, from_leg: str) -> None:
@@ -207,6 +248,7 @@ class MediaAnchor:
             if state.sent.get(index) != spec:
                 self.relay.update(spec)
                 state.sent[index] = spec
+        self._settle_transcoding(session, state)
 
     def answer(self, session: str, from_leg: str, to_leg: str, sdp: bytes) -> bytes:
         """RFC 3264 §6: anchor an answer from ``from_leg``; return what ``to_leg`` sees."""
@@ -233,15 +275,25 @@ class MediaAnchor:
             for index, peer in enumerate(peers)
             if peer is not REJECTED and from_leg in state.streams[index].crypto
         }
-        previous = state.snapshot()
+        live = [i for i, p in enumerate(peers) if p is not REJECTED]
+        transcode = self._answer_codecs(
+            session, state, body, live, from_leg=from_leg, to_leg=to_leg
+        )
+        previous, previous_transcode = state.snapshot(), state.transcode
         for index, peer in enumerate(peers):
             if peer is not REJECTED:
                 state.streams[index].peers[from_leg] = peer
         for index, answered in crypto.items():
             state.streams[index].crypto[from_leg] = answered
-        live = [i for i, p in enumerate(peers) if p is not REJECTED]
-        self._apply(session, state, live, previous, {})
+        state.transcode = transcode
+        try:
+            self._apply(session, state, live, previous, {})
+        except MediaError:
+            state.transcode = previous_transcode  # restored: the old codecs again
+            self._settle_transcoding(session, state)
+            raise
         state.pending = None
+        self._settle_transcoding(session, state)
         out = self._outgoing(state, body, to_leg, live)
         state.last_answer = (from_leg, sdp, out)
         return out
@@ -249,6 +301,7 @@ class MediaAnchor:
     def delete(self, session: str) -> None:
         """The call is over: stop its streams and release every port."""
         state = self._sessions.pop(session, None)
+        self.transcoding.release(session)
         if state is None:
             return
         try:
@@ -262,6 +315,38 @@ class MediaAnchor:
         return aggregate(self.relay.stats(session))
 
     # --- steps ---------------------------------------------------------------
+
+    def _answer_codecs(
+        self,
+        session: str,
+        state: _Session,
+        body: SessionDescription,
+        live: list[int],
+        *,
+        from_leg: str,
+        to_leg: str,
+    ) -> dict[int, TranscodeSpec]:
+        """The answer's audio lines rewritten for ``to_leg``; which streams transcode.
+
+        A call that starts transcoding takes a slot of the pool: 488 when none is free.
+        """
+        transcode = {}
+        for index in live:
+            offered = state.offers.get(index)
+            if offered is not None and offered.offerer == to_leg:
+                codecs = (state.legs[to_leg].codecs, state.legs[from_leg].codecs)
+                spec = negotiate_answer(body.media[index], offered, *codecs)
+                if spec is not None:
+                    transcode[index] = spec
+        if transcode and not self.transcoding.acquire(session):
+            raise MediaError("no codec in common and transcoding is full")
+        return transcode
+
+    def _settle_transcoding(self, session: str, state: _Session) -> None:
+        """Give the call's transcoding slot back once no stream transcodes
+        and no offer awaits an answer (one that must transcode took it)."""
+        if not state.transcode and state.pending is None:
+            self.transcoding.release(session)
 
     def _offer_crypto(
         self,
@@ -440,6 +525,7 @@ def _spec(session: str, state: _Session, index: int) -> StreamSpec:
         a=side("a", "b"),
         b=side("b", "a"),
         on_hold=any(p.on_hold for p in peers.values()),
+        transcode=state.transcode.get(index),
     )
 
 

@@ -74,14 +74,54 @@ class SideSpec:
 
 
 @dataclass(frozen=True, slots=True)
+class CodecEnd:
+    """One leg's codec in a transcoded stream, as its SDP named it.
+
+    ``name`` is the lower-case ``a=rtpmap`` encoding name (``pcma``, ``opus``),
+    ``payload`` the leg's payload type for it, ``ptime`` the packet duration
+    in ms, ``fmtp`` its format parameters (RFC 8866 §6.15) and
+    ``event_payload`` the leg's telephone-event payload type (RFC 4733),
+    None when events do not cross.
+    """
+
+    name: str
+    payload: int
+    ptime: int = 20
+    fmtp: tuple[tuple[str, str], ...] = ()
+    event_payload: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class TranscodeDirection:
+    """What one direction decodes (``source``) and encodes (``destination``)."""
+
+    source: CodecEnd
+    destination: CodecEnd
+
+
+@dataclass(frozen=True, slots=True)
+class TranscodeSpec:
+    """The legs share no codec: the relay decodes and re-encodes each direction
+    (:mod:`sbc.media.relay.transcoding`); ``a_to_b`` is what leg A sends."""
+
+    a_to_b: TranscodeDirection
+    b_to_a: TranscodeDirection
+
+
+@dataclass(frozen=True, slots=True)
 class StreamSpec:
-    """One m= line of a call, anchored: leg A's side and leg B's side."""
+    """One m= line of a call, anchored: leg A's side and leg B's side.
+
+    ``transcode`` is set only when the legs settled on different codecs;
+    a stream whose legs share a codec is relayed without decoding.
+    """
 
     session: str  # the call's id
     index: int  # m= line position
     a: SideSpec
     b: SideSpec
     on_hold: bool = False  # excluded from the inactivity timeout
+    transcode: TranscodeSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)

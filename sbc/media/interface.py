@@ -26,6 +26,24 @@ class MediaError(SipError):
 
 
 @dataclass(frozen=True, slots=True)
+class CodecPolicy:
+    """A trunk's audio codec policy (:mod:`sbc.media.codec_negotiation`).
+
+    Names are lower-case ``a=rtpmap`` encoding names (``pcma``, ``opus``,
+    ``telephone-event``). ``allow`` None: every codec; ``prefer``: their order
+    first in offers towards the leg; ``strip``: never shown to it;
+    ``transcode``: offers towards it also list transcodable codecs it allows
+    that the offerer lacks; ``ptime``: what the SBC asks of it when transcoding.
+    """
+
+    allow: tuple[str, ...] | None = None
+    prefer: tuple[str, ...] = ()
+    strip: frozenset[str] = frozenset()
+    transcode: bool = False
+    ptime: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class LegMedia:
     """What anchoring needs to know about one leg of a call."""
 
@@ -37,6 +55,7 @@ class LegMedia:
     # policy: SDES-SRTP towards this leg (sbc.media.srtp_sdp): offer RTP/SAVP
     # ("required", plain refused), keep the offered profile ("optional"), plain ("off").
     srtp: Literal["off", "optional", "required"] = "off"
+    codecs: CodecPolicy | None = None  # policy: audio codecs towards this leg, transcoding
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,6 +25,7 @@ from sbc.policy.schema import (
     RegistrationRelaySpec,
     RequireAuth,
     Settings,
+    TrunkCodecs,
     TrunkRegister,
     TrunkTls,
 )
@@ -72,6 +73,7 @@ class Trunk:
     require_auth: RequireAuth | None = None
     auth_users: Mapping[str, Secret] = field(default_factory=dict)  # resolved passwords
     srtp: Literal["off", "optional", "required"] = "off"
+    codecs: TrunkCodecs | None = None  # audio codec policy and transcoding
 
     @property
     def scheme(self) -> str:

@@ -207,6 +207,35 @@ class InterfaceSpec(_Strict):
         return value
 
 
+CodecName = Annotated[str, Strict(), Field(min_length=1, pattern=r"^[A-Za-z0-9_.+-]+$")]
+#: RFC 3264 §5 leaves ptime to the offerer; these are what RTP audio uses in practice.
+Ptime = Annotated[int, Strict(), Field(ge=10, le=120)]
+
+
+class TrunkCodecs(_Strict):
+    """Which audio codecs a trunk sees, in what order, and whether to transcode.
+
+    Names are ``a=rtpmap`` encoding names (RFC 8866 §6.6), case-insensitive.
+    ``allow`` (absent: all) never removes telephone-event unless it is in ``strip``.
+    """
+
+    allow: list[CodecName] | None = None
+    prefer: list[CodecName] = []
+    strip: list[CodecName] = []
+    transcode: Annotated[bool, Strict()] = False
+    ptime: Ptime | None = None
+
+    @model_validator(mode="after")
+    def _consistent(self) -> TrunkCodecs:
+        allowed = {name.lower() for name in self.allow} if self.allow is not None else None
+        for name in self.prefer:
+            if name.lower() in {n.lower() for n in self.strip}:
+                raise ValueError(f"codec {name} is both preferred and stripped")
+            if allowed is not None and name.lower() not in allowed:
+                raise ValueError(f"preferred codec {name} is not in allow")
+        return self
+
+
 class TrunkSpec(_Strict):
     """A named SIP peer (carrier or PBX) reached through one interface."""
 
@@ -226,6 +255,7 @@ class TrunkSpec(_Strict):
     register_: TrunkRegister | None = Field(default=None, alias="register")
     require_auth: RequireAuth | None = None
     srtp: Literal["off", "optional", "required"] = "off"  # SDES-SRTP toward this trunk
+    codecs: TrunkCodecs | None = None  # audio codec policy and transcoding toward this trunk
 
     @model_validator(mode="after")
     def _tls_for_tls(self) -> TrunkSpec:
@@ -430,6 +460,12 @@ class MediaSettings(_Strict):
     latch_any_source: Annotated[bool, Strict()] = False
 
 
+class TranscodingSettings(_Strict):
+    """Node transcoding capacity: calls transcoding at once (0 disables transcoding)."""
+
+    max_sessions: Annotated[int, Strict(), Field(ge=0)] = 100
+
+
 class LoggingSettings(_Strict):
     """Log level and format."""
 
@@ -459,6 +495,7 @@ class Settings(_Strict):
     sip: SipSettings = SipSettings()
     calls: CallSettings = CallSettings()
     media: MediaSettings = MediaSettings()
+    transcoding: TranscodingSettings = TranscodingSettings()
     logging: LoggingSettings = LoggingSettings()
     admin: AdminSettings = AdminSettings()
     cdr: CdrSettings = CdrSettings()

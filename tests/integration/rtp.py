@@ -20,6 +20,8 @@ class Received:
     ssrc: int
     payload_type: int
     source: tuple[str, int]
+    timestamp: int = 0
+    payload: bytes = b""
 
 
 @dataclass
@@ -49,13 +51,23 @@ class RtpEndpoint:
             except (TimeoutError, OSError):
                 continue
             if len(data) >= RTP_HEADER.size:
-                _first, second, seq, _ts, ssrc = RTP_HEADER.unpack_from(data)
-                self.received.append(Received(seq, ssrc, second & 0x7F, source))
+                _first, second, seq, ts, ssrc = RTP_HEADER.unpack_from(data)
+                payload = data[RTP_HEADER.size :]
+                self.received.append(Received(seq, ssrc, second & 0x7F, source, ts, payload))
 
     def send(self, dest: tuple[str, int], count: int, interval: float = 0.01) -> None:
         for seq in range(count):
             header = RTP_HEADER.pack(0x80, self.payload_type, seq, seq * 160, self.ssrc)
             self.sock.sendto(header + PAYLOAD, dest)
+            time.sleep(interval)
+
+    def send_payloads(
+        self, dest: tuple[str, int], payloads: list[bytes], step: int, interval: float = 0.01
+    ) -> None:
+        """Send ``payloads`` as RTP of this endpoint's payload type, timestamps ``step`` apart."""
+        for seq, payload in enumerate(payloads):
+            header = RTP_HEADER.pack(0x80, self.payload_type, seq, seq * step, self.ssrc)
+            self.sock.sendto(header + payload, dest)
             time.sleep(interval)
 
     def wait_for(self, count: int, timeout: float = 5.0) -> None:

@@ -25,6 +25,9 @@ Inactivity (no RTP in either direction for ``inactivity_timeout`` seconds,
 streams on hold excluded) is found by one periodic sweep, and reported once
 per session through ``on_inactive``.
 
+A transcoded stream (:mod:`sbc.media.relay.transcoding`) takes the SRTP slow
+path too: its packets are decoded and re-encoded, its RTCP counted and dropped.
+
 The stream model keeps sockets and latches per side so a later kernel fast
 path can take over a latched plain-RTP stream while the sockets stay bound.
 """
@@ -54,6 +57,7 @@ from sbc.media.relay.rtp import (
 )
 from sbc.media.relay.stats import DEFAULT_CLOCK_RATE, DirectionCounter
 from sbc.media.relay.stun import IceLite, answer_binding, answer_check, is_stun
+from sbc.media.relay.transcoding import TranscodingDirection, receive_transcoded, transcoding_pair
 from sbc.media.srtp import SrtpContext, SrtpError
 
 log = logging.getLogger(__name__)
@@ -94,6 +98,7 @@ class _Side:
         "rtp_latch",
         "shared",
         "srtp",
+        "transcode",
     )
 
     def __init__(self, shared: _Shared, spec: SideSpec, clock_rate: int) -> None:
@@ -114,6 +119,7 @@ class _Side:
         self.pt_table: bytes | None = None
         self.ice: IceLite | None = None
         self.srtp: SrtpContext | None = None
+        self.transcode: TranscodingDirection | None = None  # what this side receives
         self.other: _Side = self
         self.configure(spec)
 
@@ -182,7 +188,7 @@ def _drain_rtp(side: _Side) -> None:
     out = other.rtp
     peer = other.rtp_latch
     table = other.pt_table
-    if side.srtp is not None or other.srtp is not None:
+    if side.srtp is not None or other.srtp is not None or side.transcode is not None:
         _drain_srtp(side, now)  # off the plain path: one test per wake-up
         return
     for _ in range(BATCH):
@@ -232,6 +238,7 @@ def _drain_srtp(side: _Side, now: float) -> None:
     counter = side.counter
     latch = side.rtp_latch
     other = side.other
+    relay = _relay_srtp if side.transcode is None else _relay_transcoded
     for _ in range(BATCH):
         try:
             n, source = recv(buf)
@@ -243,7 +250,7 @@ def _drain_srtp(side: _Side, now: float) -> None:
             if RTCP_PT_MIN <= buf[1] <= RTCP_PT_MAX:
                 _relay_rtcp(side, view, n, source, latch)
                 continue
-            _relay_srtp(side, other, bytes(view[:n]), source, now)
+            relay(side, other, bytes(view[:n]), source, now)
         elif is_stun(buf, n):
             _answer_stun(side, side.rtp, bytes(buf[:n]), source, latch)
         elif n >= RTCP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
@@ -285,6 +292,20 @@ def _relay_srtp(side: _Side, other: _Side, packet: bytes, source: Address, now: 
         counter.dropped += 1
 
 
+def _relay_transcoded(
+    side: _Side, other: _Side, packet: bytes, source: Address, now: float
+) -> None:
+    """Send what one received packet became (:mod:`sbc.media.relay.transcoding`)."""
+    out, destination = receive_transcoded(side, packet, source, now), other.rtp_latch.destination
+    for converted in out:
+        if destination is None:
+            return
+        try:
+            other.rtp.sendto(converted, destination)
+        except OSError:
+            side.counter.dropped += 1
+
+
 def _drain_rtcp(side: _Side) -> None:
     """Relay what is waiting on ``side``'s RTCP socket (no rtcp-mux)."""
     sock = side.rtcp
@@ -320,6 +341,9 @@ def _relay_rtcp(side: _Side, view: memoryview, n: int, source: Address, latch: L
         accepted = latch.accept(source, _unpack_rtcp_ssrc(view, 4)[0])
     if not accepted:
         counter.dropped += 1
+        return
+    if side.transcode is not None:  # its reports describe what the other leg never sees
+        counter.rtcp_packets += 1
         return
     if side.srtp is not None or side.other.srtp is not None:
         _relay_srtcp(side, bytes(view[:n]))
@@ -491,11 +515,17 @@ class RelayEngine:
                     del self._sessions[stream.session]
                 raise
             current = streams[stream.index] = _Stream(stream.index, a, b, stream.on_hold, now)
+            current.a.transcode, current.b.transcode = transcoding_pair(
+                stream.transcode, current.a.transcode, current.b.transcode
+            )
             return
         current.a = self._reconfigure(current.a, stream.a)
         current.b = self._reconfigure(current.b, stream.b)
         current.a.other = current.b
         current.b.other = current.a
+        current.a.transcode, current.b.transcode = transcoding_pair(
+            stream.transcode, current.a.transcode, current.b.transcode
+        )
         if current.on_hold and not stream.on_hold:
             current.since = now  # the inactivity clock restarts on resume
         current.on_hold = stream.on_hold

@@ -1,0 +1,200 @@
+"""Transcoded streams in the relay: decode what one leg sends, encode what the other expects.
+
+A stream whose legs share no codec carries a
+:class:`~sbc.media.control.TranscodeSpec`; each side of it (in
+:mod:`sbc.media.relay.engine`) then holds a :class:`TranscodingDirection`
+for the packets it receives, and its RTP socket is drained by the engine's
+slow path, which calls :func:`receive_transcoded` per packet and sends
+what it returns instead of the packet itself (pure: no sockets here).
+The plain hot path never sees these streams.
+
+Per packet (RFC 3550 §5.1 header, RFC 3711 for SRTP legs):
+
+1. From an SRTP leg: authenticate and decrypt first, so a forged packet
+   never moves the latch (as for relayed SRTP).
+2. Latching and receive statistics work on the packet as received.
+3. The payload (after CSRCs, header extension and padding, RFC 3550
+   §5.1, §5.3.1) goes to the :class:`~sbc.media.transcode.Transcoder` if
+   its payload type is the source codec's; a telephone event (RFC 4733)
+   goes through ``feed_event`` and leaves with the destination leg's event
+   payload type and the marker bit it came with; anything else (comfort
+   noise, another codec) is dropped: the far leg could not decode it.
+4. Each payload out gets our own RTP header: our SSRC (random, one per
+   direction, RFC 3550 §8), our sequence numbers (random start, +1 per
+   packet), the transcoder's timestamps on the destination clock, and the
+   marker bit on the first audio packet (start of a talkspurt, RFC 3551 §4.1).
+   Then it is protected for an SRTP leg and sent.
+
+RTCP of a transcoded stream is counted and dropped, not relayed: a sender
+report describes an SSRC, a timeline and octet counts the other leg never
+sees (ours differ), so relaying it would mislead that leg's statistics.
+
+Transcoders are built here, in the relay's process (a worker receives only
+the picklable spec), and rebuilt only when the spec changes.
+"""
+
+from __future__ import annotations
+
+import secrets
+import struct
+from typing import TYPE_CHECKING, Protocol
+
+from sbc.media.control import TranscodeDirection, TranscodeSpec
+from sbc.media.relay.latch import Address, Latch
+from sbc.media.relay.rtp import MARKER_BIT, PT_MASK, RTP_HEADER_LENGTH, SEQ_TS_SSRC, VERSION_BITS
+from sbc.media.relay.stats import DirectionCounter
+from sbc.media.srtp import SrtpContext, SrtpError
+
+if TYPE_CHECKING:
+    from sbc.media.transcode import Transcoder
+
+_HEADER = struct.Struct("!BBHII")  # V/P/X/CC, M/PT, sequence, timestamp, SSRC
+_unpack_rtp = SEQ_TS_SSRC.unpack_from
+_PADDING = 0x20
+_EXTENSION = 0x10
+_CSRC_COUNT = 0x0F
+_SEQUENCE_MOD = 1 << 16
+
+
+def rtp_payload(packet: bytes) -> bytes | None:
+    """The payload of an RTP packet (RFC 3550 §5.1, §5.3.1), None when malformed."""
+    first = packet[0]
+    start = RTP_HEADER_LENGTH + 4 * (first & _CSRC_COUNT)
+    if first & _EXTENSION:
+        if len(packet) < start + 4:
+            return None
+        start += 4 + 4 * int.from_bytes(packet[start + 2 : start + 4], "big")
+    end = len(packet)
+    if first & _PADDING and end > start:
+        end -= packet[-1]
+    return packet[start:end] if end >= start else None
+
+
+class TranscodingDirection:
+    """One direction of a transcoded stream: RTP packets in, RTP packets out."""
+
+    __slots__ = ("_marker", "_sequence", "dropped", "spec", "ssrc", "transcoder")
+
+    def __init__(self, spec: TranscodeDirection) -> None:
+        from sbc.media.transcode.registry import create_transcoder  # codecs load on first use
+
+        source, destination = spec.source, spec.destination
+        self.spec = spec
+        self.transcoder: Transcoder = create_transcoder(
+            source.name,
+            destination.name,
+            source.ptime,
+            destination.ptime,
+            src_fmtp=dict(source.fmtp),
+            dst_fmtp=dict(destination.fmtp),
+        )
+        self.ssrc = secrets.randbits(32)
+        self._sequence = secrets.randbits(16)
+        self._marker = True
+        self.dropped = 0  # packets that could not be transcoded (unknown payload type, corrupt)
+
+    def convert(self, packet: bytes) -> list[bytes]:
+        """One received RTP packet (plain) in; the packets to send out (plain)."""
+        second = packet[1]
+        payload_type = second & PT_MASK
+        timestamp = _unpack_rtp(packet, 2)[1]
+        payload = rtp_payload(packet)
+        source, destination = self.spec.source, self.spec.destination
+        if payload is None:
+            self.dropped += 1
+            return []
+        if payload_type == source.payload:
+            try:
+                frames = self.transcoder.feed(payload, timestamp)
+            except (ValueError, RuntimeError):  # a payload the decoder refuses
+                self.dropped += 1
+                return []
+            out = [self._packet(destination.payload, self._marker, p, t) for p, t in frames]
+            if out:
+                self._marker = False
+            return out
+        event_in, event_out = source.event_payload, destination.event_payload
+        if payload_type == event_in and event_out is not None:
+            event, event_ts = self.transcoder.feed_event(payload, timestamp)
+            return [self._packet(event_out, bool(second & MARKER_BIT), event, event_ts)]
+        self.dropped += 1
+        return []
+
+    def _packet(self, payload_type: int, marker: bool, payload: bytes, timestamp: int) -> bytes:
+        self._sequence = (self._sequence + 1) % _SEQUENCE_MOD
+        second = payload_type | (MARKER_BIT if marker else 0)
+        header = _HEADER.pack(VERSION_BITS, second, self._sequence, timestamp, self.ssrc)
+        return header + payload
+
+
+def transcoding_for(
+    current: TranscodingDirection | None, spec: TranscodeDirection | None
+) -> TranscodingDirection | None:
+    """The direction for ``spec``: the current one while the spec is unchanged."""
+    if spec is None:
+        return None
+    if current is not None and current.spec == spec:
+        return current
+    return TranscodingDirection(spec)
+
+
+Direction = TranscodingDirection | None
+
+
+def transcoding_pair(
+    spec: TranscodeSpec | None, a: Direction, b: Direction
+) -> tuple[Direction, Direction]:
+    """Side A's and side B's directions for a stream's spec (kept while unchanged)."""
+    if spec is None:
+        return None, None
+    return transcoding_for(a, spec.a_to_b), transcoding_for(b, spec.b_to_a)
+
+
+class TranscodingSide(Protocol):
+    """What :func:`receive_transcoded` reads of the engine's side (kept free of sockets)."""
+
+    @property
+    def counter(self) -> DirectionCounter: ...
+    @property
+    def srtp(self) -> SrtpContext | None: ...
+    @property
+    def rtp_latch(self) -> Latch: ...
+    @property
+    def transcode(self) -> TranscodingDirection | None: ...
+    @property
+    def other(self) -> TranscodingSide: ...
+
+
+def receive_transcoded(
+    side: TranscodingSide, packet: bytes, source: Address, now: float
+) -> list[bytes]:
+    """One RTP packet received on ``side``: unprotected, latched, counted,
+    transcoded; what comes back is ready (protected) for the other side's peer."""
+    counter = side.counter
+    size = len(packet)
+    if side.srtp is not None:
+        try:
+            packet = side.srtp.inbound.unprotect(packet)
+        except SrtpError:
+            counter.srtp_failed += 1
+            return []
+    seq, timestamp, ssrc = _unpack_rtp(packet, 2)
+    latch = side.rtp_latch
+    if (source != latch.latched or ssrc != latch.ssrc) and not latch.accept(source, ssrc):
+        counter.dropped += 1
+        return []
+    counter.on_rtp(seq, timestamp, ssrc, size, now)
+    direction = side.transcode
+    other = side.other
+    if direction is None or other.rtp_latch.destination is None:
+        return []  # the other leg's SDP is not known yet
+    packets = direction.convert(packet)
+    if other.srtp is None:
+        return packets
+    protected = []
+    for plain in packets:
+        try:
+            protected.append(other.srtp.outbound.protect(plain))
+        except SrtpError:
+            counter.dropped += 1
+    return protected

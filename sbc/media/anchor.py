@@ -30,6 +30,11 @@ Theory of operation, per call (legs ``"a"`` and ``"b"``):
   cross. An RTP/SAVP leg gets our own key in our answer or offer, and the
   relay decrypts/encrypts on its side; each leg's profile follows its
   ``LegMedia.srtp`` policy. Keys are kept while a leg's crypto is unchanged.
+- **DTLS-SRTP** (RFC 5763/5764, :mod:`sbc.media.dtls_sdp`): a leg offering
+  UDP/TLS/RTP/SAVP(F) gets the node certificate's fingerprint and our
+  a=setup; the relay runs the handshake on that leg's socket. The other leg
+  is offered RTP/AVP or SDES per its ``srtp`` policy, or DTLS itself when its
+  ``srtp_keying`` says so.
 - **Failure** leaves nothing half set up: unusable SDP is a
   :class:`MediaError` (488) before anything is allocated, port exhaustion a
   503 after the offer's own allocations are released, a relay failure a 503
@@ -46,7 +51,11 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import count
 
-from sbc.media.control import Endpoint, RelayControl, SideSpec, SrtpKeys, StreamSpec
+from sbc.media.control import DtlsSpec, Endpoint, RelayControl, SideSpec, SrtpKeys, StreamSpec
+from sbc.media.dtls import DtlsCertificate
+from sbc.media.dtls_sdp import LegDtls, offer_ends, sdes_profile, strip_session, write_dtls
+from sbc.media.dtls_sdp import read_answer as read_dtls_answer
+from sbc.media.dtls_sdp import read_offer as read_dtls_offer
 from sbc.media.interface import LegMedia, MediaError, MediaStats
 from sbc.media.ports import PortPool
 from sbc.media.sdp_rewrite import (
@@ -77,6 +86,7 @@ class _Stream:
     local: dict[str, Endpoint]
     peers: dict[str, PeerMedia] = field(default_factory=dict)
     crypto: dict[str, LegCrypto] = field(default_factory=dict)  # SDES, per leg
+    dtls: dict[str, LegDtls] = field(default_factory=dict)  # DTLS-SRTP, per leg
 
 
 #: What an offer/answer may change: the streams, who answers, what was offered.
@@ -105,6 +115,7 @@ class _Session:
     last_answer: tuple[str, bytes, bytes] | None = None
     # The offer awaiting its answer, and how to undo it if the peer refuses it.
     pending: _PendingOffer | None = None
+    certificate: DtlsCertificate | None = None  # the node's, for DTLS-SRTP legs
 
     def credentials(self, leg: str) -> IceCredentials:
         """Our ICE-lite credentials towards ``leg``: made once, kept (RFC 8839 §4.4)."""
@@ -129,7 +140,8 @@ class _Session:
 
     def snapshot(self) -> _Snapshot:
         streams = {
-            i: _Stream(s.local, dict(s.peers), dict(s.crypto)) for i, s in self.streams.items()
+            i: _Stream(s.local, dict(s.peers), dict(s.crypto), dict(s.dtls))
+            for i, s in self.streams.items()
         }
         return streams, self.answerer, self.offered
 
@@ -138,10 +150,18 @@ class MediaAnchor:
     """SDP rewriting and port bookkeeping for the relay (RFC 3264 offer/answer)."""
 
     def __init__(
-        self, relay: RelayControl, ports: PortPool, *, first_session_id: int | None = None
+        self,
+        relay: RelayControl,
+        ports: PortPool,
+        *,
+        first_session_id: int | None = None,
+        certificate: DtlsCertificate | None = None,
     ) -> None:
         self.relay = relay
         self.ports = ports
+        # One certificate for every call of the process (RFC 5763 §5 allows it).
+        self.certificate = certificate if certificate is not None else DtlsCertificate.generate()
+        self.fingerprint = self.certificate.fingerprint()
         start = secrets.randbelow(2**31) if first_session_id is None else first_session_id
         self._session_ids = count(start)
         self._sessions: dict[str, _Session] = {}
@@ -158,7 +178,7 @@ class MediaAnchor:
             known.legs = legs
             return
         origins = {leg: LegOrigin(next(self._session_ids), m.advertised) for leg, m in legs.items()}
-        self._sessions[session] = _Session(legs, origins)
+        self._sessions[session] = _Session(legs, origins, certificate=self.certificate)
 
     def offer(self, session: str, from_leg: str, to_leg: str, sdp: bytes) -> bytes:
         """RFC 3264 §5/§8: anchor an offer from ``from_leg``; return what ``to_leg`` sees."""
@@ -166,6 +186,7 @@ class MediaAnchor:
         body = _parse(sdp)
         peers = _read_offer(body)
         crypto = self._offer_crypto(state, body, peers, from_leg, to_leg)
+        dtls = _offer_dtls(state, body, peers, (from_leg, to_leg), crypto)
         created = self._allocate(state, peers, from_leg, to_leg)
         previous, previous_ice = state.snapshot(), dict(state.ice)
         state.restart_ice(from_leg, peers)
@@ -174,6 +195,7 @@ class MediaAnchor:
                 stream = state.streams.get(index) or created[index]
                 stream.peers[from_leg] = peer
                 _set_crypto(stream, crypto[index])
+                _set_dtls(stream, dtls[index])
                 state.streams[index] = stream
         state.answerer, state.offered = to_leg, tuple(p is not REJECTED for p in peers)
         live = [i for i, p in enumerate(peers) if p is not REJECTED]
@@ -233,12 +255,19 @@ class MediaAnchor:
             for index, peer in enumerate(peers)
             if peer is not REJECTED and from_leg in state.streams[index].crypto
         }
+        dtls = {
+            index: read_dtls_answer(body.media[index], state.streams[index].dtls[from_leg])
+            for index, peer in enumerate(peers)
+            if peer is not REJECTED and from_leg in state.streams[index].dtls
+        }
         previous = state.snapshot()
         for index, peer in enumerate(peers):
             if peer is not REJECTED:
                 state.streams[index].peers[from_leg] = peer
         for index, answered in crypto.items():
             state.streams[index].crypto[from_leg] = answered
+        for index, ends in dtls.items():
+            state.streams[index].dtls[from_leg] = ends
         live = [i for i, p in enumerate(peers) if p is not REJECTED]
         self._apply(session, state, live, previous, {})
         state.pending = None
@@ -281,7 +310,9 @@ class MediaAnchor:
             known = stream.crypto if stream is not None else {}
             crypto[index] = {
                 from_leg: read_offer(media, state.legs[from_leg].srtp, known.get(from_leg)),
-                to_leg: offer_towards(media.proto, state.legs[to_leg].srtp, known.get(to_leg)),
+                to_leg: offer_towards(
+                    sdes_profile(media.proto), state.legs[to_leg].srtp, known.get(to_leg)
+                ),
             }
         return crypto
 
@@ -374,12 +405,14 @@ class MediaAnchor:
         """The body ``to_leg`` sees: our address, our ports, our o= line."""
         address = state.legs[to_leg].advertised
         anchor_session(body, address)
+        strip_session(body)
         ice = False
         for index, media in enumerate(body.media):
             stream = state.streams[index] if index in live else None
             local = stream.local[to_leg] if stream is not None else None
             anchor_media(media, local, address)
             write_crypto(media, stream.crypto.get(to_leg) if stream is not None else None)
+            write_dtls(media, stream.dtls.get(to_leg) if stream else None, self.fingerprint)
             peer = stream.peers.get(to_leg) if stream is not None else None
             if local is not None and stream is not None and peer is not None and peer.ice_ufrag:
                 credentials = state.credentials(to_leg)
@@ -430,8 +463,16 @@ def _spec(session: str, state: _Session, index: int) -> StreamSpec:
         ice = state.credentials(leg) if peer is not None and peer.ice_ufrag else None
         crypto = stream.crypto.get(leg)
         srtp = crypto.keys() if crypto is not None else None
+        dtls = _dtls_spec(stream.dtls.get(leg), state.certificate)
         return _side(
-            state.legs[leg], stream.local[leg], peer, peers.get(other), mux, ice=ice, srtp=srtp
+            state.legs[leg],
+            stream.local[leg],
+            peer,
+            peers.get(other),
+            mux,
+            ice=ice,
+            srtp=srtp,
+            dtls=dtls,
         )
 
     return StreamSpec(
@@ -451,6 +492,45 @@ def _set_crypto(stream: _Stream, crypto: dict[str, LegCrypto | None]) -> None:
             stream.crypto[leg] = ends
 
 
+def _set_dtls(stream: _Stream, dtls: dict[str, LegDtls | None]) -> None:
+    for leg, end in dtls.items():
+        if end is None:
+            stream.dtls.pop(leg, None)
+        else:
+            stream.dtls[leg] = end
+
+
+def _offer_dtls(
+    state: _Session,
+    body: SessionDescription,
+    peers: list[PeerMedia | None],
+    legs: tuple[str, str],
+    crypto: dict[int, dict[str, LegCrypto | None]],
+) -> dict[int, dict[str, LegDtls | None]]:
+    """Each live m= line's DTLS-SRTP ends (``legs``: offerer, answerer), before
+    anything is allocated (488); a leg keying with DTLS gets no SDES."""
+    from_leg, to_leg = legs
+    ends: dict[int, dict[str, LegDtls | None]] = {}
+    for index, peer in enumerate(peers):
+        if peer is not REJECTED:
+            stream = state.streams.get(index)
+            towards = offer_ends(
+                stream.dtls.get(to_leg) if stream is not None else None,
+                crypto[index].get(to_leg),
+                state.legs[to_leg].srtp_keying,
+            )
+            if towards is not None:
+                crypto[index][to_leg] = None
+            ends[index] = {from_leg: read_dtls_offer(body.media[index]), to_leg: towards}
+    return ends
+
+
+def _dtls_spec(end: LegDtls | None, certificate: DtlsCertificate | None) -> DtlsSpec | None:
+    if end is None or certificate is None:
+        return None
+    return DtlsSpec(end.role, end.fingerprints, certificate.certificate, certificate.private_key)
+
+
 def _mux(stream: _Stream) -> bool:
     """RFC 5761: RTP and RTCP share a port only when every known end says so."""
     return all(p.rtcp_mux for p in stream.peers.values())
@@ -465,11 +545,14 @@ def _side(
     *,
     ice: IceCredentials | None = None,
     srtp: SrtpKeys | None = None,
+    dtls: DtlsSpec | None = None,
 ) -> SideSpec:
     """One leg's end: where its SDP receives, whom to latch on, its payload numbers,
     and the ICE-lite credentials its checks must prove."""
     if peer is None:
-        return SideSpec(local, allowed_sources=(leg.peer_ip,), latch_any=leg.latch_any, srtp=srtp)
+        return SideSpec(
+            local, allowed_sources=(leg.peer_ip,), latch_any=leg.latch_any, srtp=srtp, dtls=dtls
+        )
     sources = tuple(dict.fromkeys(ip for ip in (peer.connection_ip, leg.peer_ip) if ip))
     return SideSpec(
         local=local,
@@ -483,4 +566,5 @@ def _side(
         ice_pwd=ice.pwd if ice is not None else None,
         ice_remote_ufrag=peer.ice_ufrag if ice is not None else None,
         srtp=srtp,
+        dtls=dtls,
     )

@@ -150,6 +150,7 @@ class DtlsEndpoint:
         self.keys: SrtpKeys | None = None
         self._deadline: float | None = None
         self._outgoing: list[bytes] = []
+        self._handshake_done = False
         self._ssl = SSL.Connection(_context(certificate.certificate, certificate.private_key))
         if role == "server":
             self._ssl.set_accept_state()
@@ -176,7 +177,7 @@ class DtlsEndpoint:
         if self.state is DtlsState.NEW:
             self.state = DtlsState.CONNECTING
         self._ssl.bio_write(data)
-        if self.state is DtlsState.CONNECTING:
+        if not self._handshake_done:
             self._handshake(now)
             return
         try:  # connected: the peer may repeat its last flight (our Finished was lost)
@@ -222,10 +223,20 @@ class DtlsEndpoint:
             self._fail(f"DTLS handshake failed: {exc}")
             return
         self._flush(now)
-        self._connected()
+        self._handshake_done = True
+        self._verify()
 
-    def _connected(self) -> None:
+    def set_fingerprints(self, fingerprints: tuple[tuple[str, str], ...]) -> None:
+        """The peer's fingerprints arrived (the answer to our actpass offer): a
+        handshake that completed before them is verified now (RFC 5763 §6.7.1)."""
+        self.fingerprints = fingerprints
+        if self._handshake_done and self.state is DtlsState.CONNECTING:
+            self._verify()
+
+    def _verify(self) -> None:
         """RFC 5763 §5 identity check, then RFC 5764 §4.2 key export."""
+        if not self.fingerprints:
+            return  # the answer with the fingerprint is still on its way
         peer = self._ssl.get_peer_certificate(as_cryptography=True)
         if peer is None or not fingerprint_matches(peer, self.fingerprints):
             self._fail("the peer's certificate does not match its a=fingerprint")

@@ -72,6 +72,7 @@ class Trunk:
     require_auth: RequireAuth | None = None
     auth_users: Mapping[str, Secret] = field(default_factory=dict)  # resolved passwords
     srtp: Literal["off", "optional", "required"] = "off"
+    srtp_keying: Literal["sdes", "dtls"] = "sdes"  # SDES a=crypto or DTLS-SRTP offers
 
     @property
     def scheme(self) -> str:

@@ -342,6 +342,7 @@ def _trunk(spec: TrunkSpec) -> Trunk:
         register=spec.register_,
         require_auth=spec.require_auth,
         srtp=spec.srtp,
+        srtp_keying=spec.srtp_keying,
     )
 
 

@@ -91,18 +91,19 @@ class DtlsSide:
         return self.context()
 
     def poll(self, now: float, destination: Address | None) -> None:
-        """Start a client's handshake, and retransmit when the DTLS timer is due."""
-        target = self.peer or destination
-        if target is None:
-            return  # nowhere to send yet: the leg's SDP or its checks will tell
+        """Start the handshake (a client needs somewhere to send its ClientHello),
+        and retransmit when the DTLS timer is due."""
         endpoint = self.endpoint
-        if endpoint.state is DtlsState.NEW and endpoint.role == "client":
-            endpoint.start(now)
+        target = self.peer or destination
+        if endpoint.state is DtlsState.NEW:
+            if endpoint.role == "server" or target is not None:
+                endpoint.start(now)
         else:
             due = endpoint.get_timer()
             if due is not None and now >= due:
                 endpoint.handle_timer(now)
-        self._transmit(target)
+        if target is not None:
+            self._transmit(target)
 
     def _transmit(self, target: Address) -> None:
         for datagram in self.endpoint.datagrams_to_send():

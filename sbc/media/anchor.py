@@ -75,6 +75,7 @@ from sbc.media.stats import aggregate
 from sbc.sip.sdp import MediaDescription, SdpError, SessionDescription, parse_sdp
 
 LEGS = ("a", "b")
+RTCP_MUX = "rtcp-mux"  # RFC 5761 §5.1.1
 #: RFC 3264 §6: a rejected stream.
 REJECTED = None
 
@@ -413,10 +414,13 @@ class MediaAnchor:
             anchor_media(media, local, address)
             write_crypto(media, stream.crypto.get(to_leg) if stream is not None else None)
             write_dtls(media, stream.dtls.get(to_leg) if stream else None, self.fingerprint)
+            mux = stream is not None and _side_mux(stream, to_leg)
+            if mux and not media.rtcp_mux:
+                media.add_attribute(RTCP_MUX)  # a WebRTC leg's own mux (RFC 8843 §7.3)
             peer = stream.peers.get(to_leg) if stream is not None else None
             if local is not None and stream is not None and peer is not None and peer.ice_ufrag:
                 credentials = state.credentials(to_leg)
-                add_ice_media(media, credentials, local, address, _mux(stream))
+                add_ice_media(media, credentials, local, address, mux)
                 ice = True
         if ice:
             add_ice_lite(body)
@@ -456,7 +460,6 @@ def _spec(session: str, state: _Session, index: int) -> StreamSpec:
     """What the relay needs for one m= position (RFC 5761 mux needs both ends)."""
     stream = state.streams[index]
     peers = stream.peers
-    mux = _mux(stream)
 
     def side(leg: str, other: str) -> SideSpec:
         peer = peers.get(leg)
@@ -469,7 +472,7 @@ def _spec(session: str, state: _Session, index: int) -> StreamSpec:
             stream.local[leg],
             peer,
             peers.get(other),
-            mux,
+            _side_mux(stream, leg),
             ice=ice,
             srtp=srtp,
             dtls=dtls,
@@ -529,6 +532,15 @@ def _dtls_spec(end: LegDtls | None, certificate: DtlsCertificate | None) -> Dtls
     if end is None or certificate is None:
         return None
     return DtlsSpec(end.role, end.fingerprints, certificate.certificate, certificate.private_key)
+
+
+def _side_mux(stream: _Stream, leg: str) -> bool:
+    """A DTLS-SRTP leg (WebRTC: JSEP demands rtcp-mux) that asked for mux gets it
+    on its side whatever the other leg does; otherwise :func:`_mux`."""
+    peer = stream.peers.get(leg)
+    if leg in stream.dtls and peer is not None and peer.rtcp_mux:
+        return True
+    return _mux(stream)
 
 
 def _mux(stream: _Stream) -> bool:

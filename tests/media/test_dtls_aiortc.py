@@ -58,7 +58,7 @@ def _pair(host: str) -> tuple[int, int]:
     return port, port + 1
 
 
-def plain_answer(port: int) -> bytes:
+def plain_answer(port: int, mux: bool) -> bytes:
     lines = [
         "v=0",
         "o=plain 1 1 IN IP4 127.0.0.1",
@@ -67,8 +67,9 @@ def plain_answer(port: int) -> bytes:
         "t=0 0",
         f"m=audio {port} RTP/AVP 0",
         "a=rtpmap:0 PCMU/8000",
-        "a=rtcp-mux",
     ]
+    if mux:
+        lines.append("a=rtcp-mux")
     return ("\r\n".join(lines) + "\r\n").encode()
 
 
@@ -107,11 +108,13 @@ def payload_of(packet: bytes) -> bytes:
 
 
 @pytest.mark.usefixtures("loopback_only")
-def test_dtls_srtp_with_aiortc_and_audio_to_a_plain_leg() -> None:
-    asyncio.run(asyncio.wait_for(_scenario(), 60))
+@pytest.mark.parametrize("plain_mux", [True, False], ids=["plain-muxed", "plain-rtcp-port"])
+def test_dtls_srtp_with_aiortc_and_audio_to_a_plain_leg(plain_mux: bool) -> None:
+    """The plain leg may or may not do rtcp-mux: the WebRTC leg always gets it."""
+    asyncio.run(asyncio.wait_for(_scenario(plain_mux), 60))
 
 
-async def _scenario() -> None:
+async def _scenario(plain_mux: bool) -> None:
     engine = RelayEngine(sweep_interval=0.2)
     anchor = MediaAnchor(engine, PortPool(), first_session_id=1)
     leg_a = LegMedia("127.0.0.1", "127.0.0.1", _pair("127.0.0.1"), peer_ip="127.0.0.1")
@@ -134,11 +137,13 @@ async def _scenario() -> None:
         assert b_media.attribute("fingerprint") is None
         assert b_media.attribute("setup") is None
 
-        to_a = anchor.answer("call", "b", "a", plain_answer(plain.getsockname()[1]))
+        to_a = anchor.answer("call", "b", "a", plain_answer(plain.getsockname()[1], plain_mux))
         a_media = parse_sdp(to_a).media[0]
         assert a_media.proto == "UDP/TLS/RTP/SAVPF"
         assert a_media.attribute_values("fingerprint") == [f"sha-256 {anchor.fingerprint}"]
         assert a_media.attribute_values("setup") == ["passive"]
+        assert a_media.rtcp_mux
+        assert len(a_media.attribute_values("candidate")) == 1  # RTP component only
         await pc.setRemoteDescription(RTCSessionDescription(to_a.decode(), "answer"))
 
         # A (aiortc, DTLS-SRTP) -> B (plain): decrypted PCMU with the tone in it.
@@ -150,6 +155,8 @@ async def _scenario() -> None:
         stats = engine.stats("call")[0]
         assert (stats.dtls_a, stats.dtls_b) == ("connected", "")
         assert stats.a_to_b.srtp_failed == 0
+        spec_b = engine._sessions["call"][0].b
+        assert (spec_b.rtcp is None) == plain_mux
 
         # B (plain) -> A: aiortc decrypts and decodes our SRTP into audio frames.
         sbc_b = ("127.0.0.2", b_media.port)

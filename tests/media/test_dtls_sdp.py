@@ -249,3 +249,19 @@ def test_dtls_keying_is_not_used_when_srtp_is_off() -> None:
     b = only(anchor.offer("call", "a", "b", sdp(SIPP_OFFER)))
     assert b.proto == "RTP/AVP"
     assert spec(relay).b.dtls is None
+
+
+def test_a_webrtc_leg_keeps_rtcp_mux_when_the_other_leg_does_not_mux() -> None:
+    anchor, relay = make()
+    anchor.offer("call", "a", "b", sdp(dtls_offer(extra="a=rtcp-mux\r\n")))
+    a = only(anchor.answer("call", "b", "a", sdp(PBX_ANSWER)))  # no a=rtcp-mux
+    assert a.rtcp_mux
+    assert (spec(relay).a.rtcp_mux, spec(relay).b.rtcp_mux) == (True, False)
+
+
+def test_a_plain_leg_that_offers_mux_still_needs_both_ends() -> None:
+    anchor, relay = make()
+    anchor.offer("call", "a", "b", sdp(SIPP_OFFER + "a=rtcp-mux\r\n"))
+    a = only(anchor.answer("call", "b", "a", sdp(PBX_ANSWER)))
+    assert not a.rtcp_mux
+    assert (spec(relay).a.rtcp_mux, spec(relay).b.rtcp_mux) == (False, False)

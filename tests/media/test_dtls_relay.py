@@ -217,3 +217,29 @@ def test_dtls_spec_crosses_to_worker_processes(role: DtlsRole) -> None:
             call.close()
 
     run(scenario)
+
+
+def test_a_client_hello_from_a_stranger_gets_no_answer() -> None:
+    """No certificate flight towards a source latching would not trust (reflection)."""
+
+    async def scenario() -> None:
+        call = DtlsCall()
+        stranger = endpoint_socket("127.0.0.3")
+        engine = RelayEngine(sweep_interval=0.1)
+        try:
+            engine.update(call.spec)
+            hello = DtlsEndpoint(PEER, "client", (("sha-256", NODE.fingerprint()),))
+            hello.start(0.0)
+            [datagram] = hello.datagrams_to_send()
+            stranger.sendto(datagram, call.target_a)
+            await until(lambda: engine.stats("dtls-1")[0].a_to_b.dropped == 1, "dropped")
+            assert nothing_waiting(stranger)
+            assert engine.stats("dtls-1")[0].dtls_a == "connecting"
+            await call.handshake()  # the real peer still gets through
+            assert call.peer.state is DtlsState.CONNECTED
+        finally:
+            engine.close()
+            stranger.close()
+            call.close()
+
+    run(scenario)

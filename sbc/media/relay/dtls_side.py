@@ -5,7 +5,8 @@ carries ``dtls`` owns a :class:`DtlsSide`: the sans-IO
 :class:`~sbc.media.dtls.DtlsEndpoint` plus the socket's ``sendto``. The
 relay demultiplexes what arrives on that socket by its first byte (RFC 7983
 §7): 0-3 STUN, 20-63 DTLS (:func:`is_dtls_record`, handed to
-:meth:`DtlsSide.receive`), 128-191 RTP/RTCP. Replies go back to the
+:meth:`DtlsSide.receive` when :func:`may_handshake` trusts the source, the
+same sources latching trusts), 128-191 RTP/RTCP. Replies go back to the
 datagram's source (the ICE-nominated or latched address); a client's first
 flight and retransmissions go to the side's current destination, from
 :meth:`DtlsSide.poll` (called when the spec arrives and on every relay sweep).
@@ -27,14 +28,17 @@ change starts a new handshake.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import pylibsrtp
 
 from sbc.media.control import DtlsSpec, SrtpKeys
 from sbc.media.dtls import DtlsCertificate, DtlsEndpoint, DtlsState
-from sbc.media.relay.latch import Address
+from sbc.media.relay.latch import Address, Latch
 from sbc.media.srtp import SrtpContext
+
+log = logging.getLogger(__name__)
 
 #: RFC 7983 §7: a first byte in 20..63 is DTLS.
 DTLS_FIRST = 20
@@ -46,6 +50,12 @@ Send = Callable[[bytes, Address], object]
 
 def is_dtls_record(first_byte: int) -> bool:
     return DTLS_FIRST <= first_byte <= DTLS_LAST
+
+
+def may_handshake(latch: Latch, source: Address) -> bool:
+    """DTLS only from the latched (or ICE-nominated) source or an allowed one:
+    a spoofed ClientHello must not make us send a certificate flight anywhere."""
+    return source == latch.latched or latch.may_latch(source)
 
 
 class PendingSrtp(SrtpContext):
@@ -86,8 +96,12 @@ class DtlsSide:
     def receive(self, data: bytes, source: Address, now: float) -> SrtpContext:
         """A DTLS datagram from ``source``: answer it; the side's SRTP context after it."""
         self.peer = source
-        self.endpoint.receive_datagram(data, now)
+        endpoint = self.endpoint
+        was = endpoint.state
+        endpoint.receive_datagram(data, now)
         self._transmit(source)
+        if endpoint.state is not was and endpoint.state is DtlsState.FAILED:
+            log.warning("DTLS-SRTP with %s:%s failed: %s", *source, endpoint.failure)
         return self.context()
 
     def poll(self, now: float, destination: Address | None) -> None:

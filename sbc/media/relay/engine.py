@@ -40,7 +40,7 @@ from collections.abc import Callable
 
 from sbc.media.control import Endpoint, SideSpec, StreamSpec, StreamStats
 from sbc.media.relay import dtls_side
-from sbc.media.relay.dtls_side import DtlsSide, is_dtls_record
+from sbc.media.relay.dtls_side import DtlsSide, is_dtls_record, may_handshake
 from sbc.media.relay.latch import NO_SSRC, Address, Latch, rtcp_destination
 from sbc.media.relay.rtcp import Compound, RtcpError
 from sbc.media.relay.rtp import (
@@ -258,7 +258,9 @@ def _drain_srtp(side: _Side, now: float) -> None:
             _answer_stun(side, side.rtp, bytes(buf[:n]), source, latch)
         elif n >= RTCP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
             _relay_rtcp(side, view, n, source, latch)
-        elif side.dtls is not None and n and is_dtls_record(buf[0]):
+        elif (
+            side.dtls is not None and n and is_dtls_record(buf[0]) and may_handshake(latch, source)
+        ):
             side.srtp = side.dtls.receive(bytes(view[:n]), source, now)
         else:
             counter.dropped += 1

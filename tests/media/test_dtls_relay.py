@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+from dataclasses import replace
 
 import pytest
 from media_sockets import free_port_pair
@@ -240,6 +241,47 @@ def test_a_client_hello_from_a_stranger_gets_no_answer() -> None:
         finally:
             engine.close()
             stranger.close()
+            call.close()
+
+    run(scenario)
+
+
+@pytest.mark.parametrize(("answered", "state"), [(None, "connected"), (WRONG, "failed")])
+def test_a_handshake_before_the_answer_is_verified_when_it_arrives(
+    answered: str | None, state: str
+) -> None:
+    """RFC 5763 §6.7.1: after our actpass offer the trunk (active) may finish the
+    handshake before its answer with the fingerprint reaches us."""
+
+    async def scenario() -> None:
+        call = DtlsCall()
+        dtls = call.spec.a.dtls
+        assert dtls is not None
+        engine = RelayEngine(sweep_interval=0.1)
+        try:
+            engine.update(
+                replace(call.spec, a=replace(call.spec.a, dtls=replace(dtls, fingerprints=())))
+            )
+            await call.handshake()
+            assert call.peer.keys is not None
+            keys = SrtpContext(call.peer.keys)
+            call.a.sendto(keys.outbound.protect(rtp(1, 0xA)), call.target_a)
+            await until(lambda: engine.stats("dtls-1")[0].a_to_b.srtp_failed == 1, "held")
+            assert engine.stats("dtls-1")[0].dtls_a == "connecting"
+            fingerprint = answered or PEER.fingerprint()
+            answer = replace(dtls, fingerprints=(("sha-256", fingerprint),))
+            engine.update(replace(call.spec, a=replace(call.spec.a, dtls=answer)))
+            assert engine.stats("dtls-1")[0].dtls_a == state
+            if answered is not None:  # refused like before, and counted
+                call.a.sendto(keys.outbound.protect(rtp(2, 0xA)), call.target_a)
+                await until(lambda: engine.stats("dtls-1")[0].a_to_b.srtp_failed == 2, "held")
+                assert nothing_waiting(call.b)
+                return
+            at_b = asyncio.ensure_future(collect(call.b, 1))
+            call.a.sendto(keys.outbound.protect(rtp(2, 0xA)), call.target_a)
+            assert [d for d, _ in await at_b] == [rtp(2, 0xA)]
+        finally:
+            engine.close()
             call.close()
 
     run(scenario)

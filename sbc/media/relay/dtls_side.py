@@ -9,7 +9,9 @@ relay demultiplexes what arrives on that socket by its first byte (RFC 7983
 same sources latching trusts), 128-191 RTP/RTCP. Replies go back to the
 datagram's source (the ICE-nominated or latched address); a client's first
 flight and retransmissions go to the side's current destination, from
-:meth:`DtlsSide.poll` (called when the spec arrives and on every relay sweep).
+:meth:`DtlsSide.poll` (called when the spec arrives and on every relay sweep,
+so a retransmission may leave up to one sweep interval, 1 s by default, after
+OpenSSL's own timer: RFC 6347 §4.2.4.1 only asks for at least its timeout).
 
 Until the handshake succeeds, the side's SRTP context is
 :class:`PendingSrtp`: libsrtp sessions without any stream, so every

@@ -535,11 +535,11 @@ def _dtls_spec(end: LegDtls | None, certificate: DtlsCertificate | None) -> Dtls
 
 
 def _side_mux(stream: _Stream, leg: str) -> bool:
-    """A DTLS-SRTP leg (WebRTC: JSEP demands rtcp-mux) that asked for mux gets it
-    on its side whatever the other leg does; otherwise :func:`_mux`."""
+    """A DTLS-SRTP leg (WebRTC: JSEP demands rtcp-mux) has its own: offered to
+    it, kept when it wants it, whatever the other leg does; else :func:`_mux`."""
     peer = stream.peers.get(leg)
-    if leg in stream.dtls and peer is not None and peer.rtcp_mux:
-        return True
+    if leg in stream.dtls:
+        return peer.rtcp_mux if peer is not None else True  # RFC 5761 §5.1.1 offer
     return _mux(stream)
 
 

@@ -222,6 +222,7 @@ def test_dtls_keying_offers_actpass_and_our_fingerprint_to_the_trunk() -> None:
     assert b.attribute_values("setup") == ["actpass"]
     assert b.attribute_values("fingerprint") == [f"sha-256 {CERTIFICATE.fingerprint()}"]
     assert b.attribute("crypto") is None
+    assert b.rtcp_mux  # offered to a DTLS leg even though leg A does not mux
     pending = spec(relay).b.dtls
     assert pending is not None
     assert (pending.role, pending.fingerprints) == ("server", ())  # until the answer
@@ -235,6 +236,7 @@ def test_dtls_keying_offers_actpass_and_our_fingerprint_to_the_trunk() -> None:
     answered = spec(relay).b.dtls
     assert answered is not None
     assert (answered.role, answered.fingerprints) == ("client", (("sha-256", THEIR_FP),))
+    assert not spec(relay).b.rtcp_mux  # the trunk declined it
 
 
 def test_dtls_keying_with_a_plain_answer_is_refused() -> None:

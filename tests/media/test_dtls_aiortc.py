@@ -172,3 +172,52 @@ async def _scenario(plain_mux: bool) -> None:
         plain.close()
         anchor.delete("call")
         engine.close()
+
+
+@pytest.mark.usefixtures("loopback_only")
+def test_a_fingerprint_that_does_not_match_aiortc_keeps_its_media_out() -> None:
+    """The offer's fingerprint is not aiortc's certificate (a MITM would look the
+    same): our end fails, aiortc's SRTP is dropped and counted, nothing reaches B."""
+    asyncio.run(asyncio.wait_for(_mismatch(), 60))
+
+
+async def _mismatch() -> None:
+    engine = RelayEngine(sweep_interval=0.2)
+    anchor = MediaAnchor(engine, PortPool(), first_session_id=1)
+    leg_a = LegMedia("127.0.0.1", "127.0.0.1", _pair("127.0.0.1"), peer_ip="127.0.0.1")
+    leg_b = LegMedia("127.0.0.2", "127.0.0.2", _pair("127.0.0.2"), peer_ip="127.0.0.1")
+    anchor.open("call", leg_a, leg_b)
+    pc = RTCPeerConnection()
+    pc.addTransceiver(ToneTrack(), direction="sendrecv")
+    plain = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    plain.bind(("127.0.0.1", 0))
+    plain.setblocking(False)
+    try:
+        await pc.setLocalDescription(await pc.createOffer())
+        lines = pc.localDescription.sdp.splitlines()
+        forged = [
+            "a=fingerprint:sha-256 " + ":".join(["5A"] * 32)
+            if line.startswith("a=fingerprint:")
+            else line
+            for line in lines
+        ]
+        offer = ("\r\n".join(dict.fromkeys(forged)) + "\r\n").encode()
+        anchor.offer("call", "a", "b", offer)
+        to_a = anchor.answer("call", "b", "a", plain_answer(plain.getsockname()[1], True))
+        await pc.setRemoteDescription(RTCSessionDescription(to_a.decode(), "answer"))
+        for _ in range(200):  # bounded: until aiortc's SRTP has been refused a while
+            stats = engine.stats("call")[0]
+            if stats.dtls_a == "failed" and stats.a_to_b.srtp_failed >= 10:
+                break
+            await asyncio.sleep(0.05)
+        assert stats.dtls_a == "failed"
+        assert stats.a_to_b.srtp_failed >= 10
+        assert stats.a_to_b.packets == 0
+        with pytest.raises(BlockingIOError):
+            plain.recv(2048)
+        assert anchor.stats("call").extra["dtls_failed"] == 1.0
+    finally:
+        await pc.close()
+        plain.close()
+        anchor.delete("call")
+        engine.close()

@@ -89,6 +89,7 @@ def leg_media(leg: Leg, peer_ip: str, *, latch_any: bool = False) -> LegMedia:
         peer_ip=peer_ip,
         latch_any=latch_any,
         srtp=leg.trunk.srtp if leg.trunk is not None else "off",
+        srtp_keying=leg.trunk.srtp_keying if leg.trunk is not None else "sdes",
         codecs=codec_policy(leg.trunk.codecs) if leg.trunk is not None else None,
     )
 

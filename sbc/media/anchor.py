@@ -36,6 +36,11 @@ Theory of operation, per call (legs ``"a"`` and ``"b"``):
   transcode (:class:`TranscodeSpec` in its :class:`StreamSpec`), holding
   one slot of the node's :class:`TranscodePool` per call until no stream
   of it transcodes any more.
+- **DTLS-SRTP** (RFC 5763/5764, :mod:`sbc.media.dtls_sdp`): a leg offering
+  UDP/TLS/RTP/SAVP(F) gets the node certificate's fingerprint and our
+  a=setup; the relay runs the handshake on that leg's socket. The other leg
+  is offered RTP/AVP or SDES per its ``srtp`` policy, or DTLS itself when its
+  ``srtp_keying`` says so.
 - **Failure** leaves nothing half set up: unusable SDP is a
   :class:`MediaError` (488) before anything is allocated, port exhaustion a
   503 after the offer's own allocations are released, a relay failure a 503
@@ -54,6 +59,7 @@ from itertools import count
 
 from sbc.media.codec_negotiation import OfferedStream, negotiate_answer, negotiate_offer
 from sbc.media.control import (
+    DtlsSpec,
     Endpoint,
     RelayControl,
     SideSpec,
@@ -61,6 +67,10 @@ from sbc.media.control import (
     StreamSpec,
     TranscodeSpec,
 )
+from sbc.media.dtls_certificate import DtlsCertificate
+from sbc.media.dtls_sdp import LegDtls, offer_ends, sdes_profile, strip_session, write_dtls
+from sbc.media.dtls_sdp import read_answer as read_dtls_answer
+from sbc.media.dtls_sdp import read_offer as read_dtls_offer
 from sbc.media.interface import LegMedia, MediaError, MediaStats
 from sbc.media.ports import PortPool
 from sbc.media.sdp_rewrite import (
@@ -81,6 +91,7 @@ from sbc.media.transcode.pool import TranscodePool
 from sbc.sip.sdp import MediaDescription, SdpError, SessionDescription, parse_sdp
 
 LEGS = ("a", "b")
+RTCP_MUX = "rtcp-mux"  # RFC 5761 §5.1.1
 #: RFC 3264 §6: a rejected stream.
 REJECTED = None
 #: Calls transcoding at once when the caller sets no capacity.
@@ -94,6 +105,7 @@ class _Stream:
     local: dict[str, Endpoint]
     peers: dict[str, PeerMedia] = field(default_factory=dict)
     crypto: dict[str, LegCrypto] = field(default_factory=dict)  # SDES, per leg
+    dtls: dict[str, LegDtls] = field(default_factory=dict)  # DTLS-SRTP, per leg
 
 
 #: What an offer/answer may change: the streams, who answers, what was offered.
@@ -125,6 +137,7 @@ class _Session:
     # Codec negotiation: the last offer's audio lines, and the streams transcoding.
     offers: dict[int, OfferedStream] = field(default_factory=dict)
     transcode: dict[int, TranscodeSpec] = field(default_factory=dict)
+    certificate: DtlsCertificate | None = None  # the node's, for DTLS-SRTP legs
 
     def credentials(self, leg: str) -> IceCredentials:
         """Our ICE-lite credentials towards ``leg``: made once, kept (RFC 8839 §4.4)."""
@@ -149,7 +162,8 @@ class _Session:
 
     def snapshot(self) -> _Snapshot:
         streams = {
-            i: _Stream(s.local, dict(s.peers), dict(s.crypto)) for i, s in self.streams.items()
+            i: _Stream(s.local, dict(s.peers), dict(s.crypto), dict(s.dtls))
+            for i, s in self.streams.items()
         }
         return streams, self.answerer, self.offered
 
@@ -164,10 +178,14 @@ class MediaAnchor:
         *,
         first_session_id: int | None = None,
         transcoding: TranscodePool | None = None,
+        certificate: DtlsCertificate | None = None,
     ) -> None:
         self.relay = relay
         self.ports = ports
         self.transcoding = transcoding or TranscodePool(DEFAULT_TRANSCODING_SESSIONS)
+        # One certificate for every call of the process (RFC 5763 §5 allows it).
+        self.certificate = certificate if certificate is not None else DtlsCertificate.generate()
+        self.fingerprint = self.certificate.fingerprint()
         start = secrets.randbelow(2**31) if first_session_id is None else first_session_id
         self._session_ids = count(start)
         self._sessions: dict[str, _Session] = {}
@@ -184,7 +202,7 @@ class MediaAnchor:
             known.legs = legs
             return
         origins = {leg: LegOrigin(next(self._session_ids), m.advertised) for leg, m in legs.items()}
-        self._sessions[session] = _Session(legs, origins)
+        self._sessions[session] = _Session(legs, origins, certificate=self.certificate)
 
     def offer(self, session: str, from_leg: str, to_leg: str, sdp: bytes) -> bytes:
         """RFC 3264 §5/§8: anchor an offer from ``from_leg``; return what ``to_leg`` sees."""
@@ -204,6 +222,7 @@ class MediaAnchor:
                 for i, t in state.transcode.items()
             },
         )
+        dtls = _offer_dtls(state, body, peers, (from_leg, to_leg), crypto)
         created = self._allocate(state, peers, from_leg, to_leg)
         previous, previous_ice = state.snapshot(), dict(state.ice)
         state.restart_ice(from_leg, peers)
@@ -212,6 +231,7 @@ class MediaAnchor:
                 stream = state.streams.get(index) or created[index]
                 stream.peers[from_leg] = peer
                 _set_crypto(stream, crypto[index])
+                _set_dtls(stream, dtls[index])
                 state.streams[index] = stream
         state.answerer, state.offered = to_leg, tuple(p is not REJECTED for p in peers)
         live = [i for i, p in enumerate(peers) if p is not REJECTED]
@@ -275,6 +295,11 @@ class MediaAnchor:
             for index, peer in enumerate(peers)
             if peer is not REJECTED and from_leg in state.streams[index].crypto
         }
+        dtls = {
+            index: read_dtls_answer(body.media[index], state.streams[index].dtls[from_leg])
+            for index, peer in enumerate(peers)
+            if peer is not REJECTED and from_leg in state.streams[index].dtls
+        }
         live = [i for i, p in enumerate(peers) if p is not REJECTED]
         transcode = self._answer_codecs(
             session, state, body, live, from_leg=from_leg, to_leg=to_leg
@@ -285,6 +310,8 @@ class MediaAnchor:
                 state.streams[index].peers[from_leg] = peer
         for index, answered in crypto.items():
             state.streams[index].crypto[from_leg] = answered
+        for index, ends in dtls.items():
+            state.streams[index].dtls[from_leg] = ends
         state.transcode = transcode
         try:
             self._apply(session, state, live, previous, {})
@@ -366,7 +393,9 @@ class MediaAnchor:
             known = stream.crypto if stream is not None else {}
             crypto[index] = {
                 from_leg: read_offer(media, state.legs[from_leg].srtp, known.get(from_leg)),
-                to_leg: offer_towards(media.proto, state.legs[to_leg].srtp, known.get(to_leg)),
+                to_leg: offer_towards(
+                    sdes_profile(media.proto), state.legs[to_leg].srtp, known.get(to_leg)
+                ),
             }
         return crypto
 
@@ -459,16 +488,21 @@ class MediaAnchor:
         """The body ``to_leg`` sees: our address, our ports, our o= line."""
         address = state.legs[to_leg].advertised
         anchor_session(body, address)
+        strip_session(body)
         ice = False
         for index, media in enumerate(body.media):
             stream = state.streams[index] if index in live else None
             local = stream.local[to_leg] if stream is not None else None
             anchor_media(media, local, address)
             write_crypto(media, stream.crypto.get(to_leg) if stream is not None else None)
+            write_dtls(media, stream.dtls.get(to_leg) if stream else None, self.fingerprint)
+            mux = stream is not None and _side_mux(stream, to_leg)
+            if mux and not media.rtcp_mux:
+                media.add_attribute(RTCP_MUX)  # a WebRTC leg's own mux (RFC 8843 §7.3)
             peer = stream.peers.get(to_leg) if stream is not None else None
             if local is not None and stream is not None and peer is not None and peer.ice_ufrag:
                 credentials = state.credentials(to_leg)
-                add_ice_media(media, credentials, local, address, _mux(stream))
+                add_ice_media(media, credentials, local, address, mux)
                 ice = True
         if ice:
             add_ice_lite(body)
@@ -508,15 +542,22 @@ def _spec(session: str, state: _Session, index: int) -> StreamSpec:
     """What the relay needs for one m= position (RFC 5761 mux needs both ends)."""
     stream = state.streams[index]
     peers = stream.peers
-    mux = _mux(stream)
 
     def side(leg: str, other: str) -> SideSpec:
         peer = peers.get(leg)
         ice = state.credentials(leg) if peer is not None and peer.ice_ufrag else None
         crypto = stream.crypto.get(leg)
         srtp = crypto.keys() if crypto is not None else None
+        dtls = _dtls_spec(stream.dtls.get(leg), state.certificate)
         return _side(
-            state.legs[leg], stream.local[leg], peer, peers.get(other), mux, ice=ice, srtp=srtp
+            state.legs[leg],
+            stream.local[leg],
+            peer,
+            peers.get(other),
+            _side_mux(stream, leg),
+            ice=ice,
+            srtp=srtp,
+            dtls=dtls,
         )
 
     return StreamSpec(
@@ -537,6 +578,54 @@ def _set_crypto(stream: _Stream, crypto: dict[str, LegCrypto | None]) -> None:
             stream.crypto[leg] = ends
 
 
+def _set_dtls(stream: _Stream, dtls: dict[str, LegDtls | None]) -> None:
+    for leg, end in dtls.items():
+        if end is None:
+            stream.dtls.pop(leg, None)
+        else:
+            stream.dtls[leg] = end
+
+
+def _offer_dtls(
+    state: _Session,
+    body: SessionDescription,
+    peers: list[PeerMedia | None],
+    legs: tuple[str, str],
+    crypto: dict[int, dict[str, LegCrypto | None]],
+) -> dict[int, dict[str, LegDtls | None]]:
+    """Each live m= line's DTLS-SRTP ends (``legs``: offerer, answerer), before
+    anything is allocated (488); a leg keying with DTLS gets no SDES."""
+    from_leg, to_leg = legs
+    ends: dict[int, dict[str, LegDtls | None]] = {}
+    for index, peer in enumerate(peers):
+        if peer is not REJECTED:
+            stream = state.streams.get(index)
+            towards = offer_ends(
+                stream.dtls.get(to_leg) if stream is not None else None,
+                crypto[index].get(to_leg),
+                state.legs[to_leg].srtp_keying,
+            )
+            if towards is not None:
+                crypto[index][to_leg] = None
+            ends[index] = {from_leg: read_dtls_offer(body.media[index]), to_leg: towards}
+    return ends
+
+
+def _dtls_spec(end: LegDtls | None, certificate: DtlsCertificate | None) -> DtlsSpec | None:
+    if end is None or certificate is None:
+        return None
+    return DtlsSpec(end.role, end.fingerprints, certificate.certificate, certificate.private_key)
+
+
+def _side_mux(stream: _Stream, leg: str) -> bool:
+    """A DTLS-SRTP leg (WebRTC: JSEP demands rtcp-mux) has its own: offered to
+    it, kept when it wants it, whatever the other leg does; else :func:`_mux`."""
+    peer = stream.peers.get(leg)
+    if leg in stream.dtls:
+        return peer.rtcp_mux if peer is not None else True  # RFC 5761 §5.1.1 offer
+    return _mux(stream)
+
+
 def _mux(stream: _Stream) -> bool:
     """RFC 5761: RTP and RTCP share a port only when every known end says so."""
     return all(p.rtcp_mux for p in stream.peers.values())
@@ -551,11 +640,14 @@ def _side(
     *,
     ice: IceCredentials | None = None,
     srtp: SrtpKeys | None = None,
+    dtls: DtlsSpec | None = None,
 ) -> SideSpec:
     """One leg's end: where its SDP receives, whom to latch on, its payload numbers,
     and the ICE-lite credentials its checks must prove."""
     if peer is None:
-        return SideSpec(local, allowed_sources=(leg.peer_ip,), latch_any=leg.latch_any, srtp=srtp)
+        return SideSpec(
+            local, allowed_sources=(leg.peer_ip,), latch_any=leg.latch_any, srtp=srtp, dtls=dtls
+        )
     sources = tuple(dict.fromkeys(ip for ip in (peer.connection_ip, leg.peer_ip) if ip))
     return SideSpec(
         local=local,
@@ -569,4 +661,5 @@ def _side(
         ice_pwd=ice.pwd if ice is not None else None,
         ice_remote_ufrag=peer.ice_ufrag if ice is not None else None,
         srtp=srtp,
+        dtls=dtls,
     )

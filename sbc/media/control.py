@@ -13,7 +13,7 @@ All values are plain, frozen and picklable: they cross process boundaries.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Literal, Protocol
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,6 +38,24 @@ class SrtpKeys:
 
 
 @dataclass(frozen=True, slots=True)
+class DtlsSpec:
+    """DTLS-SRTP towards one leg (RFC 5763, RFC 5764): the relay runs the
+    handshake on that leg's RTP socket and keys SRTP from it.
+
+    ``role`` is ours (``"server"`` when we answered ``a=setup:passive``),
+    ``fingerprints`` the leg's ``a=fingerprint`` values as (hash function,
+    hex value) that its certificate must match; ``certificate`` and
+    ``private_key`` are the node's PEMs (the key is a secret: kept out of
+    ``repr``). Equal specs keep the running association (RFC 5763 §5).
+    """
+
+    role: Literal["client", "server"]
+    fingerprints: tuple[tuple[str, str], ...]
+    certificate: bytes = field(repr=False)
+    private_key: bytes = field(repr=False)
+
+
+@dataclass(frozen=True, slots=True)
 class SideSpec:
     """One leg's end of a relayed stream.
 
@@ -58,6 +76,8 @@ class SideSpec:
     ``srtp``: this leg speaks SRTP/SRTCP (RFC 3711) with these keys; packets
     from it are authenticated and decrypted, packets to it protected. None:
     plain RTP. New keys (a rekey in a re-INVITE) mean new SRTP sessions.
+    ``dtls``: this leg keys SRTP with DTLS instead (``srtp`` is then None):
+    until its handshake succeeds nothing from or to it is relayed.
     """
 
     local: Endpoint
@@ -71,6 +91,7 @@ class SideSpec:
     ice_pwd: str | None = field(default=None, repr=False)  # a secret: kept out of logs
     ice_remote_ufrag: str | None = None
     srtp: SrtpKeys | None = None
+    dtls: DtlsSpec | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +178,9 @@ class StreamStats:
     latched_a: Endpoint | None = None  # the source learnt for leg A
     latched_b: Endpoint | None = None
     idle_s: float = 0.0  # seconds since the last RTP in either direction
+    # DTLS-SRTP per side: "" (not DTLS), "connecting", "connected" or "failed"
+    dtls_a: str = ""
+    dtls_b: str = ""
 
 
 class RelayControl(Protocol):

@@ -56,6 +56,9 @@ class LegMedia:
     # ("required", plain refused), keep the offered profile ("optional"), plain ("off").
     srtp: Literal["off", "optional", "required"] = "off"
     codecs: CodecPolicy | None = None  # policy: audio codecs towards this leg, transcoding
+    # policy: how SRTP towards this leg is keyed when we offer it: SDES a=crypto,
+    # or DTLS-SRTP (RFC 5763/5764, sbc.media.dtls_sdp). Offers from the leg may use either.
+    srtp_keying: Literal["sdes", "dtls"] = "sdes"
 
 
 @dataclass(frozen=True, slots=True)

@@ -70,6 +70,8 @@ COMPONENT_RTCP = 2
 HOST_FOUNDATION = "1"
 #: RFC 3605 §2.1: ``a=rtcp:<port> [<nettype> <addrtype> <connection-address>]``.
 RTCP = "rtcp"
+#: ``a=rtcp:9 IN IP4 0.0.0.0``: WebRTC's dummy a=rtcp next to a=rtcp-mux (RFC 8829 §5.2.1).
+UNSPECIFIED = frozenset(("0.0.0.0", "::"))
 ORIGIN_USERNAME = "sbc"
 #: RFC 8866 §5.3 (RFC 4566 §5.3): "s=-" when there is nothing to say; the
 #: peer's own name (often its product or host name) never crosses.
@@ -175,6 +177,8 @@ def _rtcp_endpoint(media: MediaDescription, ip: str, index: int) -> Endpoint:
     if not parts[0].isdigit() or int(parts[0]) > 65535 or len(parts) not in (1, 4):
         raise MediaError(f"m= line {index}: malformed a=rtcp (RFC 3605 §2.1)")
     if len(parts) == 4:
+        if media.rtcp_mux and parts[3] in UNSPECIFIED:
+            return Endpoint(ip, media.port)  # JSEP's placeholder (RFC 8829 §5.2.1): mux
         ip = _unicast_ip(parts[3], index)
     return Endpoint(ip, int(parts[0]))
 

@@ -3,7 +3,8 @@
 ``packets``/``octets``/``lost`` add both directions of every stream
 (RFC 3550 §6.4.1 cumulative loss, from sequence numbers); ``extra`` keeps
 per-direction figures, the worst interarrival jitter (RFC 3550 §6.4.1, A.8)
-and the shortest idle time (the inactivity timeout's input).
+and the shortest idle time (the inactivity timeout's input). ``dtls_failed``
+counts the stream sides whose DTLS-SRTP handshake failed (their media is dropped).
 
 The ``reported_*`` keys are what the endpoints' RTCP receiver reports say
 (RFC 3550 §6.4.1), so they include the path between the SBC and each
@@ -34,6 +35,7 @@ def aggregate(streams: Iterable[StreamStats]) -> MediaStats:
         "rtcp_malformed": float(sum(d.rtcp_malformed for d in both)),
         "dropped": float(sum(d.dropped for d in both)),
         "srtp_failed": float(sum(d.srtp_failed for d in both)),
+        "dtls_failed": float(sum((s.dtls_a == "failed") + (s.dtls_b == "failed") for s in streams)),
         "reported_lost": float(sum(d.reported_lost for d in both)),
         "reported_fraction_lost": max((d.reported_fraction_lost for d in both), default=0.0),
         "reported_jitter_ms": max((d.reported_jitter_ms for d in both), default=0.0),

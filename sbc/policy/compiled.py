@@ -74,6 +74,7 @@ class Trunk:
     auth_users: Mapping[str, Secret] = field(default_factory=dict)  # resolved passwords
     srtp: Literal["off", "optional", "required"] = "off"
     codecs: TrunkCodecs | None = None  # audio codec policy and transcoding
+    srtp_keying: Literal["sdes", "dtls"] = "sdes"  # SDES a=crypto or DTLS-SRTP offers
 
     @property
     def scheme(self) -> str:

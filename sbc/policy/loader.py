@@ -343,6 +343,7 @@ def _trunk(spec: TrunkSpec) -> Trunk:
         require_auth=spec.require_auth,
         srtp=spec.srtp,
         codecs=spec.codecs,
+        srtp_keying=spec.srtp_keying,
     )
 
 

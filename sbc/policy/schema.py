@@ -256,6 +256,7 @@ class TrunkSpec(_Strict):
     require_auth: RequireAuth | None = None
     srtp: Literal["off", "optional", "required"] = "off"  # SDES-SRTP toward this trunk
     codecs: TrunkCodecs | None = None  # audio codec policy and transcoding toward this trunk
+    srtp_keying: Literal["sdes", "dtls"] = "sdes"  # how our SRTP offers to it are keyed
 
     @model_validator(mode="after")
     def _tls_for_tls(self) -> TrunkSpec:

@@ -17,7 +17,9 @@ requests are answered on the socket they came in on (RFC 8489 §6.3); on a
 side whose peer does ICE they are connectivity checks, answered as an
 ICE-lite agent, and a nominated check (USE-CANDIDATE) latches that socket to
 its source (RFC 8445 §7.3.1.5, :mod:`sbc.media.relay.stun`);
-anything that is neither RTP, RTCP nor STUN is dropped and counted.
+on a DTLS-SRTP side, DTLS records (RFC 7983) go to its handshake
+(:mod:`sbc.media.relay.dtls_side`), and the SRTP path below refuses its
+media until the keys exist; anything else is dropped and counted.
 RTCP (about 1 % of packets) is relayed as it came, then read for its report
 blocks (:mod:`sbc.media.relay.rtcp`): that parsing cost stays off the RTP path.
 
@@ -40,6 +42,8 @@ import socket
 from collections.abc import Callable
 
 from sbc.media.control import Endpoint, SideSpec, StreamSpec, StreamStats
+from sbc.media.relay import dtls_side
+from sbc.media.relay.dtls_side import DtlsSide, is_dtls_record, may_handshake
 from sbc.media.relay.latch import NO_SSRC, Address, Latch, rtcp_destination
 from sbc.media.relay.rtcp import Compound, RtcpError
 from sbc.media.relay.rtp import (
@@ -87,6 +91,7 @@ class _Side:
 
     __slots__ = (
         "counter",
+        "dtls",
         "ice",
         "local",
         "other",
@@ -120,6 +125,7 @@ class _Side:
         self.ice: IceLite | None = None
         self.srtp: SrtpContext | None = None
         self.transcode: TranscodingDirection | None = None  # what this side receives
+        self.dtls: DtlsSide | None = None
         self.other: _Side = self
         self.configure(spec)
 
@@ -136,7 +142,11 @@ class _Side:
         self.rtcp_latch.configure(remote_rtcp, spec.allowed_sources, spec.latch_any)
         self.pt_table = pt_table(spec.pt_map)
         self.ice = _ice_lite(spec)
-        if spec.srtp is None:
+        now, destination = self.shared.time(), self.rtp_latch.destination
+        self.dtls = dtls_side.configure(self.dtls, spec.dtls, self.rtp.sendto, now, destination)
+        if self.dtls is not None:
+            self.srtp = self.dtls.srtp  # refuses every packet until the handshake is done
+        elif spec.srtp is None:
             self.srtp = None
         elif self.srtp is None or self.srtp.keys != spec.srtp:
             self.srtp = SrtpContext(spec.srtp)  # new keys (a rekey): new sessions
@@ -255,6 +265,10 @@ def _drain_srtp(side: _Side, now: float) -> None:
             _answer_stun(side, side.rtp, bytes(buf[:n]), source, latch)
         elif n >= RTCP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
             _relay_rtcp(side, view, n, source, latch)
+        elif (
+            side.dtls is not None and n and is_dtls_record(buf[0]) and may_handshake(latch, source)
+        ):
+            side.srtp = side.dtls.receive(bytes(view[:n]), source, now)
         else:
             counter.dropped += 1
 
@@ -460,7 +474,15 @@ class _Stream:
             latched_a=_endpoint(self.a.rtp_latch.latched),
             latched_b=_endpoint(self.b.rtp_latch.latched),
             idle_s=max(0.0, now - self.last_activity()),
+            dtls_a=self.a.dtls.state if self.a.dtls is not None else "",
+            dtls_b=self.b.dtls.state if self.b.dtls is not None else "",
         )
+
+    def poll_dtls(self, now: float) -> None:
+        """DTLS retransmissions and client starts (RFC 6347 §4.2.4), from the sweep."""
+        for side in (self.a, self.b):
+            if side.dtls is not None:
+                side.dtls.poll(now, side.rtp_latch.destination)
 
 
 def _endpoint(address: Address | None) -> Endpoint | None:
@@ -592,6 +614,8 @@ class RelayEngine:
         self._sweeper = self._loop.call_later(self._sweep_interval, self._sweep)
         now = self._loop.time()
         for session, streams in list(self._sessions.items()):
+            for stream in streams.values():
+                stream.poll_dtls(now)
             if session in self._inactive:
                 continue
             active = [s.last_activity() for s in streams.values() if not s.on_hold]

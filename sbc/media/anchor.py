@@ -30,6 +30,12 @@ Theory of operation, per call (legs ``"a"`` and ``"b"``):
   cross. An RTP/SAVP leg gets our own key in our answer or offer, and the
   relay decrypts/encrypts on its side; each leg's profile follows its
   ``LegMedia.srtp`` policy. Keys are kept while a leg's crypto is unchanged.
+- **DTMF interworking** (:mod:`sbc.media.dtmf_sdp`): when one leg's policy
+  carries DTMF as SIP INFO and the other's as RFC 4733 events, telephone-event
+  is stripped towards the INFO leg and offered to the RFC 4733 one; that
+  leg's side of the stream has its events reported instead of relayed
+  (``SideSpec.dtmf_report``), and :meth:`MediaAnchor.send_dtmf` injects
+  digits towards it.
 - **Failure** leaves nothing half set up: unusable SDP is a
   :class:`MediaError` (488) before anything is allocated, port exhaustion a
   503 after the offer's own allocations are released, a relay failure a 503
@@ -43,10 +49,11 @@ from __future__ import annotations
 
 import secrets
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import count
 
 from sbc.media.control import Endpoint, RelayControl, SideSpec, SrtpKeys, StreamSpec
+from sbc.media.dtmf_sdp import adapt_answer, adapt_offer, interworks, telephone_event_pt
 from sbc.media.interface import LegMedia, MediaError, MediaStats
 from sbc.media.ports import PortPool
 from sbc.media.sdp_rewrite import (
@@ -183,6 +190,7 @@ class MediaAnchor:
             state.ice = previous_ice  # no restart happened after all
             raise
         state.pending = _PendingOffer(from_leg, previous, previous_ice, created)
+        adapt_offer(body, state.legs[from_leg].dtmf, state.legs[to_leg].dtmf)
         return self._outgoing(state, body, to_leg, live)
 
     def rejected(self, session: str, from_leg: str) -> None:
@@ -242,6 +250,10 @@ class MediaAnchor:
         live = [i for i, p in enumerate(peers) if p is not REJECTED]
         self._apply(session, state, live, previous, {})
         state.pending = None
+        offered = [
+            _telephone_event(state.streams.get(index), to_leg) for index in range(len(body.media))
+        ]
+        adapt_answer(body, state.legs[from_leg].dtmf, state.legs[to_leg].dtmf, offered)
         out = self._outgoing(state, body, to_leg, live)
         state.last_answer = (from_leg, sdp, out)
         return out
@@ -256,6 +268,23 @@ class MediaAnchor:
         finally:
             for stream in state.streams.values():
                 self._release(stream)
+
+    def send_dtmf(self, session: str, to_leg: str, digit: str, duration_ms: int) -> bool:
+        """Have the relay send ``digit`` to ``to_leg`` as RFC 4733 events, on the
+        first stream where that leg negotiated telephone-event; False if none did."""
+        state = self._sessions.get(session)
+        if state is None:
+            return False
+        for index in sorted(state.streams):
+            peer = state.streams[index].peers.get(to_leg)
+            if (
+                peer is not None
+                and peer.remote is not None
+                and _telephone_event(state.streams[index], to_leg) is not None
+            ):
+                self.relay.send_dtmf(session, index, to_leg, digit, duration_ms)
+                return True
+        return False
 
     def stats(self, session: str) -> MediaStats:
         """Counters of every stream of the call, both directions (RFC 3550 §6.4)."""
@@ -430,8 +459,14 @@ def _spec(session: str, state: _Session, index: int) -> StreamSpec:
         ice = state.credentials(leg) if peer is not None and peer.ice_ufrag else None
         crypto = stream.crypto.get(leg)
         srtp = crypto.keys() if crypto is not None else None
-        return _side(
+        spec = _side(
             state.legs[leg], stream.local[leg], peer, peers.get(other), mux, ice=ice, srtp=srtp
+        )
+        modes = state.legs[leg].dtmf, state.legs[other].dtmf
+        return replace(
+            spec,
+            dtmf_pt=_telephone_event(stream, leg),
+            dtmf_report=interworks(*modes) and modes[0] == "rfc4733",
         )
 
     return StreamSpec(
@@ -441,6 +476,12 @@ def _spec(session: str, state: _Session, index: int) -> StreamSpec:
         b=side("b", "a"),
         on_hold=any(p.on_hold for p in peers.values()),
     )
+
+
+def _telephone_event(stream: _Stream | None, leg: str) -> int | None:
+    """The telephone-event number ``leg``'s SDP gave this stream (None: none)."""
+    peer = stream.peers.get(leg) if stream is not None else None
+    return telephone_event_pt(peer.codecs) if peer is not None else None
 
 
 def _set_crypto(stream: _Stream, crypto: dict[str, LegCrypto | None]) -> None:

@@ -12,8 +12,13 @@ All values are plain, frozen and picklable: they cross process boundaries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+#: ``on_dtmf(session, from_leg, digit, duration_ms)``: a digit the relay took
+#: out of a stream whose side has ``dtmf_report`` (legs are ``"a"``/``"b"``).
+DtmfCallback = Callable[[str, str, str, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +63,11 @@ class SideSpec:
     ``srtp``: this leg speaks SRTP/SRTCP (RFC 3711) with these keys; packets
     from it are authenticated and decrypted, packets to it protected. None:
     plain RTP. New keys (a rekey in a re-INVITE) mean new SRTP sessions.
+
+    ``dtmf_pt``: the telephone-event payload number this leg's SDP gave (RFC
+    4733), used for digits injected towards it (:meth:`RelayControl.send_dtmf`).
+    ``dtmf_report``: events *from* this leg with that number are not relayed
+    but reported as digits (the other leg takes DTMF as SIP INFO).
     """
 
     local: Endpoint
@@ -71,6 +81,8 @@ class SideSpec:
     ice_pwd: str | None = field(default=None, repr=False)  # a secret: kept out of logs
     ice_remote_ufrag: str | None = None
     srtp: SrtpKeys | None = None
+    dtmf_pt: int | None = None
+    dtmf_report: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,4 +149,9 @@ class RelayControl(Protocol):
 
     def stats(self, session: str) -> list[StreamStats]:
         """The latest statistics known for ``session`` (empty if unknown)."""
+        ...
+
+    def send_dtmf(self, session: str, index: int, leg: str, digit: str, duration_ms: int) -> None:
+        """Send ``digit`` to ``leg``'s peer on stream ``index`` as RFC 4733 events
+        (its side's ``dtmf_pt``); ignored when the stream or number is unknown."""
         ...

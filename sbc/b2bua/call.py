@@ -28,6 +28,7 @@ import structlog
 
 from sbc.auth.client import copy_credentials
 from sbc.b2bua.config import ALLOW_METHODS
+from sbc.b2bua.dtmf import answer_dtmf_info, converts, is_dtmf_info, on_info_response
 from sbc.b2bua.headers import (
     REDIRECT_ALLOW,
     RESPONSE_ALLOW,
@@ -221,6 +222,10 @@ class Call:
             self._on_refresh_response(pending.leg, response, now)
         elif kind is Kind.RELAY:
             self._relay_response(pending, response, now)
+        elif kind is Kind.DTMF:
+            if response.status in CHALLENGES and self._resend_challenged(pending, response):
+                return
+            on_info_response(self, response)
         # CANCEL and PRACK answers need nothing: the INVITE's final decides.
 
     def on_failure(self, pending: Pending, status: int, now: float) -> None:
@@ -414,6 +419,8 @@ class Call:
             self._answer(tx, 481)
         elif method in ("INVITE", "UPDATE") and self._glare(leg):
             self._answer(tx, 491)
+        elif is_dtmf_info(request) and converts(leg, self.leg(side.other)):
+            answer_dtmf_info(self, side, tx)
         else:
             if method in TARGET_REFRESH_METHODS:
                 leg.dialog.refresh_target(request)

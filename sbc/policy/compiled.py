@@ -72,6 +72,8 @@ class Trunk:
     require_auth: RequireAuth | None = None
     auth_users: Mapping[str, Secret] = field(default_factory=dict)  # resolved passwords
     srtp: Literal["off", "optional", "required"] = "off"
+    dtmf: Literal["rfc4733", "info"] = "rfc4733"  # RFC 4733 events, or SIP INFO
+    dtmf_info: Literal["dtmf-relay", "dtmf"] = "dtmf-relay"  # INFO body type we send
 
     @property
     def scheme(self) -> str:

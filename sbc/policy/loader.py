@@ -342,6 +342,8 @@ def _trunk(spec: TrunkSpec) -> Trunk:
         register=spec.register_,
         require_auth=spec.require_auth,
         srtp=spec.srtp,
+        dtmf=spec.dtmf,
+        dtmf_info=spec.dtmf_info,
     )
 
 

@@ -226,6 +226,8 @@ class TrunkSpec(_Strict):
     register_: TrunkRegister | None = Field(default=None, alias="register")
     require_auth: RequireAuth | None = None
     srtp: Literal["off", "optional", "required"] = "off"  # SDES-SRTP toward this trunk
+    dtmf: Literal["rfc4733", "info"] = "rfc4733"  # how DTMF crosses to/from this trunk
+    dtmf_info: Literal["dtmf-relay", "dtmf"] = "dtmf-relay"  # the INFO body we send it
 
     @model_validator(mode="after")
     def _tls_for_tls(self) -> TrunkSpec:

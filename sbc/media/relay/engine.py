@@ -490,7 +490,7 @@ class RelayEngine:
         self._sessions: dict[str, dict[int, _Stream]] = {}
         self._inactive: set[str] = set()  # already reported
         self._on_dtmf = on_dtmf
-        self._injector = DtmfInjector(self._loop, self._inject)
+        self._injector = DtmfInjector(self._loop.time, self._loop.call_later, self._inject)
         self._sweeper: asyncio.TimerHandle | None = self._loop.call_later(
             sweep_interval, self._sweep
         )

@@ -8,16 +8,17 @@ consumed — never relayed, as the other leg takes DTMF as SIP INFO — and fed
 to an :class:`~sbc.media.dtmf.EventDetector`, which reports each digit once.
 
 Injection (:class:`DtmfInjector`) asks an :class:`~sbc.media.dtmf.EventSender` for
-the packets of one digit and sends each at its time with ``loop.call_later``;
+the packets of one digit and sends each at its time (the engine's
+``loop.call_later``: this module stays free of asyncio);
 the send callback looks up the destination when the packet leaves, so a latch
 that moves meanwhile is followed.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from collections.abc import Callable
+from functools import partial
 
 from sbc.media.control import DtmfCallback, SideSpec
 from sbc.media.dtmf import EventDetector, EventSender, rtp_payload
@@ -91,9 +92,13 @@ class DtmfInjector:
     index, leg, packet)`` puts one packet on the wire when its time comes."""
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, send: Callable[[str, int, str, bytes], None]
+        self,
+        clock: Callable[[], float],
+        call_later: Callable[[float, Callable[[], None]], object],
+        send: Callable[[str, int, str, bytes], None],
     ) -> None:
-        self._loop = loop
+        self._clock = clock
+        self._call_later = call_later
         self._send = send
         self._senders: dict[tuple[str, str], EventSender] = {}
 
@@ -103,7 +108,7 @@ class DtmfInjector:
         if sender is None:
             sender = self._senders[session, leg] = EventSender()
         try:
-            packets = sender.packets(pt, digit[0], digit[1], self._loop.time())
+            packets = sender.packets(pt, digit[0], digit[1], self._clock())
         except ValueError:
             log.info("dtmf for session %s: %r is not a DTMF digit", session, digit[0])
             return
@@ -111,7 +116,7 @@ class DtmfInjector:
             if item.delay <= 0:
                 self._send(session, index, leg, item.packet)
             else:
-                self._loop.call_later(item.delay, self._send, session, index, leg, item.packet)
+                self._call_later(item.delay, partial(self._send, session, index, leg, item.packet))
 
     def forget(self, session: str) -> None:
         for leg in ("a", "b"):

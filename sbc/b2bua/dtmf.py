@@ -123,8 +123,11 @@ def answer_dtmf_info(call: Call, side: Side, tx: ServerTransaction) -> None:
 
 
 def send_dtmf_info(call: Call, side: Side, digit: str, duration_ms: int) -> None:
-    """A digit from the other leg's stream, sent to ``side`` as INFO."""
+    """A digit from the other leg's stream, sent to ``side`` as INFO (when
+    the policies say that leg takes INFO and the other one RFC 4733)."""
     leg = call.leg(side)
+    if not converts(leg, call.leg(side.other)):
+        return
     info = dtmf_info_request(leg, digit, clamp_duration_ms(duration_ms))
     if info is None:
         return

@@ -20,6 +20,7 @@ class Received:
     ssrc: int
     payload_type: int
     source: tuple[str, int]
+    data: bytes = field(default=b"", repr=False)  # the whole packet
 
 
 @dataclass
@@ -50,12 +51,17 @@ class RtpEndpoint:
                 continue
             if len(data) >= RTP_HEADER.size:
                 _first, second, seq, _ts, ssrc = RTP_HEADER.unpack_from(data)
-                self.received.append(Received(seq, ssrc, second & 0x7F, source))
+                self.received.append(Received(seq, ssrc, second & 0x7F, source, data))
 
     def send(self, dest: tuple[str, int], count: int, interval: float = 0.01) -> None:
         for seq in range(count):
             header = RTP_HEADER.pack(0x80, self.payload_type, seq, seq * 160, self.ssrc)
             self.sock.sendto(header + PAYLOAD, dest)
+            time.sleep(interval)
+
+    def send_raw(self, dest: tuple[str, int], packets: list[bytes], interval: float = 0.01) -> None:
+        for packet in packets:
+            self.sock.sendto(packet, dest)
             time.sleep(interval)
 
     def wait_for(self, count: int, timeout: float = 5.0) -> None:

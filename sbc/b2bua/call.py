@@ -28,7 +28,7 @@ import structlog
 
 from sbc.auth.client import copy_credentials
 from sbc.b2bua.config import ALLOW_METHODS
-from sbc.b2bua.dtmf import answer_dtmf_info, converts, is_dtmf_info, on_info_response
+from sbc.b2bua.dtmf import answer_dtmf_info, intercepts, on_info_response
 from sbc.b2bua.headers import (
     REDIRECT_ALLOW,
     RESPONSE_ALLOW,
@@ -419,7 +419,7 @@ class Call:
             self._answer(tx, 481)
         elif method in ("INVITE", "UPDATE") and self._glare(leg):
             self._answer(tx, 491)
-        elif is_dtmf_info(request) and converts(leg, self.leg(side.other)):
+        elif method == "INFO" and intercepts(self, side, request):
             answer_dtmf_info(self, side, tx)
         else:
             if method in TARGET_REFRESH_METHODS:

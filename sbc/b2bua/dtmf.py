@@ -36,6 +36,7 @@ from typing import TYPE_CHECKING
 from sbc.b2bua.leg import Leg, Side
 from sbc.b2bua.pending import Kind, Pending
 from sbc.media.dtmf import DEFAULT_DURATION_MS, DIGITS, clamp_duration_ms
+from sbc.media.interface import PassthroughMedia
 from sbc.sip.errors import SipError
 from sbc.sip.message import Request, Response, build_response
 from sbc.sip.transaction import ServerTransaction
@@ -102,6 +103,17 @@ def dtmf_info_request(leg: Leg, digit: str, duration_ms: int) -> Request | None:
     info.headers.set("Content-Type", content_type)
     info.body = body
     return info
+
+
+def intercepts(call: Call, side: Side, request: Request) -> bool:
+    """This request is a DTMF INFO the SBC answers and converts: from an
+    ``info`` leg to an ``rfc4733`` one, with media anchored (without a relay
+    nothing could carry the events, so the INFO is relayed as before)."""
+    return (
+        is_dtmf_info(request)
+        and converts(call.leg(side), call.leg(side.other))
+        and not isinstance(call.sig.media, PassthroughMedia)
+    )
 
 
 def answer_dtmf_info(call: Call, side: Side, tx: ServerTransaction) -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from peers import POLICIES, Dlg, Net, established
 
-from sbc.media.interface import LegMedia, MediaStats
+from sbc.media.interface import LegMedia, MediaStats, PassthroughMedia
 from sbc.policy import load_policy
 
 RELAY_BODY = b"Signal=5\r\nDuration=200\r\n"
@@ -203,3 +203,13 @@ def test_digits_for_unknown_or_unanswered_calls_are_dropped(tmp_path: Path) -> N
     net.pbx.take_request("INVITE")
     [call_id] = net.core.calls
     assert net.core.dtmf(call_id, "a", "1", 100, net.now) == []
+
+
+def test_without_media_anchoring_dtmf_info_is_relayed(tmp_path: Path) -> None:
+    net, _ = make_net(tmp_path)
+    net.core.media = PassthroughMedia()
+    _, b, _ = call(net)
+    net.pbx.request(
+        b, "INFO", body=RELAY_BODY, headers=[("Content-Type", "application/dtmf-relay")]
+    )
+    assert net.carrier.take_request("INFO").body == RELAY_BODY

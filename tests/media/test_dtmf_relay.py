@@ -7,11 +7,14 @@ import socket
 import struct
 from dataclasses import replace
 
+import pylibsrtp
 from media_sockets import free_port_pair
 
-from sbc.media.control import Endpoint, SideSpec, StreamSpec
+from sbc.media.control import Endpoint, SideSpec, SrtpKeys, StreamSpec
 from sbc.media.relay.engine import RelayEngine
 from sbc.media.relay.workers import WorkerPool
+from sbc.media.sdes import SUITES_BY_NAME, generate_key
+from sbc.media.srtp import session
 
 WAIT = 5.0
 EVENT_PT = 101
@@ -255,3 +258,78 @@ def test_through_worker_processes_both_ways() -> None:
             b.close()
 
     asyncio.run(asyncio.wait_for(scenario(), 60))
+
+
+def test_event_without_end_packets_is_reported_by_the_sweep() -> None:
+    async def scenario() -> None:
+        a, b = peer_socket("127.0.0.1"), peer_socket("127.0.0.2")
+        reported = asyncio.Event()
+        reports: list[tuple[str, str, str, int]] = []
+
+        def on_dtmf(session: str, leg: str, digit: str, duration_ms: int) -> None:
+            reports.append((session, leg, digit, duration_ms))
+            reported.set()
+
+        engine = RelayEngine(on_dtmf=on_dtmf, sweep_interval=0.05)
+        spec = spec_for(a, b, report_a=True)
+        engine.update(spec)
+        for seq, duration in enumerate((160, 320, 480)):  # the end packets are lost
+            a.sendto(
+                event_packet(seq, 4000, 12, False, duration), (spec.a.local.host, spec.a.local.port)
+            )
+        await asyncio.wait_for(reported.wait(), WAIT)
+        assert reports == [("call", "a", "A", 60)]
+        engine.close()
+        a.close()
+        b.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_events_from_an_srtp_leg_are_detected_and_digits_to_it_protected() -> None:
+    async def scenario() -> None:
+        suite = "AES_CM_128_HMAC_SHA1_80"
+        material = SUITES_BY_NAME[suite]
+        sbc_key, peer_key = generate_key(material), generate_key(material)
+        a, b = peer_socket("127.0.0.1"), peer_socket("127.0.0.2")
+        reports: list[tuple[str, str, str, int]] = []
+        done = asyncio.Event()
+
+        def on_dtmf(session: str, leg: str, digit: str, duration_ms: int) -> None:
+            reports.append((session, leg, digit, duration_ms))
+            done.set()
+
+        engine = RelayEngine(on_dtmf=on_dtmf)
+        spec = spec_for(a, b, report_a=True)
+        spec = replace(spec, a=replace(spec.a, srtp=SrtpKeys(suite, sbc_key, peer_key)))
+        engine.update(spec)
+        peer_out = session(suite, peer_key, inbound=False)
+        peer_in = session(suite, sbc_key, inbound=True)
+        for packet in digit_packets(1, 800, 2):
+            a.sendto(peer_out.protect(packet), (spec.a.local.host, spec.a.local.port))
+        await asyncio.wait_for(done.wait(), WAIT)
+        assert reports == [("call", "a", "2", 80)]
+        assert await drain(b, quiet=0.1) == []
+        engine.send_dtmf("call", 0, "a", "3", 100)
+        protected = await drain_event_srtp(a, peer_in)
+        check_injected(protected, 3, 100)
+        engine.close()
+        a.close()
+        b.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+async def drain_event_srtp(sock: socket.socket, peer_in: pylibsrtp.Session) -> list[bytes]:
+    """SRTP packets until the third end packet, unprotected as the peer would."""
+    got: list[bytes] = []
+    for _ in range(int(WAIT / 0.02)):
+        await asyncio.sleep(0.02)
+        while True:
+            try:
+                got.append(peer_in.unprotect(sock.recv(2048)))
+            except BlockingIOError:
+                break
+        if sum(1 for p in got if len(p) == 16 and p[13] & 0x80) >= 3:
+            break
+    return got

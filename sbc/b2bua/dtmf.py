@@ -38,7 +38,7 @@ from sbc.b2bua.pending import Kind, Pending
 from sbc.media.dtmf import DEFAULT_DURATION_MS, DIGITS, clamp_duration_ms
 from sbc.media.interface import PassthroughMedia
 from sbc.sip.errors import SipError
-from sbc.sip.message import Request, Response, build_response
+from sbc.sip.message import Request, build_response
 from sbc.sip.transaction import ServerTransaction
 
 if TYPE_CHECKING:
@@ -46,7 +46,8 @@ if TYPE_CHECKING:
 
 DTMF_RELAY = "application/dtmf-relay"
 DTMF = "application/dtmf"
-CONTENT_TYPES = {"dtmf-relay": DTMF_RELAY, "dtmf": DTMF}
+#: Digits waiting for our previous INFO's answer, at most (a stuck far end).
+MAX_QUEUED = 32
 
 
 class DtmfInfoError(SipError):
@@ -136,22 +137,47 @@ def answer_dtmf_info(call: Call, side: Side, tx: ServerTransaction) -> None:
 
 def send_dtmf_info(call: Call, side: Side, digit: str, duration_ms: int) -> None:
     """A digit from the other leg's stream, sent to ``side`` as INFO (when
-    the policies say that leg takes INFO and the other one RFC 4733)."""
+    the policies say that leg takes INFO and the other one RFC 4733).
+
+    One INFO of ours at a time per leg; later digits wait for its final
+    response. Two INFOs in flight could arrive out of order (a UDP
+    retransmission), and a UAS answers the lower CSeq 500 (RFC 3261
+    §12.2.2): the digit would be lost, or the digits swapped.
+    """
     leg = call.leg(side)
     if not converts(leg, call.leg(side.other)):
         return
+    waiting = call.dtmf_outbox.get(side)
+    if waiting is not None:
+        if len(waiting) < MAX_QUEUED:
+            waiting.append((digit, duration_ms))
+        return
+    if _send_info(call, side, digit, duration_ms):
+        call.dtmf_outbox[side] = []
+
+
+def on_info_done(call: Call, side: Side, status: int) -> None:
+    """Our INFO on ``side`` got its final response (or timed out: 408, or
+    failed: 503); never fatal to the call. The next waiting digit goes."""
+    if status >= 300:
+        call.log("dtmf.info_refused", status=status)
+    waiting = call.dtmf_outbox.pop(side, None)
+    while waiting:
+        digit, duration_ms = waiting.pop(0)
+        if _send_info(call, side, digit, duration_ms):
+            call.dtmf_outbox[side] = waiting
+            return
+
+
+def _send_info(call: Call, side: Side, digit: str, duration_ms: int) -> bool:
+    leg = call.leg(side)
     info = dtmf_info_request(leg, digit, clamp_duration_ms(duration_ms))
     if info is None:
-        return
+        return False
     call.sig.send_request(leg, info, Pending(call, leg, Kind.DTMF, request=info))
     call.sig.stats["dtmf_to_info"] += 1
     call.debug("dtmf.rfc4733_to_info", digit=digit, duration_ms=duration_ms)
-
-
-def on_info_response(call: Call, response: Response) -> None:
-    """What the far end said to our INFO: logged, never fatal to the call."""
-    if response.status >= 300:
-        call.log("dtmf.info_refused", status=response.status)
+    return True
 
 
 def converts(source: Leg, target: Leg) -> bool:

@@ -213,3 +213,31 @@ def test_without_media_anchoring_dtmf_info_is_relayed(tmp_path: Path) -> None:
         b, "INFO", body=RELAY_BODY, headers=[("Content-Type", "application/dtmf-relay")]
     )
     assert net.carrier.take_request("INFO").body == RELAY_BODY
+
+
+def test_digits_wait_for_the_previous_info_to_be_answered(tmp_path: Path) -> None:
+    """RFC 3261 §12.2.2: INFOs in flight together could arrive out of order
+    and the lower CSeq be refused; ours go one at a time, in order."""
+    net, _ = make_net(tmp_path)
+    _, _, call_id = call(net)
+    for digit in "123":
+        net.route(net.core.dtmf(call_id, "a", digit, 100, net.now))
+    first = net.pbx.take_request("INFO")
+    assert first.body.startswith(b"Signal=1\r\n")
+    assert net.pbx.requests("INFO") == []  # 2 and 3 wait
+    net.pbx.respond(first, 200)
+    second = net.pbx.take_request("INFO")
+    assert second.body.startswith(b"Signal=2\r\n")
+    net.pbx.respond(second, 100)  # a provisional answer does not release the next
+    assert net.pbx.requests("INFO") == []
+    net.pbx.respond(second, 486)  # a refusal does
+    third = net.pbx.take_request("INFO")
+    assert third.body.startswith(b"Signal=3\r\n")
+    assert first.cseq.seq < second.cseq.seq < third.cseq.seq
+    # an INFO that times out releases the next one too
+    net.route(net.core.dtmf(call_id, "a", "4", 100, net.now))
+    assert net.pbx.requests("INFO") == []
+    net.advance(64)
+    fourth = net.pbx.requests("INFO")[-1]
+    assert fourth.body.startswith(b"Signal=4\r\n")
+    assert call_id in net.core.calls

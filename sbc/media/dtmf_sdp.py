@@ -13,8 +13,10 @@ the SBC converts, and the SDP each side sees says so:
   accepts ours: an offer towards X that lacks it gets ``telephone-event/8000``
   under a dynamic payload number the offer does not use, with
   ``a=fmtp:N 0-16`` (the DTMF events and flash, RFC 4733 §7.1.1); an answer
-  towards X gets the telephone-event X offered (RFC 3264 §6: same number),
-  which Y's answer cannot carry since Y never saw it.
+  towards X gets the telephone-event X offered (RFC 3264 §6: same number)
+  with ``a=fmtp:N 0-15``, the digits, which any DTMF offer lists, so the
+  answer names no event X did not offer; Y's answer cannot carry it since Y
+  never saw it.
 
 Only audio m= lines are touched.
 """
@@ -29,7 +31,8 @@ DtmfMode = Literal["rfc4733", "info"]
 
 TELEPHONE_EVENT = "telephone-event"
 RTPMAP = f"{TELEPHONE_EVENT}/8000"
-EVENTS_FMTP = "0-16"
+EVENTS_FMTP = "0-16"  # in offers: the DTMF digits and flash
+DIGITS_FMTP = "0-15"  # in answers: the digits alone
 DYNAMIC = range(96, 128)  # RFC 3551 §6: dynamic payload types
 
 
@@ -70,7 +73,7 @@ def adapt_answer(
         if to_mode == "info":
             strip_telephone_event(media)
         elif index < len(offered) and (number := offered[index]) is not None:
-            add_telephone_event(media, number)
+            add_telephone_event(media, number, events=DIGITS_FMTP)
 
 
 def strip_telephone_event(media: MediaDescription) -> None:
@@ -85,7 +88,9 @@ def strip_telephone_event(media: MediaDescription) -> None:
     media.lines[:] = [line for line in media.lines if not _describes(line, numbers)]
 
 
-def add_telephone_event(media: MediaDescription, number: int | None = None) -> int | None:
+def add_telephone_event(
+    media: MediaDescription, number: int | None = None, *, events: str = EVENTS_FMTP
+) -> int | None:
     """Add telephone-event/8000 to an m= line that lacks it; its number (None: no free one)."""
     existing = telephone_event_pt(tuple((int(f), n.lower()) for f, n in _rtpmap(media)))
     if existing is not None:
@@ -98,7 +103,7 @@ def add_telephone_event(media: MediaDescription, number: int | None = None) -> i
             return None
     media.formats.append(str(number))
     media.add_attribute("rtpmap", f"{number} {RTPMAP}")
-    media.add_attribute("fmtp", f"{number} {EVENTS_FMTP}")
+    media.add_attribute("fmtp", f"{number} {events}")
     return number
 
 

@@ -118,6 +118,7 @@ def test_carrier_offer_reaches_the_info_pbx_without_events_and_the_answer_gives_
     to_carrier = anchor.answer("call", "b", "a", WITHOUT_EVENTS.replace(" 96", "").encode())
     # RFC 3264 §6: the carrier's own number for the events it offered
     assert rtpmap(to_carrier)["101"] == "telephone-event/8000"
+    assert parse_sdp(to_carrier).media[0].fmtp["101"] == "0-15"  # no event it did not offer
     assert parse_sdp(to_carrier).media[0].formats == ["0", "101"]
     spec = relay.specs["call", 0]
     assert spec.a.dtmf_pt == 101

@@ -5,6 +5,8 @@ from __future__ import annotations
 import struct
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from sbc.media.dtmf import (
     END_REPEATS,
@@ -179,3 +181,43 @@ def test_out_of_range_durations_are_clamped() -> None:
     assert long[-1][7] == 5000 * 8
     with pytest.raises(ValueError, match="not a DTMF digit"):
         sender.packets(96, "x", 100, now=0.0)
+
+
+@given(st.integers(0, 255), st.booleans(), st.integers(0, 63), st.integers(0, MAX_DURATION))
+def test_payload_round_trip(event: int, end: bool, volume: int, duration: int) -> None:
+    original = TelephoneEvent(event, end, volume, duration)
+    assert TelephoneEvent.parse(original.pack()) == original
+
+
+@given(st.binary(max_size=64))
+def test_rtp_payload_never_fails_otherwise(data: bytes) -> None:
+    try:
+        payload = rtp_payload(data)
+    except ValueError:
+        return
+    assert len(payload) <= max(0, len(data) - 12)
+
+
+@given(
+    st.lists(st.sampled_from("0123456789*#ABCD"), min_size=1, max_size=6),
+    st.data(),
+)
+def test_each_digit_is_reported_once_whatever_the_repeats(
+    digits: list[str], data: st.DataObject
+) -> None:
+    """Each event: its packets in order, any of them repeated (retransmissions),
+    the end packet three times; the digits come out once each, in order."""
+    sender = EventSender(ssrc=5)
+    detector = EventDetector()
+    reported = []
+    now = 0.0
+    for digit in digits:
+        for item in sender.packets(101, digit, data.draw(st.integers(40, 400)), now):
+            repeats = data.draw(st.integers(1, 3))
+            for _ in range(repeats):
+                timestamp = int.from_bytes(item.packet[4:8], "big")
+                found = detector.feed(timestamp, rtp_payload(item.packet), now + item.delay)
+                if found is not None:
+                    reported.append(found.digit)
+        now += 1.0
+    assert reported == digits

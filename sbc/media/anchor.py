@@ -53,7 +53,7 @@ from dataclasses import dataclass, field, replace
 from itertools import count
 
 from sbc.media.control import Endpoint, RelayControl, SideSpec, SrtpKeys, StreamSpec
-from sbc.media.dtmf_sdp import adapt_answer, adapt_offer, interworks, telephone_event_pt
+from sbc.media.dtmf_sdp import adapt_answer, adapt_offer, interworks, telephone_event
 from sbc.media.interface import LegMedia, MediaError, MediaStats
 from sbc.media.ports import PortPool
 from sbc.media.sdp_rewrite import (
@@ -463,9 +463,11 @@ def _spec(session: str, state: _Session, index: int) -> StreamSpec:
             state.legs[leg], stream.local[leg], peer, peers.get(other), mux, ice=ice, srtp=srtp
         )
         modes = state.legs[leg].dtmf, state.legs[other].dtmf
+        event = _telephone_event(stream, leg)
         return replace(
             spec,
-            dtmf_pt=_telephone_event(stream, leg),
+            dtmf_pt=event[0] if event is not None else None,
+            dtmf_clock=event[1] if event is not None else spec.dtmf_clock,
             dtmf_report=interworks(*modes) and modes[0] == "rfc4733",
         )
 
@@ -478,10 +480,10 @@ def _spec(session: str, state: _Session, index: int) -> StreamSpec:
     )
 
 
-def _telephone_event(stream: _Stream | None, leg: str) -> int | None:
-    """The telephone-event number ``leg``'s SDP gave this stream (None: none)."""
+def _telephone_event(stream: _Stream | None, leg: str) -> tuple[int, int] | None:
+    """The telephone-event (number, clock rate) ``leg``'s SDP gave this stream."""
     peer = stream.peers.get(leg) if stream is not None else None
-    return telephone_event_pt(peer.codecs) if peer is not None else None
+    return telephone_event(peer.codecs) if peer is not None else None
 
 
 def _set_crypto(stream: _Stream, crypto: dict[str, LegCrypto | None]) -> None:

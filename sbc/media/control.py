@@ -64,8 +64,9 @@ class SideSpec:
     from it are authenticated and decrypted, packets to it protected. None:
     plain RTP. New keys (a rekey in a re-INVITE) mean new SRTP sessions.
 
-    ``dtmf_pt``: the telephone-event payload number this leg's SDP gave (RFC
-    4733), used for digits injected towards it (:meth:`RelayControl.send_dtmf`).
+    ``dtmf_pt``/``dtmf_clock``: the telephone-event payload number and clock
+    rate this leg's SDP gave (RFC 4733), used for digits injected towards it
+    (:meth:`RelayControl.send_dtmf`).
     ``dtmf_report``: events *from* this leg with that number are not relayed
     but reported as digits (the other leg takes DTMF as SIP INFO).
     """
@@ -82,6 +83,7 @@ class SideSpec:
     ice_remote_ufrag: str | None = None
     srtp: SrtpKeys | None = None
     dtmf_pt: int | None = None
+    dtmf_clock: int = 8000
     dtmf_report: bool = False
 
 

@@ -23,6 +23,10 @@ event longer than the 16-bit duration field is sent in segments (§2.5.1.3),
 each a new timestamp at the previous one plus its duration: such a segment
 extends the event instead of starting a new one.
 
+Durations are in units of the event's clock: 8000 Hz for the usual
+``telephone-event/8000``, or the rate the leg negotiated (``/48000`` beside
+Opus, RFC 4733 §2.3.1), where the 16-bit field caps a digit we send at 1.36 s.
+
 **Generation** (:class:`EventSender`, one per leg we inject towards): the
 packet schedule of §2.5.1 — a start packet with the marker bit, an update every
 50 ms with the duration so far, and the end packet three times (at the same
@@ -221,10 +225,10 @@ class EventSender:
     source of events. Digits that overlap are queued one after the other.
     """
 
-    __slots__ = ("_busy_until", "_clock_rate", "_origin", "_origin_timestamp", "_sequence", "ssrc")
+    __slots__ = ("_busy_until", "_origin", "_origin_timestamp", "_sequence", "clock_rate", "ssrc")
 
     def __init__(self, clock_rate: int = CLOCK_RATE, *, ssrc: int | None = None) -> None:
-        self._clock_rate = clock_rate
+        self.clock_rate = clock_rate
         self.ssrc = secrets.randbits(32) if ssrc is None else ssrc
         self._sequence = secrets.randbits(16)
         self._origin_timestamp = secrets.randbits(32)
@@ -245,24 +249,24 @@ class EventSender:
         if self._origin is None:
             self._origin = now
         start = max(now, self._busy_until)
-        total = min(clamp_duration_ms(duration_ms) * self._clock_rate // 1000, MAX_DURATION)
-        elapsed_units = round((start - self._origin) * self._clock_rate)
+        total = min(clamp_duration_ms(duration_ms) * self.clock_rate // 1000, MAX_DURATION)
+        elapsed_units = round((start - self._origin) * self.clock_rate)
         timestamp = (self._origin_timestamp + elapsed_units) & _TIMESTAMP_MASK
-        step = round(UPDATE_INTERVAL * self._clock_rate)
+        step = round(UPDATE_INTERVAL * self.clock_rate)
         out = []
         offset = 0
         while offset < total:  # the start packet, then updates
             duration = min(offset + step, total)
             body = TelephoneEvent(event, False, volume, duration).pack()
-            delay = start - now + offset / self._clock_rate
+            delay = start - now + offset / self.clock_rate
             out.append(Scheduled(delay, self._rtp(payload_type, offset == 0, timestamp, body)))
             offset += step
         end = TelephoneEvent(event, True, volume, total).pack()
         for repeat in range(END_REPEATS):
-            delay = start - now + total / self._clock_rate + repeat * UPDATE_INTERVAL
+            delay = start - now + total / self.clock_rate + repeat * UPDATE_INTERVAL
             out.append(Scheduled(delay, self._rtp(payload_type, False, timestamp, end)))
         # the next digit starts after this one's end packets and a gap as long
-        self._busy_until = start + total / self._clock_rate + END_REPEATS * UPDATE_INTERVAL
+        self._busy_until = start + total / self.clock_rate + END_REPEATS * UPDATE_INTERVAL
         return out
 
     def _rtp(self, payload_type: int, marker: bool, timestamp: int, body: bytes) -> bytes:

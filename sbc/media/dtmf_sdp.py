@@ -30,10 +30,10 @@ from sbc.sip.sdp import Attribute, MediaDescription, SessionDescription
 DtmfMode = Literal["rfc4733", "info"]
 
 TELEPHONE_EVENT = "telephone-event"
-RTPMAP = f"{TELEPHONE_EVENT}/8000"
 EVENTS_FMTP = "0-16"  # in offers: the DTMF digits and flash
 DIGITS_FMTP = "0-15"  # in answers: the digits alone
 DYNAMIC = range(96, 128)  # RFC 3551 §6: dynamic payload types
+CLOCK_RATE = 8000
 
 
 def interworks(leg: DtmfMode, other: DtmfMode) -> bool:
@@ -41,9 +41,13 @@ def interworks(leg: DtmfMode, other: DtmfMode) -> bool:
     return leg != other
 
 
-def telephone_event_pt(codecs: tuple[tuple[int, str], ...]) -> int | None:
-    """The payload number of telephone-event/8000 in a leg's (lower-case) rtpmap."""
-    return next((pt for pt, name in codecs if name == RTPMAP), None)
+def telephone_event(codecs: tuple[tuple[int, str], ...]) -> tuple[int, int] | None:
+    """(payload number, clock rate) of telephone-event in a leg's (lower-case)
+    rtpmap: /8000 when listed (every DTMF endpoint offers it), else the first
+    at another rate (e.g. /48000 beside Opus, RFC 4733 §2.3.1)."""
+    found = [(pt, name.split("/")) for pt, name in codecs if name.startswith(TELEPHONE_EVENT + "/")]
+    rates = [(pt, int(parts[1])) for pt, parts in found if len(parts) > 1 and parts[1].isdigit()]
+    return next((e for e in rates if e[1] == CLOCK_RATE), rates[0] if rates else None)
 
 
 def adapt_offer(body: SessionDescription, from_mode: DtmfMode, to_mode: DtmfMode) -> None:
@@ -61,10 +65,11 @@ def adapt_answer(
     body: SessionDescription,
     from_mode: DtmfMode,
     to_mode: DtmfMode,
-    offered: list[int | None],
+    offered: list[tuple[int, int] | None],
 ) -> None:
     """An answer from a ``from_mode`` leg towards a ``to_mode`` one; ``offered``
-    is, per m= line, the telephone-event number the receiving leg offered."""
+    is, per m= line, the telephone-event (number, clock rate) the receiving
+    leg offered (:func:`telephone_event`)."""
     if not interworks(from_mode, to_mode):
         return
     for index, media in enumerate(body.media):
@@ -72,8 +77,8 @@ def adapt_answer(
             continue
         if to_mode == "info":
             strip_telephone_event(media)
-        elif index < len(offered) and (number := offered[index]) is not None:
-            add_telephone_event(media, number, events=DIGITS_FMTP)
+        elif index < len(offered) and (event := offered[index]) is not None:
+            add_telephone_event(media, event[0], clock=event[1], events=DIGITS_FMTP)
 
 
 def strip_telephone_event(media: MediaDescription) -> None:
@@ -89,12 +94,16 @@ def strip_telephone_event(media: MediaDescription) -> None:
 
 
 def add_telephone_event(
-    media: MediaDescription, number: int | None = None, *, events: str = EVENTS_FMTP
+    media: MediaDescription,
+    number: int | None = None,
+    *,
+    clock: int = CLOCK_RATE,
+    events: str = EVENTS_FMTP,
 ) -> int | None:
-    """Add telephone-event/8000 to an m= line that lacks it; its number (None: no free one)."""
-    existing = telephone_event_pt(tuple((int(f), n.lower()) for f, n in _rtpmap(media)))
+    """Add telephone-event to an m= line that lacks it; its number (None: no free one)."""
+    existing = telephone_event(tuple((int(f), n.lower()) for f, n in _rtpmap(media)))
     if existing is not None:
-        return existing
+        return existing[0]
     used = {int(fmt) for fmt in media.formats if fmt.isdigit()}
     used |= {int(fmt) for fmt, _ in _rtpmap(media)}
     if number is None or number in used:
@@ -102,7 +111,7 @@ def add_telephone_event(
         if number is None:
             return None
     media.formats.append(str(number))
-    media.add_attribute("rtpmap", f"{number} {RTPMAP}")
+    media.add_attribute("rtpmap", f"{number} {TELEPHONE_EVENT}/{clock}")
     media.add_attribute("fmtp", f"{number} {events}")
     return number
 

@@ -221,3 +221,14 @@ def test_each_digit_is_reported_once_whatever_the_repeats(
                     reported.append(found.digit)
         now += 1.0
     assert reported == digits
+
+
+def test_events_at_48khz_beside_opus() -> None:
+    """RFC 4733 §2.3.1: the event clock follows the rtpmap (telephone-event/48000)."""
+    sender = EventSender(48000, ssrc=9)
+    parsed = [parse_rtp(p.packet) for p in sender.packets(110, "6", 120, now=0.0)]
+    assert [p[7] for p in parsed if not p[5]] == [2400, 4800, 5760]  # 50 ms steps at 48 kHz
+    assert {p[7] for p in parsed if p[5]} == {120 * 48}
+    detector = EventDetector(48000)
+    reports = feed_event(detector, 7, 6, [2400, 4800])
+    assert reports == [Digit("6", (4800 + 160) // 48)]

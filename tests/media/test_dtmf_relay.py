@@ -128,7 +128,7 @@ def parse_event(packet: bytes) -> tuple[bool, int, int, int, int, bool, int, int
     )
 
 
-def check_injected(packets: list[bytes], event: int, duration_ms: int) -> None:
+def check_injected(packets: list[bytes], event: int, duration_ms: int, clock: int = 8000) -> None:
     parsed = [parse_event(p) for p in packets]
     assert parsed, "no event packet arrived"
     assert {p[1] for p in parsed} == {EVENT_PT}
@@ -139,10 +139,10 @@ def check_injected(packets: list[bytes], event: int, duration_ms: int) -> None:
     assert len({p[4] for p in parsed}) == 1  # one SSRC
     ends = [p for p in parsed if p[5]]
     assert len(ends) == 3
-    assert {e[7] for e in ends} == {duration_ms * 8}
+    assert {e[7] for e in ends} == {duration_ms * clock // 1000}
     durations = [p[7] for p in parsed if not p[5]]
     assert durations == sorted(durations)
-    assert durations[-1] <= duration_ms * 8
+    assert durations[-1] <= duration_ms * clock // 1000
 
 
 def test_events_are_reported_once_per_digit_and_not_relayed() -> None:
@@ -333,3 +333,18 @@ async def drain_event_srtp(sock: socket.socket, peer_in: pylibsrtp.Session) -> l
         if sum(1 for p in got if len(p) == 16 and p[13] & 0x80) >= 3:
             break
     return got
+
+
+def test_injection_follows_the_legs_event_clock() -> None:
+    async def scenario() -> None:
+        a, b = peer_socket("127.0.0.1"), peer_socket("127.0.0.2")
+        engine = RelayEngine()
+        spec = spec_for(a, b, report_a=False)
+        engine.update(replace(spec, b=replace(spec.b, dtmf_clock=48000)))
+        engine.send_dtmf("call", 0, "b", "#", 100)
+        check_injected(await drain_event(b), 11, 100, clock=48000)
+        engine.close()
+        a.close()
+        b.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))

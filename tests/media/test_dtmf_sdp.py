@@ -8,7 +8,12 @@ import pytest
 
 from sbc.media.anchor import MediaAnchor
 from sbc.media.control import StreamSpec, StreamStats
-from sbc.media.dtmf_sdp import adapt_offer, add_telephone_event, strip_telephone_event
+from sbc.media.dtmf_sdp import (
+    adapt_offer,
+    add_telephone_event,
+    strip_telephone_event,
+    telephone_event,
+)
 from sbc.media.interface import LegMedia
 from sbc.media.ports import PortPool
 from sbc.sip.sdp import parse_sdp
@@ -164,3 +169,35 @@ def test_carrier_without_events_cannot_receive_digits(
     assert relay.dtmf == []
     spec = relay.specs["call", 0]
     assert spec.a.dtmf_pt is None
+
+
+def test_telephone_event_prefers_8000_else_takes_the_rate_offered() -> None:
+    assert telephone_event(((0, "pcmu/8000"), (101, "telephone-event/8000"))) == (101, 8000)
+    both = ((111, "opus/48000/2"), (110, "telephone-event/48000"), (126, "telephone-event/8000"))
+    assert telephone_event(both) == (126, 8000)
+    assert telephone_event(((111, "opus/48000/2"), (110, "telephone-event/48000"))) == (110, 48000)
+    assert telephone_event(((0, "pcmu/8000"),)) is None
+
+
+def test_opus_carrier_gets_its_48khz_events_back_in_the_answer(
+    anchor: MediaAnchor, relay: FakeRelay
+) -> None:
+    opus = (
+        WITH_EVENTS.replace("RTP/AVP 0 8 101", "RTP/AVP 111 110")
+        .replace(
+            "a=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\n", "a=rtpmap:111 opus/48000/2\r\n"
+        )
+        .replace(
+            "a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-15\r\n",
+            "a=rtpmap:110 telephone-event/48000\r\n",
+        )
+    )
+    to_pbx = anchor.offer("call", "a", "b", opus.encode())
+    assert "telephone-event" not in to_pbx.decode()
+    answer = WITHOUT_EVENTS.replace("RTP/AVP 0 96", "RTP/AVP 111").replace(
+        "a=rtpmap:0 PCMU/8000\r\na=rtpmap:96 opus/48000/2\r\n", "a=rtpmap:111 opus/48000/2\r\n"
+    )
+    to_carrier = anchor.answer("call", "b", "a", answer.encode())
+    assert rtpmap(to_carrier)["110"] == "telephone-event/48000"
+    spec = relay.specs["call", 0]
+    assert (spec.a.dtmf_pt, spec.a.dtmf_clock, spec.a.dtmf_report) == (110, 48000, True)

@@ -91,7 +91,7 @@ class _Side:
     __slots__ = (
         "counter",
         "dtmf",
-        "dtmf_pt",
+        "dtmf_event",
         "ice",
         "local",
         "other",
@@ -124,7 +124,7 @@ class _Side:
         self.ice: IceLite | None = None
         self.srtp: SrtpContext | None = None
         self.dtmf: DtmfTap | None = None  # set by the engine (it knows session and leg)
-        self.dtmf_pt: int | None = None
+        self.dtmf_event: tuple[int, int] | None = None  # telephone-event number, clock
         self.other: _Side = self
         self.configure(spec)
 
@@ -141,7 +141,7 @@ class _Side:
         self.rtcp_latch.configure(remote_rtcp, spec.allowed_sources, spec.latch_any)
         self.pt_table = pt_table(spec.pt_map)
         self.ice = _ice_lite(spec)
-        self.dtmf_pt = spec.dtmf_pt
+        self.dtmf_event = None if spec.dtmf_pt is None else (spec.dtmf_pt, spec.dtmf_clock)
         if spec.srtp is None:
             self.srtp = None
         elif self.srtp is None or self.srtp.keys != spec.srtp:
@@ -551,9 +551,9 @@ class RelayEngine:
         """Inject ``digit`` towards ``leg`` as RFC 4733 events (:class:`DtmfInjector`)."""
         stream = self._sessions.get(session, {}).get(index)
         side = _side_of(stream, leg)
-        if side is None or side.dtmf_pt is None:
+        if side is None or side.dtmf_event is None:
             return  # the anchor only asks for a leg that negotiated telephone-event
-        self._injector.send(session, index, leg, side.dtmf_pt, (digit, duration_ms))
+        self._injector.send((session, index, leg), side.dtmf_event, (digit, duration_ms))
 
     # -- beyond the contract --------------------------------------------------
 

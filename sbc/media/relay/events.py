@@ -31,14 +31,15 @@ class DtmfTap:
     """Telephone events from one side (``leg`` of ``session``): consumed and
     reported through ``on_dtmf``, digit by digit."""
 
-    __slots__ = ("detector", "leg", "on_dtmf", "pt", "session")
+    __slots__ = ("clock", "detector", "leg", "on_dtmf", "pt", "session")
 
-    def __init__(self, pt: int, session: str, leg: str, on_dtmf: DtmfCallback | None) -> None:
-        self.pt = pt
-        self.session = session
-        self.leg = leg
+    def __init__(
+        self, event: tuple[int, int], where: tuple[str, str], on_dtmf: DtmfCallback | None
+    ) -> None:
+        self.pt, self.clock = event  # payload number, clock rate
+        self.session, self.leg = where
         self.on_dtmf = on_dtmf
-        self.detector = EventDetector()
+        self.detector = EventDetector(self.clock)
 
     @classmethod
     def renew(
@@ -49,13 +50,12 @@ class DtmfTap:
         on_dtmf: DtmfCallback | None,
     ) -> DtmfTap | None:
         """The tap a side needs for its new ``spec`` (``where`` = session, leg):
-        the current one while its payload number is unchanged."""
-        pt = spec.dtmf_pt if spec.dtmf_report else None
-        if pt is None:
+        the current one while its payload number and clock are unchanged."""
+        if spec.dtmf_pt is None or not spec.dtmf_report:
             return None
-        if tap is not None and tap.pt == pt:
+        if tap is not None and (tap.pt, tap.clock) == (spec.dtmf_pt, spec.dtmf_clock):
             return tap
-        return cls(pt, where[0], where[1], on_dtmf)
+        return cls((spec.dtmf_pt, spec.dtmf_clock), where, on_dtmf)
 
     def report(self, digit: str, duration_ms: int) -> None:
         if self.on_dtmf is None:
@@ -102,13 +102,18 @@ class DtmfInjector:
         self._send = send
         self._senders: dict[tuple[str, str], EventSender] = {}
 
-    def send(self, session: str, index: int, leg: str, pt: int, digit: tuple[str, int]) -> None:
-        """Schedule every packet of ``digit`` = (digit, duration_ms) (RFC 4733 §2.5.1)."""
+    def send(
+        self, where: tuple[str, int, str], event: tuple[int, int], digit: tuple[str, int]
+    ) -> None:
+        """Schedule every packet of ``digit`` = (digit, duration_ms) towards
+        ``where`` = (session, stream index, leg), as ``event`` = (payload
+        number, clock rate) (RFC 4733 §2.5.1)."""
+        session, index, leg = where
         sender = self._senders.get((session, leg))
-        if sender is None:
-            sender = self._senders[session, leg] = EventSender()
+        if sender is None or sender.clock_rate != event[1]:
+            sender = self._senders[session, leg] = EventSender(event[1])
         try:
-            packets = sender.packets(pt, digit[0], digit[1], self._clock())
+            packets = sender.packets(event[0], digit[0], digit[1], self._clock())
         except ValueError:
             log.info("dtmf for session %s: %r is not a DTMF digit", session, digit[0])
             return

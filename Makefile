@@ -20,5 +20,6 @@ bench:  ## signalling, parser, policy, guard and CDR benchmarks (one line each)
 	.venv/bin/python bench/registrations.py
 	.venv/bin/python bench/auth.py
 	.venv/bin/python bench/srtp.py
+	.venv/bin/python bench/dtmf.py
 	.venv/bin/python bench/transcode.py
 	.venv/bin/python bench/transcode_relay.py

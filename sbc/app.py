@@ -208,12 +208,15 @@ class Runtime:
             return PassthroughMedia()
         timeout = float(settings.inactivity_timeout_s)
         if settings.workers == 0:
-            relay: RelayEngine | WorkerPool = RelayEngine(self._on_media_inactive, timeout)
+            relay: RelayEngine | WorkerPool = RelayEngine(
+                self._on_media_inactive, timeout, on_dtmf=self._on_media_dtmf
+            )
         else:
             pool = WorkerPool(
                 settings.workers,
                 on_lost=self._on_media_lost,
                 on_inactive=self._on_media_inactive,
+                on_dtmf=self._on_media_dtmf,
                 inactivity_timeout=timeout,
             )
             await pool.start()
@@ -264,6 +267,10 @@ class Runtime:
             self.cdr.submit_close(record)
         elif event == "started":
             self.cdr.submit_open(record)  # a crash mid-call still leaves its trace
+
+    def _on_media_dtmf(self, session: str, leg: str, digit: str, duration_ms: int) -> None:
+        """A digit taken out of a leg's RTP (RFC 4733): INFO on the other leg."""
+        self._send(self.core.dtmf(session, leg, digit, duration_ms, self.loop.time()))
 
     def _on_media_inactive(self, session: str) -> None:
         self._on_media_lost(session, "media inactivity")

@@ -103,6 +103,13 @@ CORE_COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("calls_started", "sbc_calls_started_total", "Calls admitted and sent toward a trunk."),
     ("call_errors", "sbc_call_errors_total", "Calls torn down by an internal error."),
     ("failovers", "sbc_call_failovers_total", "B-legs retried on the route's next trunk."),
+    ("dtmf_to_info", "sbc_dtmf_to_info_total", "RFC 4733 digits sent on as SIP INFO."),
+    ("dtmf_from_info", "sbc_dtmf_from_info_total", "SIP INFO digits sent on as RFC 4733."),
+    (
+        "dtmf_undelivered",
+        "sbc_dtmf_undelivered_total",
+        "SIP INFO digits towards a leg that negotiated no telephone-event.",
+    ),
 )
 
 #: ``core_stats`` keys that are a reason for refusing a new call, as ``reason`` labels.

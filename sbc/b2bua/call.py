@@ -28,6 +28,7 @@ import structlog
 
 from sbc.auth.client import copy_credentials
 from sbc.b2bua.config import ALLOW_METHODS
+from sbc.b2bua.dtmf import answer_dtmf_info, intercepts, on_info_done
 from sbc.b2bua.headers import (
     REDIRECT_ALLOW,
     RESPONSE_ALLOW,
@@ -146,6 +147,8 @@ class Call:
     # Admission scopes this call holds (released once, when it ends).
     admitted: list[str] = field(default_factory=list)
     egress_scopes: tuple[str, ...] = ()
+    # DTMF INFO of ours outstanding per leg, and the digits waiting for it (sbc.b2bua.dtmf).
+    dtmf_outbox: dict[Side, list[tuple[str, int]]] = field(default_factory=dict)
 
     def log(self, event: str, **fields: object) -> None:
         """One line per call event, bound to the call and its trunks (never per packet)."""
@@ -221,6 +224,10 @@ class Call:
             self._on_refresh_response(pending.leg, response, now)
         elif kind is Kind.RELAY:
             self._relay_response(pending, response, now)
+        elif kind is Kind.DTMF and response.status >= 200:
+            if response.status in CHALLENGES and self._resend_challenged(pending, response):
+                return
+            on_info_done(self, pending.leg.side, response.status)
         # CANCEL and PRACK answers need nothing: the INVITE's final decides.
 
     def on_failure(self, pending: Pending, status: int, now: float) -> None:
@@ -232,6 +239,8 @@ class Call:
             self._bye_done(now)
         elif kind is Kind.REFRESH:
             self.hangup("session refresh failed", now)
+        elif kind is Kind.DTMF:
+            on_info_done(self, pending.leg.side, status)
         elif kind is Kind.RELAY and pending.origin is not None:
             self._answer(pending.origin, status)
             self._relay_finished(pending)
@@ -414,6 +423,8 @@ class Call:
             self._answer(tx, 481)
         elif method in ("INVITE", "UPDATE") and self._glare(leg):
             self._answer(tx, 491)
+        elif method == "INFO" and intercepts(self, side, request):
+            answer_dtmf_info(self, side, tx)
         else:
             if method in TARGET_REFRESH_METHODS:
                 leg.dialog.refresh_target(request)

@@ -29,6 +29,7 @@ from sbc.auth.server import AuthStatus, DigestServer
 from sbc.b2bua.call import Call, CallState
 from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS, CallConfig
 from sbc.b2bua.counters import CallCounters
+from sbc.b2bua.dtmf import send_dtmf_info
 from sbc.b2bua.identity import user_of
 from sbc.b2bua.leg import Leg, Side
 from sbc.b2bua.liveness import Liveness, Probe, options_probe, probe_target
@@ -91,6 +92,7 @@ def leg_media(leg: Leg, peer_ip: str, *, latch_any: bool = False) -> LegMedia:
         srtp=leg.trunk.srtp if leg.trunk is not None else "off",
         srtp_keying=leg.trunk.srtp_keying if leg.trunk is not None else "sdes",
         codecs=codec_policy(leg.trunk.codecs) if leg.trunk is not None else None,
+        dtmf=leg.trunk.dtmf if leg.trunk is not None else "rfc4733",
     )
 
 
@@ -199,6 +201,9 @@ class Core:
             "auth_failures": 0,
             "no_route": 0,
             "rejected_by_route": 0,
+            "dtmf_to_info": 0,  # RFC 4733 digits sent on as INFO
+            "dtmf_from_info": 0,  # INFO digits sent on as RFC 4733 events
+            "dtmf_undelivered": 0,  # INFO digits towards a leg without telephone-event
         }
         self._now = 0.0
         self._out: list[Transmit] = []
@@ -294,6 +299,18 @@ class Core:
         call = self.calls.get(call_id)
         if call is not None:
             self._guarded(call, lambda: call.hangup(reason, now))
+        return self._flush()
+
+    def dtmf(
+        self, call_id: str, from_leg: str, digit: str, duration_ms: int, now: float
+    ) -> list[Transmit]:
+        """A digit the relay took out of ``from_leg``'s stream (RFC 4733): an INFO
+        on the other leg (:mod:`sbc.b2bua.dtmf`), while the call is established."""
+        self._now = now
+        call = self.calls.get(call_id)
+        if call is not None and call.state is CallState.CONFIRMED:
+            to = Side(from_leg).other
+            self._guarded(call, lambda: send_dtmf_info(call, to, digit, duration_ms))
         return self._flush()
 
     def begin_drain(self) -> None:

@@ -27,6 +27,7 @@ class Kind(Enum):
     PRACK = auto()  # our own PRACK of the B-leg's reliable provisional
     REFRESH = auto()  # our own session refresh (UPDATE)
     RELAY = auto()  # a request relayed from the other leg
+    DTMF = auto()  # our own INFO carrying a digit (sbc.b2bua.dtmf)
 
 
 @dataclass(slots=True)
@@ -45,6 +46,7 @@ class Signalling(Protocol):
 
     config: CallConfig
     media: MediaHandler
+    stats: dict[str, int]  # the core's counters (sbc.admin core_stats)
 
     def send_request(self, leg: Leg, request: Request, pending: Pending) -> ClientTransaction: ...
 

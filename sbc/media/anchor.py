@@ -41,6 +41,12 @@ Theory of operation, per call (legs ``"a"`` and ``"b"``):
   a=setup; the relay runs the handshake on that leg's socket. The other leg
   is offered RTP/AVP or SDES per its ``srtp`` policy, or DTLS itself when its
   ``srtp_keying`` says so.
+- **DTMF interworking** (:mod:`sbc.media.dtmf_sdp`): when one leg's policy
+  carries DTMF as SIP INFO and the other's as RFC 4733 events, telephone-event
+  is stripped towards the INFO leg and offered to the RFC 4733 one; that
+  leg's side of the stream has its events reported instead of relayed
+  (``SideSpec.dtmf_report``), and :meth:`MediaAnchor.send_dtmf` injects
+  digits towards it.
 - **Failure** leaves nothing half set up: unusable SDP is a
   :class:`MediaError` (488) before anything is allocated, port exhaustion a
   503 after the offer's own allocations are released, a relay failure a 503
@@ -54,7 +60,7 @@ from __future__ import annotations
 
 import secrets
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import count
 
 from sbc.media.codec_negotiation import OfferedStream, negotiate_answer, negotiate_offer
@@ -71,6 +77,7 @@ from sbc.media.dtls_certificate import DtlsCertificate
 from sbc.media.dtls_sdp import LegDtls, offer_ends, sdes_profile, strip_session, write_dtls
 from sbc.media.dtls_sdp import read_answer as read_dtls_answer
 from sbc.media.dtls_sdp import read_offer as read_dtls_offer
+from sbc.media.dtmf_sdp import adapt_answer, adapt_offer, interworks, telephone_event
 from sbc.media.interface import LegMedia, MediaError, MediaStats
 from sbc.media.ports import PortPool
 from sbc.media.sdp_rewrite import (
@@ -244,6 +251,7 @@ class MediaAnchor:
         state.offers = plan.streams
         if plan.must_transcode:  # checked free above, and nothing ran in between
             self.transcoding.acquire(session)
+        adapt_offer(body, state.legs[from_leg].dtmf, state.legs[to_leg].dtmf)
         return self._outgoing(state, body, to_leg, live)
 
     def rejected(self, session: str, from_leg: str) -> None:
@@ -321,6 +329,10 @@ class MediaAnchor:
             raise
         state.pending = None
         self._settle_transcoding(session, state)
+        offered = [
+            _telephone_event(state.streams.get(index), to_leg) for index in range(len(body.media))
+        ]
+        adapt_answer(body, state.legs[from_leg].dtmf, state.legs[to_leg].dtmf, offered)
         out = self._outgoing(state, body, to_leg, live)
         state.last_answer = (from_leg, sdp, out)
         return out
@@ -336,6 +348,23 @@ class MediaAnchor:
         finally:
             for stream in state.streams.values():
                 self._release(stream)
+
+    def send_dtmf(self, session: str, to_leg: str, digit: str, duration_ms: int) -> bool:
+        """Have the relay send ``digit`` to ``to_leg`` as RFC 4733 events, on the
+        first stream where that leg negotiated telephone-event; False if none did."""
+        state = self._sessions.get(session)
+        if state is None:
+            return False
+        for index in sorted(state.streams):
+            peer = state.streams[index].peers.get(to_leg)
+            if (
+                peer is not None
+                and peer.remote is not None
+                and _telephone_event(state.streams[index], to_leg) is not None
+            ):
+                self.relay.send_dtmf(session, index, to_leg, digit, duration_ms)
+                return True
+        return False
 
     def stats(self, session: str) -> MediaStats:
         """Counters of every stream of the call, both directions (RFC 3550 §6.4)."""
@@ -549,7 +578,7 @@ def _spec(session: str, state: _Session, index: int) -> StreamSpec:
         crypto = stream.crypto.get(leg)
         srtp = crypto.keys() if crypto is not None else None
         dtls = _dtls_spec(stream.dtls.get(leg), state.certificate)
-        return _side(
+        spec = _side(
             state.legs[leg],
             stream.local[leg],
             peer,
@@ -558,6 +587,14 @@ def _spec(session: str, state: _Session, index: int) -> StreamSpec:
             ice=ice,
             srtp=srtp,
             dtls=dtls,
+        )
+        modes = state.legs[leg].dtmf, state.legs[other].dtmf
+        event = _telephone_event(stream, leg)
+        return replace(
+            spec,
+            dtmf_pt=event[0] if event is not None else None,
+            dtmf_clock=event[1] if event is not None else spec.dtmf_clock,
+            dtmf_report=interworks(*modes) and modes[0] == "rfc4733",
         )
 
     return StreamSpec(
@@ -568,6 +605,12 @@ def _spec(session: str, state: _Session, index: int) -> StreamSpec:
         on_hold=any(p.on_hold for p in peers.values()),
         transcode=state.transcode.get(index),
     )
+
+
+def _telephone_event(stream: _Stream | None, leg: str) -> tuple[int, int] | None:
+    """The telephone-event (number, clock rate) ``leg``'s SDP gave this stream."""
+    peer = stream.peers.get(leg) if stream is not None else None
+    return telephone_event(peer.codecs) if peer is not None else None
 
 
 def _set_crypto(stream: _Stream, crypto: dict[str, LegCrypto | None]) -> None:

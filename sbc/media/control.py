@@ -12,8 +12,13 @@ All values are plain, frozen and picklable: they cross process boundaries.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
+
+#: ``on_dtmf(session, from_leg, digit, duration_ms)``: a digit the relay took
+#: out of a stream whose side has ``dtmf_report`` (legs are ``"a"``/``"b"``).
+DtmfCallback = Callable[[str, str, str, int], None]
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,6 +83,12 @@ class SideSpec:
     plain RTP. New keys (a rekey in a re-INVITE) mean new SRTP sessions.
     ``dtls``: this leg keys SRTP with DTLS instead (``srtp`` is then None):
     until its handshake succeeds nothing from or to it is relayed.
+
+    ``dtmf_pt``/``dtmf_clock``: the telephone-event payload number and clock
+    rate this leg's SDP gave (RFC 4733), used for digits injected towards it
+    (:meth:`RelayControl.send_dtmf`).
+    ``dtmf_report``: events *from* this leg with that number are not relayed
+    but reported as digits (the other leg takes DTMF as SIP INFO).
     """
 
     local: Endpoint
@@ -92,6 +103,9 @@ class SideSpec:
     ice_remote_ufrag: str | None = None
     srtp: SrtpKeys | None = None
     dtls: DtlsSpec | None = None
+    dtmf_pt: int | None = None
+    dtmf_clock: int = 8000
+    dtmf_report: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,4 +215,9 @@ class RelayControl(Protocol):
 
     def stats(self, session: str) -> list[StreamStats]:
         """The latest statistics known for ``session`` (empty if unknown)."""
+        ...
+
+    def send_dtmf(self, session: str, index: int, leg: str, digit: str, duration_ms: int) -> None:
+        """Send ``digit`` to ``leg``'s peer on stream ``index`` as RFC 4733 events
+        (its side's ``dtmf_pt``); ignored when the stream or number is unknown."""
         ...

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Literal, Protocol
 
+from sbc.media.dtmf_sdp import DtmfMode
 from sbc.sip.errors import SipError
 
 
@@ -59,6 +60,8 @@ class LegMedia:
     # policy: how SRTP towards this leg is keyed when we offer it: SDES a=crypto,
     # or DTLS-SRTP (RFC 5763/5764, sbc.media.dtls_sdp). Offers from the leg may use either.
     srtp_keying: Literal["sdes", "dtls"] = "sdes"
+    # policy: how this leg carries DTMF (sbc.media.dtmf_sdp): RFC 4733 events or SIP INFO.
+    dtmf: DtmfMode = "rfc4733"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +93,11 @@ class MediaHandler(Protocol):
         """The call is over: release everything held for ``session``."""
         ...
 
+    def send_dtmf(self, session: str, to_leg: str, digit: str, duration_ms: int) -> bool:
+        """Send ``digit`` to ``to_leg`` as RFC 4733 events; False when that leg
+        negotiated no telephone-event (nothing can carry it)."""
+        ...
+
     def stats(self, session: str) -> MediaStats: ...
 
 
@@ -115,6 +123,9 @@ class PassthroughMedia:
 
     def delete(self, session: str) -> None:
         self.sessions.discard(session)
+
+    def send_dtmf(self, session: str, to_leg: str, digit: str, duration_ms: int) -> bool:
+        return False  # no relay: the endpoints' own RTP carries their events
 
     def stats(self, session: str) -> MediaStats:
         return MediaStats()

@@ -75,6 +75,8 @@ class Trunk:
     srtp: Literal["off", "optional", "required"] = "off"
     codecs: TrunkCodecs | None = None  # audio codec policy and transcoding
     srtp_keying: Literal["sdes", "dtls"] = "sdes"  # SDES a=crypto or DTLS-SRTP offers
+    dtmf: Literal["rfc4733", "info"] = "rfc4733"  # RFC 4733 events, or SIP INFO
+    dtmf_info: Literal["dtmf-relay", "dtmf"] = "dtmf-relay"  # INFO body type we send
 
     @property
     def scheme(self) -> str:

@@ -344,6 +344,8 @@ def _trunk(spec: TrunkSpec) -> Trunk:
         srtp=spec.srtp,
         codecs=spec.codecs,
         srtp_keying=spec.srtp_keying,
+        dtmf=spec.dtmf,
+        dtmf_info=spec.dtmf_info,
     )
 
 

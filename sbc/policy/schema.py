@@ -257,6 +257,8 @@ class TrunkSpec(_Strict):
     srtp: Literal["off", "optional", "required"] = "off"  # SDES-SRTP toward this trunk
     codecs: TrunkCodecs | None = None  # audio codec policy and transcoding toward this trunk
     srtp_keying: Literal["sdes", "dtls"] = "sdes"  # how our SRTP offers to it are keyed
+    dtmf: Literal["rfc4733", "info"] = "rfc4733"  # how DTMF crosses to/from this trunk
+    dtmf_info: Literal["dtmf-relay", "dtmf"] = "dtmf-relay"  # the INFO body we send it
 
     @model_validator(mode="after")
     def _tls_for_tls(self) -> TrunkSpec:

@@ -38,6 +38,7 @@ class FakeSource:
             "screened": 9,
             "admission_rejected": 5,
             "failovers": 2,
+            "dtmf_undelivered": 3,
             "no_route": 6,
             "rejected_by_route": 8,
         }
@@ -127,6 +128,9 @@ EXPECTED_TYPES = {
     "sbc_calls_started": "counter",
     "sbc_call_errors": "counter",
     "sbc_call_failovers": "counter",
+    "sbc_dtmf_to_info": "counter",
+    "sbc_dtmf_from_info": "counter",
+    "sbc_dtmf_undelivered": "counter",
     "sbc_calls_refused": "counter",
     "sbc_calls_active": "gauge",
     "sbc_trunk_up": "gauge",
@@ -212,6 +216,7 @@ def test_core_counters() -> None:
     assert value(families, "sbc_calls_started_total") == 120
     assert value(families, "sbc_call_errors_total") == 1
     assert value(families, "sbc_call_failovers_total") == 2
+    assert value(families, "sbc_dtmf_undelivered_total") == 3
 
 
 def test_refused_calls_by_reason() -> None:

@@ -22,6 +22,7 @@ class Received:
     source: tuple[str, int]
     timestamp: int = 0
     payload: bytes = b""
+    data: bytes = field(default=b"", repr=False)  # the whole packet
 
 
 @dataclass
@@ -53,7 +54,7 @@ class RtpEndpoint:
             if len(data) >= RTP_HEADER.size:
                 _first, second, seq, ts, ssrc = RTP_HEADER.unpack_from(data)
                 payload = data[RTP_HEADER.size :]
-                self.received.append(Received(seq, ssrc, second & 0x7F, source, ts, payload))
+                self.received.append(Received(seq, ssrc, second & 0x7F, source, ts, payload, data))
 
     def send(self, dest: tuple[str, int], count: int, interval: float = 0.01) -> None:
         for seq in range(count):
@@ -68,6 +69,11 @@ class RtpEndpoint:
         for seq, payload in enumerate(payloads):
             header = RTP_HEADER.pack(0x80, self.payload_type, seq, seq * step, self.ssrc)
             self.sock.sendto(header + payload, dest)
+            time.sleep(interval)
+
+    def send_raw(self, dest: tuple[str, int], packets: list[bytes], interval: float = 0.01) -> None:
+        for packet in packets:
+            self.sock.sendto(packet, dest)
             time.sleep(interval)
 
     def wait_for(self, count: int, timeout: float = 5.0) -> None:

@@ -23,6 +23,11 @@ media until the keys exist; anything else is dropped and counted.
 RTCP (about 1 % of packets) is relayed as it came, then read for its report
 blocks (:mod:`sbc.media.relay.rtcp`): that parsing cost stays off the RTP path.
 
+DTMF (:mod:`sbc.media.relay.events`): a side whose spec has ``dtmf_report``
+gets a tap and is drained by the per-packet path, where telephone events from
+it are consumed and reported through ``on_dtmf`` (its other traffic relayed
+as usual); :meth:`RelayEngine.send_dtmf` injects a digit towards a side.
+
 Inactivity (no RTP in either direction for ``inactivity_timeout`` seconds,
 streams on hold excluded) is found by one periodic sweep, and reported once
 per session through ``on_inactive``.
@@ -40,10 +45,12 @@ import asyncio
 import logging
 import socket
 from collections.abc import Callable
+from contextlib import suppress
 
-from sbc.media.control import Endpoint, SideSpec, StreamSpec, StreamStats
+from sbc.media.control import DtmfCallback, Endpoint, SideSpec, StreamSpec, StreamStats
 from sbc.media.relay import dtls_side
 from sbc.media.relay.dtls_side import DtlsSide, is_dtls_record, may_handshake
+from sbc.media.relay.events import DtmfInjector, DtmfTap
 from sbc.media.relay.latch import NO_SSRC, Address, Latch, rtcp_destination
 from sbc.media.relay.rtcp import Compound, RtcpError
 from sbc.media.relay.rtp import (
@@ -92,6 +99,8 @@ class _Side:
     __slots__ = (
         "counter",
         "dtls",
+        "dtmf",
+        "dtmf_event",
         "ice",
         "local",
         "other",
@@ -126,6 +135,8 @@ class _Side:
         self.srtp: SrtpContext | None = None
         self.transcode: TranscodingDirection | None = None  # what this side receives
         self.dtls: DtlsSide | None = None
+        self.dtmf: DtmfTap | None = None  # set by the engine (it knows session and leg)
+        self.dtmf_event: tuple[int, int] | None = None  # telephone-event number, clock
         self.other: _Side = self
         self.configure(spec)
 
@@ -142,6 +153,7 @@ class _Side:
         self.rtcp_latch.configure(remote_rtcp, spec.allowed_sources, spec.latch_any)
         self.pt_table = pt_table(spec.pt_map)
         self.ice = _ice_lite(spec)
+        self.dtmf_event = None if spec.dtmf_pt is None else (spec.dtmf_pt, spec.dtmf_clock)
         now, destination = self.shared.time(), self.rtp_latch.destination
         self.dtls = dtls_side.configure(self.dtls, spec.dtls, self.rtp.sendto, now, destination)
         if self.dtls is not None:
@@ -198,7 +210,12 @@ def _drain_rtp(side: _Side) -> None:
     out = other.rtp
     peer = other.rtp_latch
     table = other.pt_table
-    if side.srtp is not None or other.srtp is not None or side.transcode is not None:
+    if (
+        side.srtp is not None
+        or other.srtp is not None
+        or side.transcode is not None
+        or side.dtmf is not None
+    ):
         _drain_srtp(side, now)  # off the plain path: one test per wake-up
         return
     for _ in range(BATCH):
@@ -236,7 +253,10 @@ def _drain_rtp(side: _Side) -> None:
 
 
 def _drain_srtp(side: _Side, now: float) -> None:
-    """:func:`_drain_rtp` when either leg is SRTP (RFC 3711 §3.3, §3.4).
+    """:func:`_drain_rtp` when either leg is SRTP (SDES or DTLS-SRTP, RFC 3711
+    §3.3, §3.4), when this side's stream is transcoded, or when its telephone
+    events are taken out (a DTMF tap; not on a transcoded side, whose events
+    cross through the transcoder).
 
     A packet from an SRTP leg is authenticated and decrypted before the
     latch sees it, so a forged packet never moves the latch; one that fails
@@ -289,6 +309,8 @@ def _relay_srtp(side: _Side, other: _Side, packet: bytes, source: Address, now: 
         counter.dropped += 1
         return
     counter.on_rtp(seq, timestamp, ssrc, size, now)
+    if side.dtmf is not None and side.dtmf.take(packet, now):
+        return  # a digit: reported to signalling, never relayed
     destination = other.rtp_latch.destination
     if destination is None:
         return
@@ -485,6 +507,12 @@ class _Stream:
                 side.dtls.poll(now, side.rtp_latch.destination)
 
 
+def _side_of(stream: _Stream | None, leg: str) -> _Side | None:
+    if stream is None:
+        return None
+    return stream.a if leg == "a" else stream.b
+
+
 def _endpoint(address: Address | None) -> Endpoint | None:
     return None if address is None else Endpoint(address[0], address[1])
 
@@ -504,6 +532,7 @@ class RelayEngine:
         sweep_interval: float = DEFAULT_SWEEP_INTERVAL,
         clock_rate: int = DEFAULT_CLOCK_RATE,
         loop: asyncio.AbstractEventLoop | None = None,
+        on_dtmf: DtmfCallback | None = None,
     ) -> None:
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._shared = _Shared(self._loop)
@@ -513,6 +542,8 @@ class RelayEngine:
         self._clock_rate = clock_rate
         self._sessions: dict[str, dict[int, _Stream]] = {}
         self._inactive: set[str] = set()  # already reported
+        self._on_dtmf = on_dtmf
+        self._injector = DtmfInjector(self._loop.time, self._loop.call_later, self._inject)
         self._sweeper: asyncio.TimerHandle | None = self._loop.call_later(
             sweep_interval, self._sweep
         )
@@ -540,6 +571,7 @@ class RelayEngine:
             current.a.transcode, current.b.transcode = transcoding_pair(
                 stream.transcode, current.a.transcode, current.b.transcode
             )
+            self._tap(stream)
             return
         current.a = self._reconfigure(current.a, stream.a)
         current.b = self._reconfigure(current.b, stream.b)
@@ -548,6 +580,7 @@ class RelayEngine:
         current.a.transcode, current.b.transcode = transcoding_pair(
             stream.transcode, current.a.transcode, current.b.transcode
         )
+        self._tap(stream)
         if current.on_hold and not stream.on_hold:
             current.since = now  # the inactivity clock restarts on resume
         current.on_hold = stream.on_hold
@@ -563,6 +596,7 @@ class RelayEngine:
     def delete(self, session: str) -> None:
         """Close every socket of ``session``; unknown sessions are ignored."""
         self._inactive.discard(session)
+        self._injector.forget(session)
         for stream in self._sessions.pop(session, {}).values():
             stream.a.close(self._loop)
             stream.b.close(self._loop)
@@ -571,6 +605,14 @@ class RelayEngine:
         now = self._loop.time()
         streams = self._sessions.get(session, {})
         return [streams[index].snapshot(now) for index in sorted(streams)]
+
+    def send_dtmf(self, session: str, index: int, leg: str, digit: str, duration_ms: int) -> None:
+        """Inject ``digit`` towards ``leg`` as RFC 4733 events (:class:`DtmfInjector`)."""
+        stream = self._sessions.get(session, {}).get(index)
+        side = _side_of(stream, leg)
+        if side is None or side.dtmf_event is None:
+            return  # the anchor only asks for a leg that negotiated telephone-event
+        self._injector.send((session, index, leg), side.dtmf_event, (digit, duration_ms))
 
     # -- beyond the contract --------------------------------------------------
 
@@ -610,9 +652,30 @@ class RelayEngine:
             side.close(self._loop)
         return fresh
 
+    def _tap(self, spec: StreamSpec) -> None:
+        """Give each side its DTMF tap when its spec asks for one (kept while unchanged)."""
+        stream = self._sessions[spec.session][spec.index]
+        stream.a.dtmf = DtmfTap.renew(stream.a.dtmf, spec.a, (spec.session, "a"), self._on_dtmf)
+        stream.b.dtmf = DtmfTap.renew(stream.b.dtmf, spec.b, (spec.session, "b"), self._on_dtmf)
+
+    def _inject(self, session: str, index: int, leg: str, packet: bytes) -> None:
+        """One injected packet to ``leg``'s peer, if the stream is still there."""
+        side = _side_of(self._sessions.get(session, {}).get(index), leg)
+        destination = side.rtp_latch.destination if side is not None else None
+        if side is None or destination is None:
+            return
+        with suppress(OSError, SrtpError):  # a lost digit packet; the end repeats
+            side.rtp.sendto(
+                packet if side.srtp is None else side.srtp.outbound.protect(packet), destination
+            )
+
     def _sweep(self) -> None:
         self._sweeper = self._loop.call_later(self._sweep_interval, self._sweep)
         now = self._loop.time()
+        for stream in (s for streams in self._sessions.values() for s in streams.values()):
+            for tap in (stream.a.dtmf, stream.b.dtmf):
+                if tap is not None:
+                    tap.expire(now)  # a digit whose end packets were lost
         for session, streams in list(self._sessions.items()):
             for stream in streams.values():
                 stream.poll_dtls(now)

@@ -8,9 +8,12 @@ running its own event loop (uvloop when importable) with a
 Control channel (:mod:`.channel`, a socketpair, pickled tuples):
 
 - parent -> worker: ``("update", StreamSpec)``, ``("remove", session, index)``,
-  ``("delete", session)``;
+  ``("delete", session)``, ``("dtmf", session, index, leg, digit, duration_ms)``
+  (inject a digit towards ``leg``);
 - worker -> parent: ``("ready", pid)``, ``("stats", {session: [StreamStats]})``
-  every ``stats_interval`` seconds, ``("inactive", session)`` and
+  every ``stats_interval`` seconds, ``("inactive", session)``,
+  ``("dtmf", session, leg, digit, duration_ms)`` (a digit taken out of the
+  stream from ``leg``, for ``on_dtmf``) and
   ``("failed", session, reason)`` (a local port could not be bound).
 
 Sending never blocks the signalling loop. A worker that dies (its process
@@ -32,7 +35,7 @@ from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 from typing import Any
 
-from sbc.media.control import StreamSpec, StreamStats
+from sbc.media.control import DtmfCallback, StreamSpec, StreamStats
 from sbc.media.relay.channel import Channel
 from sbc.media.relay.engine import DEFAULT_INACTIVITY_TIMEOUT, RelayEngine
 
@@ -74,10 +77,12 @@ class WorkerPool:
         inactivity_timeout: float = DEFAULT_INACTIVITY_TIMEOUT,
         stats_interval: float = DEFAULT_STATS_INTERVAL,
         respawn: bool = True,
+        on_dtmf: DtmfCallback | None = None,
     ) -> None:
         self._count = workers if workers is not None else default_worker_count()
         self._on_lost = on_lost
         self._on_inactive = on_inactive
+        self._on_dtmf = on_dtmf
         self._timeout = inactivity_timeout
         self._stats_interval = stats_interval
         self._respawn = respawn
@@ -128,6 +133,11 @@ class WorkerPool:
         if worker is not None:
             worker.sessions.discard(session)
             worker.channel.send(("delete", session))
+
+    def send_dtmf(self, session: str, index: int, leg: str, digit: str, duration_ms: int) -> None:
+        worker = self._placement.get(session)
+        if worker is not None:
+            worker.channel.send(("dtmf", session, index, leg, digit, duration_ms))
 
     def stats(self, session: str) -> list[StreamStats]:
         """The snapshot last pushed by the session's worker (empty if none yet)."""
@@ -184,6 +194,12 @@ class WorkerPool:
         elif kind == "inactive":
             if self._placement.get(message[1]) is worker and self._on_inactive is not None:
                 self._on_inactive(message[1])
+        elif kind == "dtmf":
+            if self._placement.get(message[1]) is worker and self._on_dtmf is not None:
+                try:
+                    self._on_dtmf(message[1], message[2], message[3], message[4])
+                except Exception:
+                    log.exception("on_dtmf failed for session %s", message[1])
         elif kind == "failed":
             if self._placement.get(message[1]) is worker:
                 self._lose(message[1], f"media relay failed: {message[2]}")
@@ -254,7 +270,11 @@ async def _serve(sock: socket.socket, inactivity_timeout: float, stats_interval:
     loop = asyncio.get_running_loop()
     done = loop.create_future()
     holder: list[Channel] = []
-    engine = RelayEngine(lambda s: holder[0].send(("inactive", s)), inactivity_timeout)
+    engine = RelayEngine(
+        lambda s: holder[0].send(("inactive", s)),
+        inactivity_timeout,
+        on_dtmf=lambda *digit: holder[0].send(("dtmf", *digit)),
+    )
 
     def on_message(message: tuple[Any, ...]) -> None:
         if message[0] == "update":
@@ -268,6 +288,8 @@ async def _serve(sock: socket.socket, inactivity_timeout: float, stats_interval:
             engine.remove(message[1], message[2])
         elif message[0] == "delete":
             engine.delete(message[1])
+        elif message[0] == "dtmf":
+            engine.send_dtmf(*message[1:])
 
     def on_close() -> None:
         if not done.done():

@@ -10,7 +10,15 @@ from dataclasses import replace
 import pylibsrtp
 from media_sockets import free_port_pair
 
-from sbc.media.control import Endpoint, SideSpec, SrtpKeys, StreamSpec
+from sbc.media.control import (
+    CodecEnd,
+    Endpoint,
+    SideSpec,
+    SrtpKeys,
+    StreamSpec,
+    TranscodeDirection,
+    TranscodeSpec,
+)
 from sbc.media.relay.engine import RelayEngine
 from sbc.media.relay.workers import WorkerPool
 from sbc.media.sdes import SUITES_BY_NAME, generate_key
@@ -192,6 +200,40 @@ def test_events_cross_unchanged_without_reporting() -> None:
         got = await drain(b)
         assert got == packets
         assert reports == []
+        engine.close()
+        a.close()
+        b.close()
+
+    asyncio.run(asyncio.wait_for(scenario(), 30))
+
+
+def test_events_from_a_transcoded_side_are_reported_not_transcoded() -> None:
+    """A G.711 carrier whose PBX takes Opus and DTMF as INFO: the carrier's
+    events leave the transcoded stream as digits, its audio still crosses."""
+
+    async def scenario() -> None:
+        a, b = peer_socket("127.0.0.1"), peer_socket("127.0.0.2")
+        reports: list[tuple[str, str, str, int]] = []
+        one = asyncio.Event()
+
+        def on_dtmf(session: str, leg: str, digit: str, duration_ms: int) -> None:
+            reports.append((session, leg, digit, duration_ms))
+            one.set()
+
+        pcmu = CodecEnd("pcmu", 0, 20, (), EVENT_PT)
+        opus = CodecEnd("opus", 96, 20, (), None)  # the INFO leg has no telephone-event
+        transcode = TranscodeSpec(TranscodeDirection(pcmu, opus), TranscodeDirection(opus, pcmu))
+        spec = replace(spec_for(a, b, report_a=True), transcode=transcode)
+        spec = replace(spec, b=replace(spec.b, dtmf_pt=None))
+        engine = RelayEngine(on_dtmf=on_dtmf)
+        engine.update(spec)
+        sbc_a = (spec.a.local.host, spec.a.local.port)
+        for packet in [audio(1), *digit_packets(2, 320, 4), audio(9), audio(10)]:
+            a.sendto(packet, sbc_a)
+        got = await drain(b, one)
+        assert reports == [("call", "a", "4", 80)]
+        assert got, "no audio crossed"
+        assert {p[1] & 0x7F for p in got} == {96}  # Opus only: no event went to the INFO leg
         engine.close()
         a.close()
         b.close()

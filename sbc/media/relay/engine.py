@@ -255,8 +255,7 @@ def _drain_rtp(side: _Side) -> None:
 def _drain_srtp(side: _Side, now: float) -> None:
     """:func:`_drain_rtp` when either leg is SRTP (SDES or DTLS-SRTP, RFC 3711
     §3.3, §3.4), when this side's stream is transcoded, or when its telephone
-    events are taken out (a DTMF tap; not on a transcoded side, whose events
-    cross through the transcoder).
+    events are taken out (a DTMF tap).
 
     A packet from an SRTP leg is authenticated and decrypted before the
     latch sees it, so a forged packet never moves the latch; one that fails

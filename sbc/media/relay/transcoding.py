@@ -12,7 +12,9 @@ Per packet (RFC 3550 §5.1 header, RFC 3711 for SRTP legs):
 
 1. From an SRTP leg: authenticate and decrypt first, so a forged packet
    never moves the latch (as for relayed SRTP).
-2. Latching and receive statistics work on the packet as received.
+2. Latching and receive statistics work on the packet as received; a
+   side whose telephone events go to signalling as digits (a DTMF tap,
+   :mod:`sbc.media.relay.events`) has them taken out here, as when relayed.
 3. The payload (after CSRCs, header extension and padding, RFC 3550
    §5.1, §5.3.1) goes to the :class:`~sbc.media.transcode.Transcoder` if
    its payload type is the source codec's; a telephone event (RFC 4733)
@@ -46,6 +48,7 @@ from sbc.media.relay.stats import DirectionCounter
 from sbc.media.srtp import SrtpContext, SrtpError
 
 if TYPE_CHECKING:
+    from sbc.media.relay.events import DtmfTap
     from sbc.media.transcode import Transcoder
 
 _HEADER = struct.Struct("!BBHII")  # V/P/X/CC, M/PT, sequence, timestamp, SSRC
@@ -163,6 +166,8 @@ class TranscodingSide(Protocol):
     def transcode(self) -> TranscodingDirection | None: ...
     @property
     def other(self) -> TranscodingSide: ...
+    @property
+    def dtmf(self) -> DtmfTap | None: ...
 
 
 def receive_transcoded(
@@ -184,6 +189,8 @@ def receive_transcoded(
         counter.dropped += 1
         return []
     counter.on_rtp(seq, timestamp, ssrc, size, now)
+    if side.dtmf is not None and side.dtmf.take(packet, now):
+        return []  # a digit for a leg that takes DTMF as SIP INFO: reported, never sent
     direction = side.transcode
     other = side.other
     if direction is None or other.rtp_latch.destination is None:

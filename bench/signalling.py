@@ -172,7 +172,13 @@ def main(argv: list[str] | None = None) -> int:
         )
 
     media_yaml = "" if args.anchor else "media: {anchor: false}\n"
-    sbc = SbcProcess(workdir / "sbc", extra_sbc_yaml=media_yaml, cdr=args.cdr, admin=args.admin)
+    sbc = SbcProcess(
+        workdir / "sbc",
+        extra_sbc_yaml=media_yaml,
+        cdr=args.cdr,
+        admin=args.admin,
+        overload_delay_ms=None,  # the shipped default: shedding past the peak is measured
+    )
     try:
         sbc.start()
     except RuntimeError as exc:

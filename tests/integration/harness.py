@@ -774,6 +774,21 @@ class TlsListener:
         return "{" + ", ".join(items) + "}"
 
 
+#: Loop lag / kernel queueing delay before new INVITEs are shed (calls.overload_delay_ms).
+#: The tests share two noisy cores with SIPp and each other: the production default
+#: (100 ms) sheds calls of tests that are not about overload when the box is busy.
+TEST_OVERLOAD_DELAY_MS = 1000
+
+
+def _with_overload_delay(extra_sbc_yaml: str, delay_ms: int | None) -> str:
+    """``extra_sbc_yaml`` with ``calls.overload_delay_ms`` set (None: left as given)."""
+    if delay_ms is None or "overload_delay_ms" in extra_sbc_yaml:
+        return extra_sbc_yaml
+    if "calls: {" in extra_sbc_yaml:
+        return extra_sbc_yaml.replace("calls: {", f"calls: {{overload_delay_ms: {delay_ms}, ", 1)
+    return f"calls: {{overload_delay_ms: {delay_ms}}}\n" + extra_sbc_yaml
+
+
 DEFAULT_ROUTES_YAML = (
     "routes:\n"
     "  - {name: carrier-to-pbx, from_trunk: carrier, to: [pbx]}\n"
@@ -812,6 +827,7 @@ class SbcProcess:
         admin_address: str = "127.0.0.1",
         tls: Mapping[str, TlsListener] | None = None,
         media_pairs: int | None = None,
+        overload_delay_ms: int | None = TEST_OVERLOAD_DELAY_MS,
         cdr: bool = True,
         admin: bool = True,
     ) -> None:
@@ -830,7 +846,7 @@ class SbcProcess:
             carrier=free_port(CARRIER_IP),
             pbx=free_port(PBX_IP),
         )
-        self.extra_sbc_yaml = extra_sbc_yaml
+        self.extra_sbc_yaml = _with_overload_delay(extra_sbc_yaml, overload_delay_ms)
         self.routes_yaml = routes_yaml if routes_yaml is not None else DEFAULT_ROUTES_YAML
         self.extra_trunks = [
             replace(

@@ -1,4 +1,4 @@
-"""baresip (Debian) as a real SIP/SRTP user agent for tests, and tone checks.
+"""baresip (Debian) as a real SIP/SRTP user agent for tests.
 
 baresip runs headless from a temporary config directory: its ``ausine``
 module is the microphone (a sine tone; it wants 48 kHz stereo), ``aubridge``
@@ -122,47 +122,3 @@ def read_wav(path: Path) -> tuple[np.ndarray, int]:
         rate, channels = wav.getframerate(), wav.getnchannels()
         samples = np.frombuffer(wav.readframes(wav.getnframes()), dtype="<i2")
     return samples[::channels], rate  # the first channel
-
-
-# --- tones -------------------------------------------------------------------
-
-_MULAW_BIAS = 0x84
-
-
-def mulaw_decode(payload: bytes) -> np.ndarray:
-    """ITU-T G.711 µ-law to linear, written out here (not the SBC's tables)."""
-    codes = ~np.frombuffer(payload, dtype=np.uint8)
-    sign = codes & 0x80
-    exponent = (codes >> 4) & 0x07
-    mantissa = codes & 0x0F
-    magnitude = (((mantissa.astype(np.int32) << 3) + _MULAW_BIAS) << exponent) - _MULAW_BIAS
-    return np.where(sign != 0, -magnitude, magnitude).astype(np.int16)
-
-
-def mulaw_encode(samples: np.ndarray) -> bytes:
-    """Linear int16 to G.711 µ-law (the classic segment search)."""
-    pcm = samples.astype(np.int32)
-    sign = np.where(pcm < 0, 0x80, 0)
-    magnitude = np.minimum(np.abs(pcm), 32635) + _MULAW_BIAS
-    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
-    exponent = np.clip(exponent, 0, 7)
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    codes = ~(sign | (exponent << 4) | mantissa) & 0xFF
-    return codes.astype(np.uint8).tobytes()
-
-
-def tone(frequency: float, samples: int, rate: int = 8000, start: int = 0) -> np.ndarray:
-    t = (np.arange(samples) + start) / rate
-    return (8000 * np.sin(2 * np.pi * frequency * t)).astype(np.int16)
-
-
-def dominant_frequency(samples: np.ndarray, rate: int) -> tuple[float, float]:
-    """The strongest frequency and the tone-to-rest power ratio in dB."""
-    signal = samples.astype(np.float64)
-    signal -= signal.mean()
-    spectrum = np.abs(np.fft.rfft(signal * np.hanning(len(signal)))) ** 2
-    peak = int(np.argmax(spectrum[1:])) + 1
-    band = spectrum[max(peak - 3, 0) : peak + 4].sum()
-    rest = spectrum.sum() - band
-    frequency = peak * rate / len(signal)
-    return frequency, 10 * np.log10(band / max(rest, 1e-12))

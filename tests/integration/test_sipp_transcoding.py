@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 import pytest
-from audio import frequency, opus_decode, opus_encode, snr_db, tone, ulaw_decode, ulaw_encode
+from audio_check import frequency, opus_decode, opus_encode, snr_db, tone, ulaw_decode, ulaw_encode
 from harness import CARRIER_IP, PBX_IP, SbcProcess, Sipp
 from rtp import Received, RtpEndpoint, sdp_media_address
 

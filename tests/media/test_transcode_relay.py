@@ -18,13 +18,11 @@ import itertools
 import socket
 import struct
 
-import av
 import numpy as np
 import numpy.typing as npt
-from av.audio.codeccontext import AudioCodecContext
+from audio_check import frequency, opus_decode, opus_encode, snr_db, tone, ulaw_decode, ulaw_encode
 from media_sockets import free_port_pair
 from test_relay_engine import address, collect, endpoint_socket, run
-from test_transcode_tone import frequency, snr_db, tone
 
 from sbc.media.control import (
     CodecEnd,
@@ -48,57 +46,6 @@ SKIP_S = 0.2  # codec start-up and resampler delay
 MIN_SNR_DB = 15.0
 HEADER = struct.Struct("!BBHII")
 SUITE = "AES_CM_128_HMAC_SHA1_80"
-
-
-def ulaw_encode(pcm: npt.NDArray[np.int16]) -> bytes:
-    """G.711 μ-law (ITU-T G.711 §2), written out here to stay independent of the SBC."""
-    x = pcm.astype(np.int32)
-    sign = np.where(x < 0, 0x80, 0)
-    magnitude = np.minimum(np.abs(x), 32635) + 0x84
-    exponent = np.floor(np.log2(magnitude)).astype(np.int32) - 7
-    mantissa = (magnitude >> (exponent + 3)) & 0x0F
-    return bytes((~(sign | (exponent << 4) | mantissa) & 0xFF).astype(np.uint8))
-
-
-def ulaw_decode(data: bytes) -> npt.NDArray[np.float64]:
-    u = ~np.frombuffer(data, dtype=np.uint8).astype(np.int32) & 0xFF
-    exponent, mantissa = (u >> 4) & 0x07, u & 0x0F
-    magnitude = (((mantissa << 3) + 0x84) << exponent) - 0x84
-    return np.where(u & 0x80, -magnitude, magnitude).astype(np.float64)
-
-
-def opus_context(mode: str) -> AudioCodecContext:
-    context = av.CodecContext.create("libopus", mode)
-    assert isinstance(context, AudioCodecContext)
-    context.sample_rate = 48000
-    context.layout = "mono"
-    return context
-
-
-def opus_decode(payloads: list[bytes]) -> npt.NDArray[np.float64]:
-    decoder = opus_context("r")
-    chunks = []
-    for payload in payloads:
-        frames = decoder.decode(av.Packet(payload))
-        chunks.extend(frame.to_ndarray().reshape(-1).astype(np.float64) for frame in frames)
-    return np.concatenate(chunks)
-
-
-def opus_encode(pcm: npt.NDArray[np.int16]) -> list[bytes]:
-    """48 kHz PCM as 20 ms Opus payloads, by FFmpeg's libopus encoder."""
-    encoder = opus_context("w")
-    encoder.format = "s16"
-    encoder.bit_rate = 64000
-    encoder.options = {"application": "audio", "frame_duration": "20"}
-    encoder.open()
-    payloads: list[bytes] = []
-    for start in range(0, len(pcm), 960):
-        frame = av.AudioFrame.from_ndarray(pcm[start : start + 960].reshape(1, -1), "s16", "mono")
-        frame.sample_rate = 48000
-        frame.pts = start
-        payloads += [bytes(p) for p in encoder.encode(frame)]
-    payloads += [bytes(p) for p in encoder.encode(None)]
-    return payloads
 
 
 def rtp(pt: int, seq: int, timestamp: int, payload: bytes, ssrc: int) -> bytes:

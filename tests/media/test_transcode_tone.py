@@ -13,8 +13,8 @@ The first 200 ms are skipped (codec start-up, resampler delay).
 from __future__ import annotations
 
 import numpy as np
-import numpy.typing as npt
 import pytest
+from audio_check import TONE_HZ, frequency, snr_db, tone
 
 from sbc.media.transcode import (
     G722,
@@ -30,33 +30,7 @@ from sbc.media.transcode import (
 
 RATE = 8000
 PACKET = 160  # 20 ms at 8 kHz
-TONE_HZ = 1000.0
 SKIP = RATE // 5
-
-
-def tone(rate: int, seconds: float, freq: float = TONE_HZ, amplitude: float = 10000.0) -> Pcm:
-    t = np.arange(int(rate * seconds)) / rate
-    return np.round(amplitude * np.sin(2 * np.pi * freq * t)).astype(np.int16)
-
-
-def frequency(signal: npt.NDArray[np.float64], rate: int) -> float:
-    """Peak of the Hann-windowed spectrum, refined by parabolic interpolation."""
-    spectrum = np.log(np.abs(np.fft.rfft(signal * np.hanning(len(signal)))) + 1e-12)
-    k = int(np.argmax(spectrum[1:-1])) + 1
-    left, mid, right = spectrum[k - 1 : k + 2]
-    shift = 0.5 * (left - right) / (left - 2 * mid + right)
-    return float((k + shift) * rate / len(signal))
-
-
-def snr_db(signal: npt.NDArray[np.float64], rate: int, freq: float) -> float:
-    t = np.arange(len(signal)) / rate
-    basis = np.column_stack(
-        (np.sin(2 * np.pi * freq * t), np.cos(2 * np.pi * freq * t), np.ones_like(t))
-    )
-    coefficients, *_ = np.linalg.lstsq(basis, signal, rcond=None)
-    fitted = basis @ coefficients
-    noise = signal - fitted
-    return float(10 * np.log10(np.sum(fitted**2) / max(np.sum(noise**2), 1e-9)))
 
 
 def through(middle: Codec, back: Codec, ptime_ms: int = 20, seconds: float = 1.0) -> Pcm:

@@ -1,6 +1,7 @@
 """Audio for media tests, made and checked independently of the SBC's own codecs.
 
-A 1 kHz tone; G.711 μ-law by its formula (ITU-T G.711); Opus by FFmpeg's
+Shared by tests/media and tests/integration (pytest puts tests/ on the path).
+A tone (1 kHz unless asked otherwise); G.711 μ-law by its formula (ITU-T G.711); Opus by FFmpeg's
 libopus through PyAV; the tone's frequency (interpolated FFT peak) and its
 SNR (a fitted sinusoid at the measured frequency; the rest is noise).
 """
@@ -17,12 +18,15 @@ OPUS_RATE = 48000
 OPUS_FRAME = 960  # 20 ms at 48 kHz
 
 
-def tone(rate: int, seconds: float, amplitude: float = 10000.0) -> npt.NDArray[np.int16]:
+def tone(
+    rate: int, seconds: float, freq: float = TONE_HZ, amplitude: float = 10000.0
+) -> npt.NDArray[np.int16]:
     t = np.arange(int(rate * seconds)) / rate
-    return np.round(amplitude * np.sin(2 * np.pi * TONE_HZ * t)).astype(np.int16)
+    return np.round(amplitude * np.sin(2 * np.pi * freq * t)).astype(np.int16)
 
 
 def ulaw_encode(pcm: npt.NDArray[np.int16]) -> bytes:
+    """G.711 μ-law (ITU-T G.711 §2), written out here to stay independent of the SBC."""
     x = pcm.astype(np.int32)
     sign = np.where(x < 0, 0x80, 0)
     magnitude = np.minimum(np.abs(x), 32635) + 0x84
@@ -74,6 +78,7 @@ def opus_encode(pcm: npt.NDArray[np.int16]) -> list[bytes]:
 
 
 def frequency(signal: npt.NDArray[np.float64], rate: int) -> float:
+    """Peak of the Hann-windowed spectrum, refined by parabolic interpolation."""
     spectrum = np.log(np.abs(np.fft.rfft(signal * np.hanning(len(signal)))) + 1e-12)
     k = int(np.argmax(spectrum[1:-1])) + 1
     left, mid, right = spectrum[k - 1 : k + 2]

@@ -7,29 +7,19 @@ the event loop and never in FastAPI's thread pool (the one exception,
 policy validation, only reads files and compiles a policy off-loop so a
 big file does not stall signalling).
 
-Access: with a token, every request but ``GET /health`` needs
-``Authorization: Bearer <token>`` (RFC 6750 §2.1), checked in constant time
-before routing, so an unauthenticated client learns nothing, not even which
-paths exist. Without a token (allowed on a loopback bind only, see
-:func:`sbc.admin.server.check_bind`) the API is open to local clients, and
-only requests whose ``Host`` is a loopback name are served: a web page on
-the same machine cannot reach it through DNS rebinding.
-
-Errors are RFC 9457 problem details (``application/problem+json``), for our
-own refusals and for FastAPI's: unknown routes (404), wrong methods (405),
-invalid requests (422; 400 for malformed JSON) and unexpected failures (500,
-logged, nothing internal in the answer).
+Access (bearer token, or loopback ``Host`` when open) is checked before
+routing by :class:`~sbc.admin.access.AccessGuard`; errors are RFC 9457
+problem details (:mod:`sbc.admin.problems`), for our own refusals and for
+FastAPI's.
 """
 
 from __future__ import annotations
 
 import asyncio
 import csv
-import hmac
 import io
-import ipaddress
 import math
-from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -37,16 +27,21 @@ from typing import Annotated, Any, Literal, TypeVar
 
 import structlog
 from fastapi import APIRouter, Depends, FastAPI, Query, Request, Response
-from fastapi.exceptions import RequestValidationError
 from fastapi.openapi.utils import get_openapi
 from fastapi.responses import JSONResponse, PlainTextResponse, StreamingResponse
-from fastapi.routing import APIRoute
-from starlette.datastructures import Headers
-from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sbc.admin import models
+from sbc.admin.access import OPEN_PATHS, AccessGuard
 from sbc.admin.context import AdminContext, CallView
+from sbc.admin.problems import (
+    COMMON_ERRORS,
+    PROBLEM_JSON,
+    GuardedRoute,
+    ProblemError,
+    Responses,
+    add_problem_handlers,
+    problem_doc,
+)
 from sbc.cdr import CSV_FIELDS, MAX_LIMIT, CdrQuery, CdrStoreError, Disposition
 from sbc.cdr import cursor_after as cdr_cursor_after
 
@@ -56,8 +51,6 @@ T = TypeVar("T")
 
 API_TITLE = "sbc admin API"
 API_VERSION = "1.0"
-PROBLEM_JSON = "application/problem+json"
-OPEN_PATHS = frozenset({"/health"})  # liveness probes carry no credentials
 YAML_TYPES = frozenset(
     {"application/yaml", "application/x-yaml", "text/yaml", "text/x-yaml", "text/plain"}
 )
@@ -70,191 +63,6 @@ API_DESCRIPTION = (
 
 #: Returns the Prometheus exposition: (body, content type).
 Metrics = Callable[[], tuple[bytes, str]]
-
-
-# --- problem details (RFC 9457) -------------------------------------------------------
-
-
-class ProblemError(Exception):
-    """Raised by a handler to answer with a problem document."""
-
-    def __init__(
-        self,
-        status: int,
-        detail: str,
-        *,
-        issues: Sequence[str] | None = None,
-        headers: dict[str, str] | None = None,
-    ) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.issues = issues
-        self.headers = headers
-
-
-def _phrase(status: int) -> str:
-    try:
-        return HTTPStatus(status).phrase
-    except ValueError:
-        return "Error"
-
-
-def problem_response(
-    status: int,
-    detail: str | None = None,
-    *,
-    issues: Sequence[str] | None = None,
-    headers: Mapping[str, str] | None = None,
-) -> JSONResponse:
-    """``type`` stays ``about:blank``, so ``title`` is the status phrase (RFC 9457 §4.2.1)."""
-    problem = models.Problem(
-        title=_phrase(status),
-        status=status,
-        detail=detail,
-        issues=list(issues) if issues is not None else None,
-    )
-    return JSONResponse(
-        problem.model_dump(exclude_none=True),
-        status_code=status,
-        headers=headers,
-        media_type=PROBLEM_JSON,
-    )
-
-
-async def _on_problem(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ProblemError)
-    return problem_response(exc.status, exc.detail, issues=exc.issues, headers=exc.headers)
-
-
-async def _on_http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, StarletteHTTPException)
-    detail: str | None = exc.detail if exc.detail != _phrase(exc.status_code) else None
-    if exc.status_code == HTTPStatus.NOT_FOUND and detail is None:
-        detail = f"nothing at {request.url.path}"
-    elif exc.status_code == HTTPStatus.METHOD_NOT_ALLOWED:
-        detail = f"{request.method} is not allowed on {request.url.path}"
-    return problem_response(exc.status_code, detail, headers=exc.headers)
-
-
-async def _on_invalid_request(_request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    errors = exc.errors()
-    if any(error.get("type") == "json_invalid" for error in errors):
-        return problem_response(HTTPStatus.BAD_REQUEST, "the body is not valid JSON")
-    # The offending input is left out: it is the client's own, and may be large.
-    issues = [
-        f"{'.'.join(str(part) for part in error.get('loc', ()))}: {error.get('msg', '')}"
-        for error in errors
-    ]
-    return problem_response(
-        HTTPStatus.UNPROCESSABLE_ENTITY, "the request does not match the schema", issues=issues
-    )
-
-
-class _GuardedRoute(APIRoute):
-    """Turns an unexpected exception in a handler into a logged 500 problem.
-
-    An app-wide ``Exception`` handler would answer too, but Starlette then
-    re-raises to the server; here the failure ends with the request.
-    """
-
-    def get_route_handler(self) -> Callable[[Request], Coroutine[Any, Any, Response]]:
-        handler = super().get_route_handler()
-
-        async def guarded(request: Request) -> Response:
-            try:
-                return await handler(request)
-            except (ProblemError, StarletteHTTPException, RequestValidationError):
-                raise
-            except Exception:
-                log.exception("admin request failed", method=request.method, path=self.path)
-                return problem_response(
-                    HTTPStatus.INTERNAL_SERVER_ERROR, "internal error; see the SBC's log"
-                )
-
-        return guarded
-
-
-Responses = dict[int | str, dict[str, Any]]
-
-
-def _problem(description: str) -> dict[str, Any]:
-    """An error response in the OpenAPI document (see :meth:`AdminApp.openapi`)."""
-    return {"model": models.Problem, "description": description}
-
-
-COMMON_ERRORS: Responses = {
-    401: _problem("missing or wrong bearer token"),
-    500: _problem("internal error"),
-}
-
-
-# --- access ---------------------------------------------------------------------------
-
-
-def is_loopback_host(host: str) -> bool:
-    """``localhost`` (RFC 6761 §6.3) or a loopback address (127.0.0.0/8, ::1)."""
-    name = host.strip().strip("[]").rstrip(".").lower()
-    if name == "localhost":
-        return True
-    try:
-        address = ipaddress.ip_address(name)
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
-        address = address.ipv4_mapped
-    return address.is_loopback
-
-
-def _host_of(header: str) -> str:
-    """The host part of a ``Host`` header (RFC 9110 §7.2): ``[v6]:port`` or ``name:port``."""
-    if header.startswith("["):
-        return header[1 : header.find("]")] if "]" in header else header
-    return header.rpartition(":")[0] if header.count(":") == 1 else header
-
-
-class AccessGuard:
-    """ASGI middleware run before routing: bearer token, or loopback ``Host`` when open."""
-
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
-        self.app = app
-        self.token = token.encode() if token is not None else None
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-        refusal = self._refusal(scope)
-        if refusal is None:
-            await self.app(scope, receive, send)
-        else:
-            await refusal(scope, receive, send)
-
-    def _refusal(self, scope: Scope) -> Response | None:
-        headers = Headers(scope=scope)
-        if self.token is None:
-            if is_loopback_host(_host_of(headers.get("host", ""))):
-                return None
-            return problem_response(
-                HTTPStatus.MISDIRECTED_REQUEST, "the open admin API answers loopback names only"
-            )
-        if scope["path"] in OPEN_PATHS:
-            return None
-        scheme, _, credentials = headers.get("authorization", "").partition(" ")
-        if scheme.lower() != "bearer" or not credentials.strip():
-            return problem_response(
-                HTTPStatus.UNAUTHORIZED,
-                "a bearer token is required",
-                headers={"WWW-Authenticate": 'Bearer realm="sbc-admin"'},
-            )
-        if not hmac.compare_digest(credentials.strip().encode(), self.token):
-            return problem_response(
-                HTTPStatus.UNAUTHORIZED,
-                "the bearer token is not valid",
-                headers={"WWW-Authenticate": 'Bearer realm="sbc-admin", error="invalid_token"'},
-            )
-        return None
 
 
 # --- the application ------------------------------------------------------------------
@@ -329,7 +137,7 @@ def create_app(ctx: AdminContext, *, token: str | None, metrics: Metrics | None 
         openapi_url=None,  # served below, behind the token like everything else
     )
     app.secured = token is not None
-    router = APIRouter(route_class=_GuardedRoute, responses=COMMON_ERRORS)
+    router = APIRouter(route_class=GuardedRoute, responses=COMMON_ERRORS)
     _add_health_routes(router, ctx, metrics)
     _add_call_routes(router, ctx)
     _add_policy_routes(router, ctx)
@@ -341,9 +149,7 @@ def create_app(ctx: AdminContext, *, token: str | None, metrics: Metrics | None 
         return JSONResponse(app.openapi())
 
     app.include_router(router)
-    app.add_exception_handler(ProblemError, _on_problem)
-    app.add_exception_handler(StarletteHTTPException, _on_http_error)
-    app.add_exception_handler(RequestValidationError, _on_invalid_request)
+    add_problem_handlers(app)
     app.add_middleware(AccessGuard, token=token)
     return app
 
@@ -371,7 +177,7 @@ def _add_health_routes(router: APIRouter, ctx: AdminContext, metrics: Metrics | 
         "/metrics",
         summary="Prometheus metrics (text exposition format)",
         response_class=PlainTextResponse,
-        responses={503: _problem("metrics are not enabled")},
+        responses={503: problem_doc("metrics are not enabled")},
     )
     async def prometheus_metrics() -> Response:
         if metrics is None:
@@ -390,7 +196,7 @@ def _call_matches(view: CallView, trunk: str | None, state: models.CallState | N
 
 
 def _add_call_routes(router: APIRouter, ctx: AdminContext) -> None:
-    unknown_call: Responses = {404: _problem("no such call")}
+    unknown_call: Responses = {404: problem_doc("no such call")}
 
     @router.get("/calls", summary="Active calls, newest first")
     async def list_calls(
@@ -484,7 +290,7 @@ _YAML_BODY = {
 
 
 def _add_policy_routes(router: APIRouter, ctx: AdminContext) -> None:
-    unknown_file: Responses = {404: _problem("not a policy file")}
+    unknown_file: Responses = {404: problem_doc("not a policy file")}
 
     @router.get("/policies", summary="Policy files and the last reload")
     async def list_policies() -> models.PolicyIndex:
@@ -514,9 +320,9 @@ def _add_policy_routes(router: APIRouter, ctx: AdminContext) -> None:
         openapi_extra=_YAML_BODY,
         responses={
             **unknown_file,
-            413: _problem("file too large"),
-            415: _problem("not sent as YAML text"),
-            422: _problem("refused: issues lists file:line: message"),
+            413: problem_doc("file too large"),
+            415: problem_doc("not sent as YAML text"),
+            422: problem_doc("refused: issues lists file:line: message"),
         },
     )
     async def replace_policy(file: str, request: Request) -> models.ReloadReport:
@@ -576,7 +382,7 @@ def _add_security_routes(router: APIRouter, ctx: AdminContext) -> None:
         summary="Lift a ban",
         status_code=HTTPStatus.NO_CONTENT,
         response_class=Response,
-        responses={404: _problem("the source is not banned")},
+        responses={404: problem_doc("the source is not banned")},
     )
     async def lift_ban(source: str) -> Response:
         address = models.canonical_source(source)
@@ -700,8 +506,8 @@ _CSV_RESPONSE: Responses = {
         "content": {"text/csv": {"schema": {"type": "string"}}},
         "description": "records: a JSON page, or CSV (header row, then one row per record)",
     },
-    400: _problem("bad time, cursor or range"),
-    503: _problem("the CDR store is unavailable"),
+    400: problem_doc("bad time, cursor or range"),
+    503: problem_doc("the CDR store is unavailable"),
 }
 
 

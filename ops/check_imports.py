@@ -22,6 +22,7 @@ EDGES = (
     "sbc/admin/api.py",
     "sbc/admin/access.py",
     "sbc/admin/problems.py",
+    "sbc/admin/routers",
     "sbc/admin/server.py",
 )
 FORBIDDEN = (

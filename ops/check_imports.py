@@ -20,6 +20,9 @@ EDGES = (
     "sbc/media/relay/channel.py",
     "sbc/cdr/writer.py",
     "sbc/admin/api.py",
+    "sbc/admin/access.py",
+    "sbc/admin/problems.py",
+    "sbc/admin/routers",
     "sbc/admin/server.py",
 )
 FORBIDDEN = (

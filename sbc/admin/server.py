@@ -30,8 +30,10 @@ import structlog
 import uvicorn
 from fastapi import FastAPI
 
-from sbc.admin.api import Metrics, create_app, is_loopback_host
+from sbc.admin.access import is_loopback_host
+from sbc.admin.api import create_app
 from sbc.admin.context import AdminContext
+from sbc.admin.routers.health import Metrics
 
 log = structlog.get_logger("sbc.admin")
 

@@ -7,7 +7,7 @@ run:  ## set up, then run the SBC on the demo policies
 test:  ## set up, then run lint, type checks and the whole test suite
 	ops/test.sh
 
-bench:  ## signalling, parser, policy, guard and CDR benchmarks (one line each)
+bench:  ## the benchmarks in bench/, one line of figures each (bench/media.py apart: it installs rtpengine)
 	ops/setup.sh --dev
 	.venv/bin/python bench/parser.py
 	.venv/bin/python bench/core.py
@@ -20,6 +20,7 @@ bench:  ## signalling, parser, policy, guard and CDR benchmarks (one line each)
 	.venv/bin/python bench/registrations.py
 	.venv/bin/python bench/auth.py
 	.venv/bin/python bench/srtp.py
+	.venv/bin/python bench/dtls.py
 	.venv/bin/python bench/dtmf.py
 	.venv/bin/python bench/transcode.py
 	.venv/bin/python bench/transcode_relay.py

@@ -25,9 +25,9 @@ from typing import TypeVar
 import structlog
 
 from sbc.auth.client import ClientAuth
-from sbc.auth.server import AuthStatus, DigestServer
+from sbc.auth.server import AuthStatus
 from sbc.b2bua.call import Call, CallState
-from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS, CallConfig
+from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS
 from sbc.b2bua.counters import CallCounters
 from sbc.b2bua.dtmf import send_dtmf_info
 from sbc.b2bua.identity import user_of
@@ -35,21 +35,26 @@ from sbc.b2bua.leg import Leg, Side
 from sbc.b2bua.liveness import Liveness, Probe, options_probe, probe_target
 from sbc.b2bua.outbound import build_b_invite
 from sbc.b2bua.pending import Kind, Pending
+from sbc.b2bua.policy_values import (
+    auth_servers,
+    call_config,
+    client_auths,
+    leg_media,
+    timer_config,
+    wanted_registrations,
+)
 from sbc.b2bua.registrar import Registrar, relay_settings
 from sbc.b2bua.registration import (
-    Registration,
     RegistrationContext,
     Registrations,
-    RegistrationSpec,
 )
 from sbc.b2bua.regrelay import Keepalive, RelayedRegister
 from sbc.b2bua.session_timer import parse_session_expires
 from sbc.cdr.record import disposition
 from sbc.guard import Admission, Guard, Rejection
-from sbc.media.interface import CodecPolicy, LegMedia, MediaHandler, PassthroughMedia
+from sbc.media.interface import MediaHandler, PassthroughMedia
 from sbc.policy import Policy, RouteContext, Trunk
 from sbc.policy.admission import call_scopes, interface_scope, trunk_scope
-from sbc.policy.schema import TrunkCodecs
 from sbc.sip.dialog import Dialog
 from sbc.sip.errors import ParseError, SipError
 from sbc.sip.ids import new_tag
@@ -64,7 +69,6 @@ from sbc.sip.transaction import (
     ResponseReceived,
     ServerTransaction,
     StrayResponse,
-    TimerConfig,
     TransactionLayer,
     TransactionTimeout,
     Transmit,
@@ -77,79 +81,6 @@ M = TypeVar("M", Request, Response)
 
 #: Methods the SBC answers itself when they arrive outside a dialog.
 _REJECT_OUT_OF_DIALOG = {"BYE": 481, "PRACK": 481, "UPDATE": 481, "INFO": 481, "NOTIFY": 481}
-
-
-def leg_media(leg: Leg, peer_ip: str, *, latch_any: bool = False) -> LegMedia:
-    """What anchoring needs of a leg: where to bind, what to advertise, whom to trust."""
-    interface = leg.interface
-    public = interface.advertised_address != interface.address  # behind 1:1 NAT
-    return LegMedia(
-        address=interface.media_address,
-        advertised=interface.advertised_address if public else interface.media_address,
-        ports=interface.media_ports,
-        peer_ip=peer_ip,
-        latch_any=latch_any,
-        srtp=leg.trunk.srtp if leg.trunk is not None else "off",
-        srtp_keying=leg.trunk.srtp_keying if leg.trunk is not None else "sdes",
-        codecs=codec_policy(leg.trunk.codecs) if leg.trunk is not None else None,
-        dtmf=leg.trunk.dtmf if leg.trunk is not None else "rfc4733",
-    )
-
-
-def codec_policy(spec: TrunkCodecs | None) -> CodecPolicy | None:
-    """A trunk's ``codecs:`` block as the media layer's pure value (names lower-cased)."""
-    if spec is None:
-        return None
-    return CodecPolicy(
-        allow=None if spec.allow is None else tuple(dict.fromkeys(n.lower() for n in spec.allow)),
-        prefer=tuple(dict.fromkeys(n.lower() for n in spec.prefer)),
-        strip=frozenset(n.lower() for n in spec.strip),
-        transcode=spec.transcode,
-        ptime=spec.ptime,
-    )
-
-
-def auth_servers(policy: Policy, key: bytes) -> dict[str, DigestServer]:
-    """A digest verifier per trunk that requires authentication of its peers."""
-    servers = {}
-    for trunk in policy.trunks.values():
-        spec = trunk.require_auth
-        if spec is not None:
-            servers[trunk.name] = DigestServer(
-                spec.realm,
-                key,
-                trunk.auth_users,
-                nonce_ttl=float(spec.nonce_ttl_s),
-                algorithm=spec.algorithm,
-            )
-    return servers
-
-
-def client_auths(policy: Policy) -> dict[str, ClientAuth]:
-    """A digest client per trunk with credentials (a reload starts them afresh:
-    at worst one more challenge per trunk)."""
-    return {
-        trunk.name: ClientAuth(trunk.credentials)
-        for trunk in policy.trunks.values()
-        if trunk.credentials is not None
-    }
-
-
-def call_config(policy: Policy) -> CallConfig:
-    sip = policy.settings.sip
-    return CallConfig(
-        user_agent=sip.user_agent,
-        session_expires=sip.session_expires_s,
-        min_se=sip.min_se_s,
-        max_call_duration=float(policy.settings.calls.max_call_duration_s),
-        no_answer_timeout=float(policy.settings.calls.no_answer_timeout_s),
-        t1=sip.t1_ms / 1000,
-    )
-
-
-def timer_config(policy: Policy) -> TimerConfig:
-    sip = policy.settings.sip
-    return TimerConfig(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000)
 
 
 class Core:
@@ -181,7 +112,7 @@ class Core:
         self.guard = Guard(policy.security)  # bans and buckets outlive policy swaps
         self.admission = Admission(policy.admission)
         self.config = call_config(policy)
-        self.registrations.sync(self._registrations(policy))
+        self.registrations.sync(wanted_registrations(policy, self.auth, self.config.user_agent))
         self.media: MediaHandler = media or PassthroughMedia()
         self.layer = TransactionLayer(timer_config(policy))
         self.calls: dict[str, Call] = {}
@@ -288,7 +219,9 @@ class Core:
         self.guard.set_policy(policy.security)
         self.auth = client_auths(policy)
         self.auth_servers = auth_servers(policy, self._nonce_key)
-        for gone in self.registrations.sync(self._registrations(policy)):
+        for gone in self.registrations.sync(
+            wanted_registrations(policy, self.auth, self.config.user_agent)
+        ):
             self.send_new(gone.unregister(), gone.target(), None)
         self.admission.set_policy(policy.admission)
 
@@ -787,31 +720,6 @@ class Core:
         if trunk is not None and not message.manipulated:
             message.manipulated = True
             self.policy.manipulations.apply(message, trunk.name, "outbound")
-
-    def _registrations(self, policy: Policy) -> list[Registration]:
-        """A registration per trunk marked ``register`` (RFC 3261 §10)."""
-        wanted = []
-        for trunk in policy.trunks.values():
-            spec = trunk.register
-            if spec is None:
-                continue
-            interface = policy.interfaces[trunk.interface]
-            wanted.append(
-                Registration(
-                    trunk,
-                    interface,
-                    RegistrationSpec(
-                        spec.aor_user,
-                        spec.domain,
-                        spec.expires_s,
-                        spec.contact_user,
-                        contact_port=interface.port_for(trunk.transport),
-                    ),
-                    self.auth.get(trunk.name),
-                    self.config.user_agent,
-                )
-            )
-        return wanted
 
     def _on_registration(
         self, context: RegistrationContext, response: Response | None, status: int | None

@@ -14,20 +14,18 @@ gets 403, and an exception inside one call tears that call down alone.
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import os
 import random
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import structlog
 
 from sbc.auth.client import ClientAuth
-from sbc.auth.server import AuthStatus
 from sbc.b2bua.call import Call, CallState
 from sbc.b2bua.call_setup import fail_over, new_call
+from sbc.b2bua.call_timers import CallTimers
 from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS
 from sbc.b2bua.counters import CallCounters
 from sbc.b2bua.dtmf import send_dtmf_info
@@ -41,12 +39,13 @@ from sbc.b2bua.policy_values import (
     timer_config,
     wanted_registrations,
 )
-from sbc.b2bua.registrar import Registrar, relay_settings
+from sbc.b2bua.registrar import Registrar
 from sbc.b2bua.registration import (
     RegistrationContext,
     Registrations,
 )
 from sbc.b2bua.regrelay import Keepalive, RelayedRegister
+from sbc.b2bua.screening import answer_parse_error, authenticated, screened, trusted
 from sbc.cdr.record import disposition
 from sbc.guard import Admission, Guard
 from sbc.media.interface import MediaHandler, PassthroughMedia
@@ -54,7 +53,7 @@ from sbc.policy import Policy, Trunk
 from sbc.sip.dialog import Dialog
 from sbc.sip.errors import ParseError
 from sbc.sip.ids import new_tag
-from sbc.sip.message import Request, Response, build_response, error_reason, parse_message
+from sbc.sip.message import Request, Response, build_response, parse_message
 from sbc.sip.target import Target
 from sbc.sip.transaction import (
     AckTimeout,
@@ -134,11 +133,7 @@ class Core:
         }
         self.now = 0.0
         self._out: list[Transmit] = []
-        # (deadline, seq, call id): ids, so an ended call is not kept alive by
-        # a stale heap entry until its old deadline.
-        self._timers: list[tuple[float, int, str]] = []
-        self._scheduled: dict[str, float] = {}
-        self._seq = itertools.count()
+        self.call_timers = CallTimers()
 
     # --- the three drivers ----------------------------------------------------
 
@@ -150,15 +145,15 @@ class Core:
         try:
             message = parse_message(data)
         except ParseError as exc:
-            self._on_parse_error(exc, source)
+            answer_parse_error(self, exc, source)
             return self._flush()
         if isinstance(message, Request):
             # A retransmission goes to its transaction (RFC 3261 §17.2.1): it was
             # screened and charged when it first came, not again now.
             if not self.layer.known(message):
                 trunk = self.policy.trunk_for_source(source.interface, source.host)
-                if not self._screened(message, source, trunk) or not self._trusted(
-                    message, source, trunk
+                if not screened(self, message, source, trunk) or not trusted(
+                    self, message, source, trunk
                 ):
                     return self._flush()
             self._dispatch(self.layer.receive_request(message, source, now))
@@ -172,23 +167,14 @@ class Core:
             self.liveness.next_deadline(),
             self.registrar.next_deadline(),
             self.registrations.next_deadline(),
+            self.call_timers.next_deadline(),
         ]
-        while self._timers:
-            deadline, _, call_id = self._timers[0]
-            if self._scheduled.get(call_id) == deadline:
-                deadlines.append(deadline)
-                break
-            heapq.heappop(self._timers)  # stale entry
         return min((d for d in deadlines if d is not None), default=None)
 
     def handle_timer(self, now: float) -> list[Transmit]:
         self.now = now
         self._dispatch(self.layer.handle_timer(now))
-        while self._timers and self._timers[0][0] <= now:
-            deadline, _, call_id = heapq.heappop(self._timers)
-            if self._scheduled.get(call_id) != deadline:
-                continue
-            del self._scheduled[call_id]
+        for call_id in self.call_timers.due(now):
             call = self.calls.get(call_id)
             if call is None:
                 continue
@@ -297,7 +283,7 @@ class Core:
         if call.b_invite_tx is not None:
             call.b_invite_tx.context = None
         self.calls.pop(call.id, None)
-        self._scheduled.pop(call.id, None)
+        self.call_timers.forget(call.id)
         self.admission.release(call.admitted)
         call.admitted = []
         self.call_event("ended", call)
@@ -386,7 +372,7 @@ class Core:
             self._in_dialog(request, source, tx, to_tag)
         elif tx is None:
             return  # ACK outside any dialog: nothing to do (RFC 3261 §17.2.3)
-        elif not self._authenticated(request, source, tx):
+        elif not authenticated(self, request, source, tx):
             return
         elif request.method == "INVITE":
             new_call(self, request, source, tx)
@@ -414,30 +400,6 @@ class Core:
             tx.context = call if request.method == "INVITE" else None
         view = self.inbound(request, call.leg(side).trunk)
         self.guarded(call, lambda: call.on_request(side, view, tx, self.now), tx)
-
-    def _authenticated(self, request: Request, source: Target, tx: ServerTransaction) -> bool:
-        """Digest authentication of a trunk that requires it (RFC 3261 §22.1):
-        out-of-dialog requests but OPTIONS (keepalives) must carry valid
-        credentials, else 401 with a challenge; failures feed the bans."""
-        if request.method == "OPTIONS":
-            return True
-        trunk = self.policy.trunk_for_source(source.interface, source.host)
-        server = self.auth_servers.get(trunk.name) if trunk is not None else None
-        if server is None:
-            return True
-        value = request.headers.get("Authorization")
-        stale = False
-        if value is not None:
-            result = server.verify(request, value, self.now)
-            if result.status is AuthStatus.OK:
-                return True
-            stale = result.status is AuthStatus.STALE
-            if not stale:
-                self.stats["auth_failures"] += 1
-                self.guard.record_auth_failure(source.host, self.now)
-                log.info("auth.failed", source=source.host, reason=result.reason)
-        self.reply(tx, 401, None, {"WWW-Authenticate": server.challenge(self.now, stale=stale)})
-        return False
 
     def failover(self, call: Call) -> bool:
         """Send the call to its route's next trunk (:func:`sbc.b2bua.setup.fail_over`)."""
@@ -524,60 +486,9 @@ class Core:
             response.headers.add("Server", self.config.user_agent)
         self.send_response(tx, response)
 
-    def _screened(self, request: Request, source: Target, trunk: Trunk | None) -> bool:
-        """Bans, ACLs, scanners and rate limits (security.yaml). What is refused
-        is answered statelessly, or not at all: a flood leaves no state."""
-        verdict = self.guard.check(
-            request.method,
-            source.host,
-            source.interface,
-            trunk.name if trunk is not None else None,
-            request.headers.get("User-Agent"),
-            self.now,
-        )
-        if verdict.allowed:
-            return True
-        self.stats["screened"] += 1
-        if verdict.action == "respond" and request.method != "ACK":
-            self._stateless_reply(request, source, verdict.status, verdict.reason, verdict.headers)
-        return False
-
-    def _trusted(self, request: Request, source: Target, trunk: Trunk | None) -> bool:
-        """Out-of-dialog requests must come from a trunk; others get a stateless
-        403 (no transaction is kept for scanners) and an ACK is dropped."""
-        if request.to.tag is not None or trunk is not None:
-            return True  # in-dialog: matched by Call-ID and our random tag
-        if request.method == "REGISTER" and relay_settings(self.policy, source.interface):
-            return True  # phones register through a relay interface from anywhere
-        self.stats["forbidden"] += 1
-        if request.method != "ACK":
-            self._stateless_reply(request, source, 403)
-        return False
-
-    def _stateless_reply(
-        self,
-        request: Request,
-        source: Target,
-        status: int,
-        reason: str | None = None,
-        extra: Mapping[str, str] | None = None,
-    ) -> None:
-        """Answer straight back to the source, keeping no transaction."""
-        response = build_response(request, status, reason or None, to_tag=new_tag())
-        for name, value in (extra or {}).items():
-            response.headers.add(name, value)
-        self._out.append(Transmit(response.serialize(), source))
-
-    def _on_parse_error(self, exc: ParseError, source: Target) -> None:
-        """Answer 400 naming the problem when the request can be answered at all."""
-        self.stats["parse_errors"] += 1
-        request = exc.message
-        if not isinstance(request, Request) or request.method == "ACK":
-            return
-        response = build_response(request, exc.status, error_reason(exc))
-        if all(response.headers.get(n) for n in ("Via", "From", "To", "Call-ID", "CSeq")):
-            # Straight back to the source, never to a Via that may be forged.
-            self._out.append(Transmit(response.serialize(), source))
+    def emit(self, transmit: Transmit) -> None:
+        """Send bytes no transaction keeps (stateless answers)."""
+        self._out.append(transmit)
 
     def guarded(self, call: Call, action: object, tx: ServerTransaction | None = None) -> None:
         """Run one call's handler; an exception tears down that call only.
@@ -611,15 +522,7 @@ class Core:
             self.call_ended(call)
 
     def _schedule(self, call: Call) -> None:
-        if call.ended is not None:
-            self._scheduled.pop(call.id, None)
-            return
-        deadline = call.get_timer()
-        if deadline is None:
-            self._scheduled.pop(call.id, None)
-        elif self._scheduled.get(call.id) != deadline:
-            self._scheduled[call.id] = deadline
-            heapq.heappush(self._timers, (deadline, next(self._seq), call.id))
+        self.call_timers.schedule(call.id, call.get_timer() if call.ended is None else None)
 
     def dialog_key(self, call: Call, side: Side, dialog: Dialog | None) -> tuple[str, str] | None:
         if side is Side.A:

@@ -23,8 +23,9 @@ from typing import TypeVar
 import structlog
 
 from sbc.auth.client import ClientAuth
-from sbc.b2bua.call import Call, CallState
+from sbc.b2bua.call import Call
 from sbc.b2bua.call_setup import fail_over, new_call
+from sbc.b2bua.call_state import CallState
 from sbc.b2bua.call_timers import CallTimers
 from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS
 from sbc.b2bua.counters import CallCounters

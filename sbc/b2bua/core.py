@@ -10,6 +10,13 @@ transport. Data flows one way: parse → transaction layer → trust and routing
 Errors never escape: a parse error is answered 400 with the problem in the
 reason phrase (or dropped when not even a request), a request from no trunk
 gets 403, and an exception inside one call tears that call down alone.
+
+The core owns the state and the dispatch; the steps live beside it as
+functions of the core: who may reach it (:mod:`sbc.b2bua.screening`), how
+an INVITE becomes a call (:mod:`sbc.b2bua.call_setup`), the requests it
+sends on its own behalf (:mod:`sbc.b2bua.own_requests`), the calls'
+deadlines (:mod:`sbc.b2bua.call_timers`) and what it derives from a policy
+(:mod:`sbc.b2bua.policy_values`).
 """
 
 from __future__ import annotations
@@ -31,7 +38,8 @@ from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS
 from sbc.b2bua.counters import CallCounters
 from sbc.b2bua.dtmf import send_dtmf_info
 from sbc.b2bua.leg import Leg, Side
-from sbc.b2bua.liveness import Liveness, Probe, options_probe, probe_target
+from sbc.b2bua.liveness import Liveness
+from sbc.b2bua.own_requests import on_answer, send_due_registrations, send_probes
 from sbc.b2bua.pending import Kind, Pending
 from sbc.b2bua.policy_values import (
     auth_servers,
@@ -42,10 +50,8 @@ from sbc.b2bua.policy_values import (
 )
 from sbc.b2bua.registrar import Registrar
 from sbc.b2bua.registration import (
-    RegistrationContext,
     Registrations,
 )
-from sbc.b2bua.regrelay import Keepalive, RelayedRegister
 from sbc.b2bua.screening import answer_parse_error, authenticated, screened, trusted
 from sbc.cdr.record import disposition
 from sbc.guard import Admission, Guard
@@ -180,10 +186,9 @@ class Core:
             if call is None:
                 continue
             self.guarded(call, lambda c=call: c.handle_timer(now))
-        self._send_probes(now)
+        send_probes(self, now)
         self.registrar.on_timer(self, now)
-        for registration, register in self.registrations.due(now):
-            self.send_new(register, registration.target(), registration.context(register))
+        send_due_registrations(self, now)
         return self._flush()
 
     # --- API ------------------------------------------------------------------
@@ -326,18 +331,8 @@ class Core:
         self, tx: ClientTransaction, response: Response | None, status: int | None
     ) -> None:
         pending = tx.context
-        if isinstance(pending, RegistrationContext):
-            self._on_registration(pending, response, status)
-            return
-        if isinstance(pending, Probe | RelayedRegister | Keepalive):
-            final = status if response is None else response.status
-            if final is None or final < 200:
-                return
-            if isinstance(pending, Probe):
-                self.liveness.answered(pending.trunk, final, self.now)
-            elif isinstance(pending, RelayedRegister):
-                self.registrar.on_upstream(self, pending, response, final, self.now)
-            return
+        if on_answer(self, pending, response, status):
+            return  # a probe, registration or keepalive of our own
         if not isinstance(pending, Pending) or pending.call.ended is not None:
             return
         final = response.status if response is not None else status
@@ -435,19 +430,6 @@ class Core:
             message.manipulated = True
             self.policy.manipulations.apply(message, trunk.name, "outbound")
 
-    def _on_registration(
-        self, context: RegistrationContext, response: Response | None, status: int | None
-    ) -> None:
-        registration = self.registrations.get(context.trunk)
-        if registration is None:
-            return
-        if response is not None:
-            again = registration.on_response(response, self.now)
-            if again is not None:  # answered challenge, or 423 with a longer expiry
-                self.send_new(again, registration.target(), registration.context(again))
-        elif status is not None:
-            registration.on_failure(status, self.now, context.cseq)
-
     @property
     def user_agent(self) -> str | None:
         return self.config.user_agent
@@ -457,17 +439,6 @@ class Core:
         tx, actions = self.layer.send_request(request, target, self.now)
         tx.context = context
         self._dispatch(actions)
-
-    def _send_probes(self, now: float) -> None:
-        for name in self.liveness.due(now):
-            trunk = self.policy.trunks.get(name)
-            if trunk is None:
-                continue
-            interface = self.policy.interfaces[trunk.interface]
-            probe = options_probe(trunk, interface, self.config.user_agent)
-            tx, actions = self.layer.send_request(probe, probe_target(trunk), now)
-            tx.context = Probe(name)
-            self._dispatch(actions)
 
     # --- helpers ---------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ over. These functions act on the core they are given and own no state.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from sbc.b2bua.call import Call
 from sbc.b2bua.config import SUPPORTED_EXTENSIONS
@@ -41,6 +41,16 @@ if TYPE_CHECKING:
     from sbc.b2bua.core import Core
 
 
+class Arrival(NamedTuple):
+    """The out-of-dialog INVITE being set up, and what is known of it."""
+
+    request: Request  # as received: the transaction's answers echo it
+    source: Target
+    tx: ServerTransaction
+    trunk: Trunk  # the caller's
+    view: Request  # as the trunk's inbound rules rewrote it: B-legs are built from it
+
+
 def new_call(core: Core, request: Request, source: Target, tx: ServerTransaction) -> None:
     """An out-of-dialog INVITE from ``trunk``: checked, routed, admitted, then
     started as a call on the first trunk with room, or answered with why not."""
@@ -55,6 +65,7 @@ def new_call(core: Core, request: Request, source: Target, tx: ServerTransaction
         core.reply(tx, status, reason, extra)
         return
     view = core.inbound(request, trunk)  # the caller's INVITE as policy rewrote it
+    arrival = Arrival(request, source, tx, trunk, view)
     ruri_user = user_of(view.uri) or ""
     route = policy.route_for(
         RouteContext(
@@ -75,7 +86,7 @@ def new_call(core: Core, request: Request, source: Target, tx: ServerTransaction
         core.reply(tx, *route.reject)
         return
     if route.to_registered:
-        _call_registered(core, request, source, tx, trunk, view, ruri_user, route.name)
+        _call_registered(core, arrival, ruri_user, route.name)
         return
     candidates = [
         policy.trunks[name]
@@ -101,7 +112,7 @@ def new_call(core: Core, request: Request, source: Target, tx: ServerTransaction
     if route.translate is not None:
         ruri_user = route.translate.apply(ruri_user)
     try:
-        call = _create_call(core, request, source, tx, trunk, to, view=view, ruri_user=ruri_user)
+        call = _create_call(core, arrival, to, ruri_user)
     except SipError as exc:
         core.admission.release((*ingress, *egress))
         core.reply(tx, exc.status, exc.reason)
@@ -168,18 +179,15 @@ def _refusal(core: Core, request: Request) -> tuple[int, str | None, dict[str, s
     return None
 
 
-def _create_call(  # noqa: PLR0917 - the new call's parts, as new_call has them
+def _create_call(
     core: Core,
-    request: Request,
-    source: Target,
-    tx: ServerTransaction,
-    trunk: Trunk,
+    arrival: Arrival,
     to: Trunk,
-    *,
-    view: Request,
     ruri_user: str,
     b_leg: tuple[Leg, Request] | None = None,
 ) -> Call:
+    """The call for ``arrival``: its legs, media and dialog entries (SipError: refused)."""
+    request, source, tx, trunk, view = arrival
     policy = core.policy
     a = Leg(
         Side.A,
@@ -207,19 +215,11 @@ def _create_call(  # noqa: PLR0917 - the new call's parts, as new_call has them
     return call
 
 
-def _call_registered(  # noqa: PLR0917 - the new call's parts, as new_call has them
-    core: Core,
-    request: Request,
-    source: Target,
-    tx: ServerTransaction,
-    trunk: Trunk,
-    view: Request,
-    ruri_user: str,
-    route: str,
-) -> None:
+def _call_registered(core: Core, arrival: Arrival, ruri_user: str, route: str) -> None:
     """A call to a phone registered through us: to its Contact, at its
     observed address and connection (RFC 5626 §5), never to the private
     address its Contact names."""
+    _, source, tx, trunk, view = arrival
     found = core.registrar.target_of(ruri_user, core.now)
     if found is None:
         core.reply(tx, 480, "Not Registered")
@@ -240,17 +240,7 @@ def _call_registered(  # noqa: PLR0917 - the new call's parts, as new_call has t
     b.observed = binding.source
     b_invite = build_b_invite(view, b, None, core.config, source=trunk, ruri=contact)
     try:
-        call = _create_call(
-            core,
-            request,
-            source,
-            tx,
-            trunk,
-            trunk,
-            view=view,
-            ruri_user=ruri_user,
-            b_leg=(b, b_invite),
-        )
+        call = _create_call(core, arrival, trunk, ruri_user, b_leg=(b, b_invite))
     except SipError as exc:
         core.admission.release(scopes)
         core.reply(tx, exc.status, exc.reason)

@@ -274,6 +274,7 @@ def _admit_egress(
 def _b_leg(
     core: Core, a_invite: Request, source: Trunk | None, to: Trunk, ruri_user: str
 ) -> tuple[Leg, Request]:
+    """The B-leg towards trunk ``to`` and its INVITE, built from the caller's."""
     interface = core.policy.interfaces[to.interface]
     target = Target(interface.name, to.transport, to.address, to.port)
     b = Leg(Side.B, interface, to.transport, target, to, core.config)

@@ -1,7 +1,8 @@
 """In-dialog requests relayed from one leg of a call to the other, and their answers.
 
 Theory of operation. Once a leg has a dialog, what its peer sends in it
-(re-INVITE, UPDATE, INFO, BYE of a relayed kind...) is rebuilt on the other
+(re-INVITE, UPDATE, INFO, MESSAGE... but BYE, PRACK and DTMF INFO, which
+the call answers itself) is rebuilt on the other
 leg (:func:`sbc.b2bua.relay.relayed_request`, SDP through the media
 handler) and sent with a :class:`Pending` of kind ``RELAY`` that remembers
 the server transaction to answer (``origin``). Its responses come back
@@ -39,6 +40,7 @@ def glare(leg: Leg) -> bool:
 
 
 def relay_request(call: Call, side: Side, request: Request, tx: ServerTransaction) -> None:
+    """Send ``request`` from ``side`` on to the other leg (a bad re-offer: refused)."""
     source, target = call.leg(side), call.leg(side.other)
     try:
         out = relayed_request(request, source, target, call.sig.media, call.id)
@@ -58,6 +60,7 @@ def relay_request(call: Call, side: Side, request: Request, tx: ServerTransactio
 
 
 def relay_response(call: Call, pending: Pending, response: Response, now: float) -> None:
+    """A response to a relayed request: sent back on the origin leg, rebuilt for it."""
     origin, sent = pending.origin, pending.request
     if origin is None or sent is None or response.status == 100:
         return
@@ -103,6 +106,7 @@ def _relayed_2xx(  # noqa: PLR0917 - the relayed exchange, as relay_response has
 
 
 def relay_finished(call: Call, pending: Pending) -> None:
+    """The relayed request is final: no CANCEL can reach it, no offer is pending."""
     if pending.origin is not None:
         call.relayed_invites.pop(id(pending.origin), None)
     if pending.request is not None and pending.request.method in ("INVITE", "UPDATE"):
@@ -123,6 +127,7 @@ def _after_relayed_invite_2xx(
 
 
 def ack_relayed_invite(call: Call, pending: Pending, ack: Request) -> None:
+    """The origin's ACK releases the leg's waiting ACK, with the answer it carries."""
     leg_ack = pending.leg.last_ack
     if leg_ack is None:
         return

@@ -4,8 +4,14 @@ Theory of operation. The core hands a call everything that concerns it —
 responses to requests it sent, requests arriving in either dialog, CANCEL,
 timer expiry — and the call reacts by building *new* messages on the other
 leg through :class:`Signalling`. The lifecycle is a table
-(:data:`TRANSITIONS`); an input with no edge from the current state is a bug
-in the peer or in us, and the call is torn down rather than left undefined.
+(:data:`sbc.b2bua.call_state.TRANSITIONS`); an input with no edge from the
+current state is a bug in the peer or in us, and the call is torn down
+rather than left undefined. This module keeps the initial INVITE exchange,
+hang-up and the call's timers; the rest sits beside it, as functions of the
+call: in-dialog relaying (:mod:`sbc.b2bua.indialog`), digest retries and
+failover (:mod:`sbc.b2bua.call_retry`), reliable provisionals
+(:mod:`sbc.b2bua.call_prack`), session timers
+(:mod:`sbc.b2bua.call_sessions`) and DTMF INFO (:mod:`sbc.b2bua.dtmf`).
 
 Rules (RFC sections next to the code that applies them):
 - each leg ACKs its own 2xx (RFC 3261 §13.2.2.4); with a late offer the B-leg
@@ -22,11 +28,20 @@ Rules (RFC sections next to the code that applies them):
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import Enum, auto
 
 import structlog
 
 from sbc.auth.client import copy_credentials
+from sbc.b2bua.call_prack import on_prack, prack_b, retransmit_reliable, send_reliable
+from sbc.b2bua.call_retry import answer_challenge, may_fail_over, resend_challenged
+from sbc.b2bua.call_sessions import (
+    add_session_timer_a,
+    arm_session,
+    on_refresh_response,
+    session_timer_fired,
+    start_session_timer_b,
+)
+from sbc.b2bua.call_state import TRANSITIONS, CallInput, CallState
 from sbc.b2bua.config import ALLOW_METHODS
 from sbc.b2bua.dtmf import answer_dtmf_info, intercepts, on_info_done
 from sbc.b2bua.headers import (
@@ -36,18 +51,22 @@ from sbc.b2bua.headers import (
     copy_allowed,
     copy_rehosted,
 )
+from sbc.b2bua.indialog import (
+    ack_relayed_invite,
+    glare,
+    offer_refused,
+    relay_finished,
+    relay_request,
+    relay_response,
+)
 from sbc.b2bua.leg import Leg, Side, has_sdp
 from sbc.b2bua.pending import Kind, Pending, Signalling
 from sbc.b2bua.relay import (
-    OFFER_METHODS,
     ack_for,
     cancel_for,
-    relayed_request,
-    relayed_response,
-    renew,
 )
-from sbc.b2bua.reliable import ReliableProvisional, is_reliable, prack_for
-from sbc.b2bua.session_timer import SessionTimer, a_leg_timer, b_leg_timer, refresh_request
+from sbc.b2bua.reliable import ReliableProvisional, is_reliable
+from sbc.b2bua.session_timer import SessionTimer
 from sbc.media.codecs import codecs_of
 from sbc.media.interface import MediaError, MediaStats
 from sbc.policy import Trunk
@@ -61,47 +80,6 @@ log = structlog.get_logger("sbc.call")
 
 #: RFC 3261 §22.2/§22.3: digest challenges from a server or a proxy.
 CHALLENGES = frozenset((401, 407))
-
-
-class CallState(Enum):
-    CALLING = auto()  # B-leg INVITE sent, nothing heard yet
-    EARLY = auto()  # a provisional came back
-    CANCELLING = auto()  # A-leg answered (487/408/503); waiting for the B-leg to finish
-    CONFIRMED = auto()  # both legs answered and established
-    TERMINATING = auto()  # BYE sent; waiting for the answers
-    TERMINATED = auto()
-
-
-class CallInput(Enum):
-    PROVISIONAL = auto()
-    ANSWERED = auto()
-    FAILED = auto()  # B-leg final non-2xx, timeout or transport error
-    CANCELLED = auto()  # A-leg CANCEL, no-answer timeout or hang-up before answer
-    HANGUP = auto()  # BYE from either leg, admin, session expiry, ACK timeout
-    BYE_DONE = auto()  # every BYE we sent has its answer (or gave up)
-
-
-S, E = CallState, CallInput
-TRANSITIONS: dict[tuple[CallState, CallInput], CallState] = {
-    (S.CALLING, E.PROVISIONAL): S.EARLY,
-    (S.CALLING, E.ANSWERED): S.CONFIRMED,
-    (S.CALLING, E.FAILED): S.TERMINATED,
-    (S.CALLING, E.CANCELLED): S.CANCELLING,
-    (S.EARLY, E.PROVISIONAL): S.EARLY,
-    (S.EARLY, E.ANSWERED): S.CONFIRMED,
-    (S.EARLY, E.FAILED): S.TERMINATED,
-    (S.EARLY, E.CANCELLED): S.CANCELLING,
-    (S.CANCELLING, E.PROVISIONAL): S.CANCELLING,
-    (S.CANCELLING, E.CANCELLED): S.CANCELLING,
-    (S.CANCELLING, E.FAILED): S.TERMINATED,
-    (S.CANCELLING, E.ANSWERED): S.TERMINATING,  # 2xx raced the CANCEL: ACK + BYE
-    (S.CONFIRMED, E.HANGUP): S.TERMINATING,
-    (S.TERMINATING, E.HANGUP): S.TERMINATING,
-    (S.TERMINATING, E.BYE_DONE): S.TERMINATED,
-    (S.TERMINATING, E.FAILED): S.TERMINATING,
-    (S.TERMINATED, E.FAILED): S.TERMINATED,
-    (S.TERMINATED, E.HANGUP): S.TERMINATED,
-}
 
 
 @dataclass(eq=False)
@@ -175,7 +153,7 @@ class Call:
     def leg(self, side: Side) -> Leg:
         return self.a if side is Side.A else self.b
 
-    def _advance(self, event: CallInput) -> CallState:
+    def advance(self, event: CallInput) -> CallState:
         new = TRANSITIONS.get((self.state, event))
         if new is None:
             raise SipError(f"no transition from {self.state.name} on {event.name}", 500)
@@ -192,9 +170,9 @@ class Call:
                 b_invite.body = self.sig.media.offer(self.id, "a", "b", self.a_invite.body)
             except MediaError as exc:  # refused before any B-leg exists
                 self.final_status = exc.status
-                self._answer(self.a_invite_tx, exc.status, exc.reason)
-                self._advance(CallInput.FAILED)
-                self._terminated(now, f"media: {exc.reason}")
+                self.answer(self.a_invite_tx, exc.status, exc.reason)
+                self.advance(CallInput.FAILED)
+                self.terminated(now, f"media: {exc.reason}")
                 return
         self.b_invite = b_invite
         self.b_invite_tx = self.sig.send_request(
@@ -216,16 +194,16 @@ class Call:
         if kind is Kind.INVITE:
             self._on_invite_response(response, now)
         elif kind is Kind.BYE:
-            if response.status in CHALLENGES and self._resend_challenged(pending, response):
+            if response.status in CHALLENGES and resend_challenged(self, pending, response):
                 return
             if response.status >= 200:
-                self._bye_done(now)
+                self.bye_done(now)
         elif kind is Kind.REFRESH:
-            self._on_refresh_response(pending.leg, response, now)
+            on_refresh_response(self, pending.leg, response, now)
         elif kind is Kind.RELAY:
-            self._relay_response(pending, response, now)
+            relay_response(self, pending, response, now)
         elif kind is Kind.DTMF and response.status >= 200:
-            if response.status in CHALLENGES and self._resend_challenged(pending, response):
+            if response.status in CHALLENGES and resend_challenged(self, pending, response):
                 return
             on_info_done(self, pending.leg.side, response.status)
         # CANCEL and PRACK answers need nothing: the INVITE's final decides.
@@ -236,17 +214,17 @@ class Call:
         if kind is Kind.INVITE:
             self._on_invite_final(Response(status), now)
         elif kind is Kind.BYE:
-            self._bye_done(now)
+            self.bye_done(now)
         elif kind is Kind.REFRESH:
             self.hangup("session refresh failed", now)
         elif kind is Kind.DTMF:
             on_info_done(self, pending.leg.side, status)
         elif kind is Kind.RELAY and pending.origin is not None:
-            self._answer(pending.origin, status)
-            self._relay_finished(pending)
-            self._offer_refused(pending, self.leg(pending.leg.side.other))
+            self.answer(pending.origin, status)
+            relay_finished(self, pending)
+            offer_refused(self, pending, self.leg(pending.leg.side.other))
             if pending.request is not None and pending.request.method == "BYE":
-                self._bye_done(now)
+                self.bye_done(now)
 
     def _on_invite_response(self, response: Response, now: float) -> None:
         status = response.status
@@ -269,12 +247,12 @@ class Call:
         self._update_b_dialog(response)
         if self.cancel_pending:
             self._cancel_b_invite()
-        self._advance(CallInput.PROVISIONAL)
+        self.advance(CallInput.PROVISIONAL)
         if self.state is not CallState.EARLY:
             return
         reliable_b = is_reliable(response)
         if reliable_b:
-            self._prack_b(response)
+            prack_b(self, response)
         try:
             out = self._a_response(response, RESPONSE_ALLOW)
         except MediaError as exc:  # unusable early media: ring without it
@@ -282,7 +260,7 @@ class Call:
             out = self._a_response(_without_body(response), RESPONSE_ALLOW)
         self.a_saw_media = self.a_saw_media or bool(out.body)
         if reliable_b and "100rel" in self.a.extensions and self.reliable is None:
-            self._send_reliable(out, now)
+            send_reliable(self, out, now)
         else:
             self.sig.send_response(self.a_invite_tx, out)
 
@@ -295,7 +273,7 @@ class Call:
             except MediaError as exc:  # the callee's SDP is unusable: end both legs
                 reason = f"media: {exc.reason}"
                 self._give_up_before_answer(exc.status, reason, now, cancel_b=False)
-        state = self._advance(CallInput.ANSWERED)
+        state = self.advance(CallInput.ANSWERED)
         ack = self._b_ack()
         if state is CallState.TERMINATING:  # 2xx raced our CANCEL (RFC 3261 §15)
             self.sig.send_ack(self.b, ack)
@@ -313,9 +291,9 @@ class Call:
             self.b_ack_deferred = True  # the answer arrives in the A-leg ACK
         else:
             self.sig.send_ack(self.b, ack)
-        self._start_session_timer_b(response, now)
+        start_session_timer_b(self, response, now)
         assert out is not None
-        self._add_session_timer_a(out, now)
+        add_session_timer_a(self, out, now)
         self.sig.send_response(self.a_invite_tx, out)
         if self.sig.config.max_call_duration > 0:
             self.deadlines["max_duration"] = now + self.sig.config.max_call_duration
@@ -327,12 +305,12 @@ class Call:
 
     def _on_invite_final(self, response: Response, now: float) -> None:
         if response.status in CHALLENGES:
-            if self._answer_challenge(response):
+            if answer_challenge(self, response):
                 return  # the same INVITE goes again, with credentials
             # The caller never sees the trunk's challenge (it could not answer it).
             response = Response(403, "Trunk Authentication Failed")
         failed = self.b.trunk.name if self.b.trunk else None
-        if self._may_fail_over(response.status) and self.sig.failover(self):
+        if may_fail_over(self, response.status) and self.sig.failover(self):
             trunk = self.b.trunk.name if self.b.trunk else None
             self.log("call.failover", status=response.status, failed_trunk=failed, trunk=trunk)
             assert self.b_invite_pending is not None  # set by the core's failover
@@ -344,49 +322,8 @@ class Call:
             out = self._a_response(response, allow)
             self.final_status = response.status
             self.sig.send_response(self.a_invite_tx, out)
-        self._advance(CallInput.FAILED)
-        self._terminated(now, f"B-leg answered {response.status}")
-
-    def _answer_challenge(self, response: Response) -> bool:
-        """A 401/407 from the trunk: resend the INVITE with digest credentials
-        (RFC 3261 §22.2) unless that cannot help (no credentials, a nonce that
-        already failed): then the challenge is final and no retry loop starts."""
-        invite = self.b_invite
-        auth = self.sig.client_auth(self.b.trunk)
-        if invite is None or auth is None or self.cancel_pending:
-            return False
-        if self.state not in (CallState.CALLING, CallState.EARLY):
-            return False
-        if not auth.authorize(invite, response):
-            self.log("call.auth_failed", status=response.status)
-            return False
-        renew(invite, self.b)
-        self.b_invite_tx = self.sig.send_request(self.b, invite, Pending(self, self.b, Kind.INVITE))
-        self.debug("call.auth_retry", status=response.status)
-        return True
-
-    def _resend_challenged(self, pending: Pending, response: Response) -> bool:
-        """An in-dialog request we sent was challenged: send it again, answered."""
-        request = pending.request
-        auth = self.sig.client_auth(pending.leg.trunk)
-        if request is None or auth is None or pending.leg.dialog is None:
-            return False
-        if not auth.authorize(request, response):
-            return False
-        renew(request, pending.leg, seq=pending.leg.dialog.next_cseq())
-        self.sig.send_request(pending.leg, request, pending)
-        return True
-
-    def _may_fail_over(self, status: int) -> bool:
-        """RFC 3261 §16.7-style serial forking: only before any answer, while the
-        caller still waits, and only if it has not been given the B-leg's media."""
-        return (
-            status in self.failover_on
-            and bool(self.next_trunks)
-            and self.state in (CallState.CALLING, CallState.EARLY)
-            and not self.cancel_pending
-            and not self.a_saw_media
-        )
+        self.advance(CallInput.FAILED)
+        self.terminated(now, f"B-leg answered {response.status}")
 
     def reset_b_leg(self, b: Leg, invite: Request) -> None:
         """Forget the failed B-leg; ``b`` and ``invite`` replace it (failover)."""
@@ -408,21 +345,21 @@ class Call:
             return
         assert tx is not None
         if leg.dialog is None:
-            self._answer(tx, 481)
+            self.answer(tx, 481)
             return
         try:
             leg.dialog.check_request(request)
         except SipError as exc:
-            self._answer(tx, exc.status, exc.reason)
+            self.answer(tx, exc.status, exc.reason)
             return
         if method == "BYE":
             self._on_bye(side, tx, now)
         elif method == "PRACK" and side is Side.A:
-            self._on_prack(request, tx)
+            on_prack(self, request, tx)
         elif self.state in (CallState.TERMINATING, CallState.TERMINATED, CallState.CANCELLING):
-            self._answer(tx, 481)
-        elif method in ("INVITE", "UPDATE") and self._glare(leg):
-            self._answer(tx, 491)
+            self.answer(tx, 481)
+        elif method in ("INVITE", "UPDATE") and glare(leg):
+            self.answer(tx, 491)
         elif method == "INFO" and intercepts(self, side, request):
             answer_dtmf_info(self, side, tx)
         else:
@@ -430,8 +367,12 @@ class Call:
                 leg.dialog.refresh_target(request)
             if method in ("INVITE", "UPDATE") and side in self.sessions:
                 self.sessions[side].restart(now)
-                self._arm_session(side)  # the refresh moves the expiry deadline
+                arm_session(self, side)  # the refresh moves the expiry deadline
             self._relay_request(side, request, tx)
+
+    def _relay_request(self, side: Side, request: Request, tx: ServerTransaction) -> None:
+        """Relay ``request`` to the other leg (:func:`sbc.b2bua.indialog.relay_request`)."""
+        relay_request(self, side, request, tx)
 
     def on_cancel(self, invite_tx: ServerTransaction, now: float) -> None:
         """A CANCEL matched one of our INVITE server transactions (RFC 3261 §9.2);
@@ -440,11 +381,11 @@ class Call:
             if self.state in (CallState.CALLING, CallState.EARLY):
                 self._give_up_before_answer(487, "cancelled by caller", now)
             return
-        self._answer(invite_tx, 487)
+        self.answer(invite_tx, 487)
         pending = self.relayed_invites.pop(id(invite_tx), None)
         if pending is not None and pending.request is not None:
-            self._relay_finished(pending)
-            self._send_cancel(pending.leg, pending.request)
+            relay_finished(self, pending)
+            self.send_cancel(pending.leg, pending.request)
 
     def on_ack_timeout(self, now: float) -> None:
         """The A-leg never ACKed our 2xx (RFC 3261 §13.3.1.4): end the call."""
@@ -472,7 +413,7 @@ class Call:
         if self.state is not CallState.CONFIRMED:
             return
         self.end_reason = reason
-        self._advance(CallInput.HANGUP)
+        self.advance(CallInput.HANGUP)
         self._send_bye(self.a, now)
         self._send_bye(self.b, now)
         self.log("call.hangup", reason=reason)
@@ -492,22 +433,22 @@ class Call:
         if name == "no_answer":
             self._give_up_before_answer(408, "no answer", now)
         elif name == "rel1xx":
-            self._retransmit_reliable(now)
+            retransmit_reliable(self, now)
         elif name == "max_duration":
             self.hangup("maximum call duration", now)
         elif name == "bye_guard":
             self.byes_pending = 0
-            self._bye_done(now)
+            self.bye_done(now)
         elif name == "cancel_guard":
-            self._advance(CallInput.FAILED)
-            self._terminated(now, self.end_reason or "B-leg did not answer the CANCEL")
+            self.advance(CallInput.FAILED)
+            self.terminated(now, self.end_reason or "B-leg did not answer the CANCEL")
         elif name.startswith("session_"):
             side = Side(name.removeprefix("session_"))
-            self._session_timer_fired(side, now)
+            session_timer_fired(self, side, now)
 
     # --- building blocks ------------------------------------------------------
 
-    def _answer(self, tx: ServerTransaction, status: int, reason: str | None = None) -> None:
+    def answer(self, tx: ServerTransaction, status: int, reason: str | None = None) -> None:
         request = tx.request
         leg = self.a if tx is self.a_invite_tx else None
         response = build_response(request, status, reason, to_tag=self.a_tag if leg else None)
@@ -555,9 +496,9 @@ class Call:
     def _cancel_b_invite(self) -> None:
         self.cancel_pending = False
         if self.b_invite is not None:
-            self._send_cancel(self.b, self.b_invite)
+            self.send_cancel(self.b, self.b_invite)
 
-    def _send_cancel(self, leg: Leg, invite: Request) -> None:
+    def send_cancel(self, leg: Leg, invite: Request) -> None:
         self.sig.send_request(leg, cancel_for(invite), Pending(self, leg, Kind.CANCEL))
 
     def _give_up_before_answer(
@@ -569,8 +510,8 @@ class Call:
         self.deadlines.pop("no_answer", None)
         self.deadlines.pop("rel1xx", None)
         self.reliable = None
-        self._answer(self.a_invite_tx, status)
-        self._advance(CallInput.CANCELLED)
+        self.answer(self.a_invite_tx, status)
+        self.advance(CallInput.CANCELLED)
         if not cancel_b:
             pass  # the B-leg has answered: the caller of this ends it with BYE
         elif self.b_provisional:
@@ -594,14 +535,14 @@ class Call:
         # The BYE's own Timer F ends it; the guard makes sure the call goes.
         self.deadlines["bye_guard"] = now + self.sig.config.bye_timeout
 
-    def _bye_done(self, now: float) -> None:
+    def bye_done(self, now: float) -> None:
         self.byes_pending = max(0, self.byes_pending - 1)
         if self.byes_pending == 0 and self.state is CallState.TERMINATING:
-            self._advance(CallInput.BYE_DONE)
-            self._terminated(now, self.end_reason or "hung up")
+            self.advance(CallInput.BYE_DONE)
+            self.terminated(now, self.end_reason or "hung up")
 
     def _on_bye(self, side: Side, tx: ServerTransaction, now: float) -> None:
-        self._answer(tx, 200)
+        self.answer(tx, 200)
         if self.state is CallState.TERMINATING:
             return
         if self.state is not CallState.CONFIRMED:
@@ -610,7 +551,7 @@ class Call:
                 self._give_up_before_answer(487, "caller hung up early", now)
             return
         self.end_reason = f"{'caller' if side is Side.A else 'callee'} hung up"
-        self._advance(CallInput.HANGUP)
+        self.advance(CallInput.HANGUP)
         self._send_bye(self.leg(side.other), now)
         self.debug("call.bye", side=side.value)
 
@@ -626,173 +567,11 @@ class Call:
             return
         pending = self.awaiting_ack.pop(side, None)
         if pending is not None:
-            self._ack_relayed_invite(pending, ack)
-
-    def _on_prack(self, request: Request, tx: ServerTransaction) -> None:
-        if self.reliable is None or not self.reliable.acknowledged_by(request):
-            self._answer(tx, 481)
-            return
-        self.reliable = None
-        self.deadlines.pop("rel1xx", None)
-        self._answer(tx, 200)
-
-    def _prack_b(self, response: Response) -> None:
-        prack = prack_for(self.b, response)
-        if prack is not None:
-            self.sig.send_request(self.b, prack, Pending(self, self.b, Kind.PRACK))
-
-    def _send_reliable(self, response: Response, now: float) -> None:
-        self.rseq += 1
-        t1 = self.sig.config.t1
-        self.reliable = ReliableProvisional.send(response, self.rseq, t1, now)
-        if self.a.transport == "udp":  # streams are reliable: no retransmission
-            self.deadlines["rel1xx"] = now + t1
-        self.sig.send_response(self.a_invite_tx, response)
-
-    def _retransmit_reliable(self, now: float) -> None:
-        reliable = self.reliable
-        if reliable is None or now >= reliable.give_up:
-            self.reliable = None
-            return
-        self.sig.send_response(self.a_invite_tx, reliable.response)
-        reliable.interval *= 2
-        self.deadlines["rel1xx"] = now + reliable.interval
-
-    # --- relaying in-dialog requests -------------------------------------------
-
-    def _glare(self, leg: Leg) -> bool:
-        return leg.pending_incoming_invite or leg.pending_outgoing_invite
-
-    def _relay_request(self, side: Side, request: Request, tx: ServerTransaction) -> None:
-        source, target = self.leg(side), self.leg(side.other)
-        try:
-            out = relayed_request(request, source, target, self.sig.media, self.id)
-        except MediaError as exc:  # a bad re-offer is refused; the call goes on
-            self._answer(tx, exc.status, exc.reason)
-            return
-        if out is None:
-            self._answer(tx, 481)
-            return
-        if request.method in OFFER_METHODS:
-            source.pending_incoming_invite = True
-            target.pending_outgoing_invite = True
-        pending = Pending(self, target, Kind.RELAY, origin=tx, request=out)
-        if request.method == "INVITE":
-            self.relayed_invites[id(tx)] = pending  # a CANCEL may follow (§9.2)
-        self.sig.send_request(target, out, pending)
-
-    def _relay_response(self, pending: Pending, response: Response, now: float) -> None:
-        origin, sent = pending.origin, pending.request
-        if origin is None or sent is None or response.status == 100:
-            return
-        origin_leg = self.leg(pending.leg.side.other)
-        legs = (pending.leg, origin_leg)
-        try:
-            out = relayed_response(origin.request, response, legs, self.sig.media, self.id)
-        except MediaError as exc:  # the legs could no longer agree on media
-            self._relay_finished(pending)
-            if 200 <= response.status < 300 and sent.method == "INVITE":
-                self.sig.send_ack(pending.leg, ack_for(pending.leg, sent))
-            self._answer(origin, exc.status, exc.reason)
-            self.hangup(f"media: {exc.reason}", now)
-            return
-        if response.status >= 200:
-            self._relay_finished(pending)
-        if 200 <= response.status < 300:
-            self._relayed_2xx(pending, sent, response, origin_leg, now)
-        elif response.status >= 300:
-            self._offer_refused(pending, origin_leg)
-        self.sig.send_response(origin, out)
-
-    def _offer_refused(self, pending: Pending, origin: Leg) -> None:
-        """A relayed re-INVITE/UPDATE carrying an offer failed: the session
-        stays as it was (RFC 3264 §8), so the media side undoes the offer."""
-        sent = pending.request
-        if sent is not None and sent.method in OFFER_METHODS and has_sdp(sent):
-            self.sig.media.rejected(self.id, origin.side.value)
-
-    def _relayed_2xx(
-        self, pending: Pending, sent: Request, response: Response, origin: Leg, now: float
-    ) -> None:
-        leg = pending.leg
-        if sent.method in TARGET_REFRESH_METHODS and leg.dialog is not None:
-            leg.dialog.refresh_target(response)
-        if sent.method == "INVITE":
-            self._after_relayed_invite_2xx(pending, response, origin)
-        if sent.method in OFFER_METHODS and leg.side in self.sessions:
-            self.sessions[leg.side].restart(now)  # a refresh, RFC 4028 §10
-            self._arm_session(leg.side)
-
-    def _relay_finished(self, pending: Pending) -> None:
-        if pending.origin is not None:
-            self.relayed_invites.pop(id(pending.origin), None)
-        if pending.request is not None and pending.request.method in ("INVITE", "UPDATE"):
-            pending.leg.pending_outgoing_invite = False
-            self.leg(pending.leg.side.other).pending_incoming_invite = False
-
-    def _after_relayed_invite_2xx(self, pending: Pending, response: Response, origin: Leg) -> None:
-        """ACK the re-INVITE's 2xx on its leg, at once or when the origin ACKs."""
-        assert pending.request is not None
-        ack = ack_for(pending.leg, pending.request)
-        if has_sdp(response) and not has_sdp(pending.request):
-            self.awaiting_ack[origin.side] = pending  # late offer: answer comes in the ACK
-        else:
-            self.sig.send_ack(pending.leg, ack)
-
-    def _ack_relayed_invite(self, pending: Pending, ack: Request) -> None:
-        leg_ack = pending.leg.last_ack
-        if leg_ack is None:
-            return
-        if has_sdp(ack):
-            side = pending.leg.side
-            leg_ack.body = self.sig.media.answer(self.id, side.other.value, side.value, ack.body)
-            leg_ack.headers.set("Content-Type", "application/sdp")
-        self.sig.send_ack(pending.leg, leg_ack)
-
-    # --- session timers (RFC 4028) -----------------------------------------------
-
-    def _start_session_timer_b(self, response: Response, now: float) -> None:
-        timer = b_leg_timer(response, now)
-        if timer is not None:
-            self.sessions[Side.B] = timer
-            self._arm_session(Side.B)
-
-    def _add_session_timer_a(self, out: Response, now: float) -> None:
-        timer = a_leg_timer(self.a_invite, out, now)
-        if timer is not None:
-            self.sessions[Side.A] = timer
-            self._arm_session(Side.A)
-
-    def _arm_session(self, side: Side) -> None:
-        self.deadlines[f"session_{side.value}"] = self.sessions[side].deadline
-
-    def _session_timer_fired(self, side: Side, now: float) -> None:
-        timer = self.sessions.get(side)
-        if timer is None or self.state is not CallState.CONFIRMED:
-            return
-        if not timer.we_refresh:
-            self.hangup("session expired", now)
-            return
-        leg = self.leg(side)
-        update = refresh_request(leg, timer)
-        if update is not None:
-            self.sig.send_request(leg, update, Pending(self, leg, Kind.REFRESH, request=update))
-        timer.restart(now)
-        self._arm_session(side)
-
-    def _on_refresh_response(self, leg: Leg, response: Response, now: float) -> None:
-        status = response.status
-        if status < 300 or status == 491:
-            return
-        if status in (405, 501):
-            self.sessions.pop(leg.side, None)  # no UPDATE support: stop refreshing
-            self.deadlines.pop(f"session_{leg.side.value}", None)
-            return
-        self.hangup(f"session refresh answered {status}", now)
+            ack_relayed_invite(self, pending, ack)
 
     # --- the end ---------------------------------------------------------------
 
-    def _terminated(self, now: float, reason: str) -> None:
+    def terminated(self, now: float, reason: str) -> None:
         if self.ended is not None:
             return
         self.ended = now

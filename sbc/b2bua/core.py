@@ -10,50 +10,57 @@ transport. Data flows one way: parse → transaction layer → trust and routing
 Errors never escape: a parse error is answered 400 with the problem in the
 reason phrase (or dropped when not even a request), a request from no trunk
 gets 403, and an exception inside one call tears that call down alone.
+
+The core owns the state and the dispatch; the steps live beside it as
+functions of the core: who may reach it (:mod:`sbc.b2bua.screening`), how
+an INVITE becomes a call (:mod:`sbc.b2bua.call_setup`), the requests it
+sends on its own behalf (:mod:`sbc.b2bua.own_requests`), the calls'
+deadlines (:mod:`sbc.b2bua.call_timers`) and what it derives from a policy
+(:mod:`sbc.b2bua.policy_values`).
 """
 
 from __future__ import annotations
 
-import heapq
-import itertools
 import os
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
 from typing import TypeVar
 
 import structlog
 
 from sbc.auth.client import ClientAuth
-from sbc.auth.server import AuthStatus, DigestServer
-from sbc.b2bua.call import Call, CallState
-from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS, CallConfig
+from sbc.b2bua.call import Call
+from sbc.b2bua.call_setup import fail_over, new_call
+from sbc.b2bua.call_state import CallState
+from sbc.b2bua.call_timers import CallTimers
+from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS
 from sbc.b2bua.counters import CallCounters
 from sbc.b2bua.dtmf import send_dtmf_info
-from sbc.b2bua.identity import user_of
 from sbc.b2bua.leg import Leg, Side
-from sbc.b2bua.liveness import Liveness, Probe, options_probe, probe_target
-from sbc.b2bua.outbound import build_b_invite
+from sbc.b2bua.liveness import Liveness
+from sbc.b2bua.own_requests import on_answer, send_due_registrations, send_probes
 from sbc.b2bua.pending import Kind, Pending
-from sbc.b2bua.registrar import Registrar, relay_settings
-from sbc.b2bua.registration import (
-    Registration,
-    RegistrationContext,
-    Registrations,
-    RegistrationSpec,
+from sbc.b2bua.policy_values import (
+    auth_servers,
+    call_config,
+    client_auths,
+    timer_config,
+    wanted_registrations,
 )
-from sbc.b2bua.regrelay import Keepalive, RelayedRegister
-from sbc.b2bua.session_timer import parse_session_expires
+from sbc.b2bua.registrar import Registrar
+from sbc.b2bua.registration import (
+    Registrations,
+)
+from sbc.b2bua.screening import answer_parse_error, authenticated, screened, trusted
 from sbc.cdr.record import disposition
-from sbc.guard import Admission, Guard, Rejection
-from sbc.media.interface import CodecPolicy, LegMedia, MediaHandler, PassthroughMedia
-from sbc.policy import Policy, RouteContext, Trunk
-from sbc.policy.admission import call_scopes, interface_scope, trunk_scope
-from sbc.policy.schema import TrunkCodecs
+from sbc.guard import Admission, Guard
+from sbc.media.interface import MediaHandler, PassthroughMedia
+from sbc.policy import Policy, Trunk
 from sbc.sip.dialog import Dialog
-from sbc.sip.errors import ParseError, SipError
+from sbc.sip.errors import ParseError
 from sbc.sip.ids import new_tag
-from sbc.sip.message import Request, Response, build_response, error_reason, parse_message
+from sbc.sip.message import Request, Response, build_response, parse_message
 from sbc.sip.target import Target
 from sbc.sip.transaction import (
     AckTimeout,
@@ -64,7 +71,6 @@ from sbc.sip.transaction import (
     ResponseReceived,
     ServerTransaction,
     StrayResponse,
-    TimerConfig,
     TransactionLayer,
     TransactionTimeout,
     Transmit,
@@ -77,79 +83,6 @@ M = TypeVar("M", Request, Response)
 
 #: Methods the SBC answers itself when they arrive outside a dialog.
 _REJECT_OUT_OF_DIALOG = {"BYE": 481, "PRACK": 481, "UPDATE": 481, "INFO": 481, "NOTIFY": 481}
-
-
-def leg_media(leg: Leg, peer_ip: str, *, latch_any: bool = False) -> LegMedia:
-    """What anchoring needs of a leg: where to bind, what to advertise, whom to trust."""
-    interface = leg.interface
-    public = interface.advertised_address != interface.address  # behind 1:1 NAT
-    return LegMedia(
-        address=interface.media_address,
-        advertised=interface.advertised_address if public else interface.media_address,
-        ports=interface.media_ports,
-        peer_ip=peer_ip,
-        latch_any=latch_any,
-        srtp=leg.trunk.srtp if leg.trunk is not None else "off",
-        srtp_keying=leg.trunk.srtp_keying if leg.trunk is not None else "sdes",
-        codecs=codec_policy(leg.trunk.codecs) if leg.trunk is not None else None,
-        dtmf=leg.trunk.dtmf if leg.trunk is not None else "rfc4733",
-    )
-
-
-def codec_policy(spec: TrunkCodecs | None) -> CodecPolicy | None:
-    """A trunk's ``codecs:`` block as the media layer's pure value (names lower-cased)."""
-    if spec is None:
-        return None
-    return CodecPolicy(
-        allow=None if spec.allow is None else tuple(dict.fromkeys(n.lower() for n in spec.allow)),
-        prefer=tuple(dict.fromkeys(n.lower() for n in spec.prefer)),
-        strip=frozenset(n.lower() for n in spec.strip),
-        transcode=spec.transcode,
-        ptime=spec.ptime,
-    )
-
-
-def auth_servers(policy: Policy, key: bytes) -> dict[str, DigestServer]:
-    """A digest verifier per trunk that requires authentication of its peers."""
-    servers = {}
-    for trunk in policy.trunks.values():
-        spec = trunk.require_auth
-        if spec is not None:
-            servers[trunk.name] = DigestServer(
-                spec.realm,
-                key,
-                trunk.auth_users,
-                nonce_ttl=float(spec.nonce_ttl_s),
-                algorithm=spec.algorithm,
-            )
-    return servers
-
-
-def client_auths(policy: Policy) -> dict[str, ClientAuth]:
-    """A digest client per trunk with credentials (a reload starts them afresh:
-    at worst one more challenge per trunk)."""
-    return {
-        trunk.name: ClientAuth(trunk.credentials)
-        for trunk in policy.trunks.values()
-        if trunk.credentials is not None
-    }
-
-
-def call_config(policy: Policy) -> CallConfig:
-    sip = policy.settings.sip
-    return CallConfig(
-        user_agent=sip.user_agent,
-        session_expires=sip.session_expires_s,
-        min_se=sip.min_se_s,
-        max_call_duration=float(policy.settings.calls.max_call_duration_s),
-        no_answer_timeout=float(policy.settings.calls.no_answer_timeout_s),
-        t1=sip.t1_ms / 1000,
-    )
-
-
-def timer_config(policy: Policy) -> TimerConfig:
-    sip = policy.settings.sip
-    return TimerConfig(t1=sip.t1_ms / 1000, t2=sip.t2_ms / 1000, t4=sip.t4_ms / 1000)
 
 
 class Core:
@@ -181,7 +114,7 @@ class Core:
         self.guard = Guard(policy.security)  # bans and buckets outlive policy swaps
         self.admission = Admission(policy.admission)
         self.config = call_config(policy)
-        self.registrations.sync(self._registrations(policy))
+        self.registrations.sync(wanted_registrations(policy, self.auth, self.config.user_agent))
         self.media: MediaHandler = media or PassthroughMedia()
         self.layer = TransactionLayer(timer_config(policy))
         self.calls: dict[str, Call] = {}
@@ -205,33 +138,29 @@ class Core:
             "dtmf_from_info": 0,  # INFO digits sent on as RFC 4733 events
             "dtmf_undelivered": 0,  # INFO digits towards a leg without telephone-event
         }
-        self._now = 0.0
+        self.now = 0.0
         self._out: list[Transmit] = []
-        # (deadline, seq, call id): ids, so an ended call is not kept alive by
-        # a stale heap entry until its old deadline.
-        self._timers: list[tuple[float, int, str]] = []
-        self._scheduled: dict[str, float] = {}
-        self._seq = itertools.count()
+        self.call_timers = CallTimers()
 
     # --- the three drivers ----------------------------------------------------
 
     def receive(self, data: bytes, source: Target, now: float) -> list[Transmit]:
-        self._now = now
+        self.now = now
         self.stats["received"] += 1
         if self.guard.check_source(source.host, source.interface, now).action == "drop":
             return []  # banned or refused by an ACL: not even parsed
         try:
             message = parse_message(data)
         except ParseError as exc:
-            self._on_parse_error(exc, source)
+            answer_parse_error(self, exc, source)
             return self._flush()
         if isinstance(message, Request):
             # A retransmission goes to its transaction (RFC 3261 §17.2.1): it was
             # screened and charged when it first came, not again now.
             if not self.layer.known(message):
                 trunk = self.policy.trunk_for_source(source.interface, source.host)
-                if not self._screened(message, source, trunk) or not self._trusted(
-                    message, source, trunk
+                if not screened(self, message, source, trunk) or not trusted(
+                    self, message, source, trunk
                 ):
                     return self._flush()
             self._dispatch(self.layer.receive_request(message, source, now))
@@ -245,37 +174,27 @@ class Core:
             self.liveness.next_deadline(),
             self.registrar.next_deadline(),
             self.registrations.next_deadline(),
+            self.call_timers.next_deadline(),
         ]
-        while self._timers:
-            deadline, _, call_id = self._timers[0]
-            if self._scheduled.get(call_id) == deadline:
-                deadlines.append(deadline)
-                break
-            heapq.heappop(self._timers)  # stale entry
         return min((d for d in deadlines if d is not None), default=None)
 
     def handle_timer(self, now: float) -> list[Transmit]:
-        self._now = now
+        self.now = now
         self._dispatch(self.layer.handle_timer(now))
-        while self._timers and self._timers[0][0] <= now:
-            deadline, _, call_id = heapq.heappop(self._timers)
-            if self._scheduled.get(call_id) != deadline:
-                continue
-            del self._scheduled[call_id]
+        for call_id in self.call_timers.due(now):
             call = self.calls.get(call_id)
             if call is None:
                 continue
-            self._guarded(call, lambda c=call: c.handle_timer(now))
-        self._send_probes(now)
+            self.guarded(call, lambda c=call: c.handle_timer(now))
+        send_probes(self, now)
         self.registrar.on_timer(self, now)
-        for registration, register in self.registrations.due(now):
-            self.send_new(register, registration.target(), registration.context(register))
+        send_due_registrations(self, now)
         return self._flush()
 
     # --- API ------------------------------------------------------------------
 
     def transport_error(self, target: Target, now: float) -> list[Transmit]:
-        self._now = now
+        self.now = now
         self._dispatch(self.layer.transport_error(target, now))
         return self._flush()
 
@@ -288,17 +207,19 @@ class Core:
         self.guard.set_policy(policy.security)
         self.auth = client_auths(policy)
         self.auth_servers = auth_servers(policy, self._nonce_key)
-        for gone in self.registrations.sync(self._registrations(policy)):
+        for gone in self.registrations.sync(
+            wanted_registrations(policy, self.auth, self.config.user_agent)
+        ):
             self.send_new(gone.unregister(), gone.target(), None)
         self.admission.set_policy(policy.admission)
 
     def hangup(
         self, call_id: str, now: float, reason: str = "hung up by operator"
     ) -> list[Transmit]:
-        self._now = now
+        self.now = now
         call = self.calls.get(call_id)
         if call is not None:
-            self._guarded(call, lambda: call.hangup(reason, now))
+            self.guarded(call, lambda: call.hangup(reason, now))
         return self._flush()
 
     def dtmf(
@@ -306,11 +227,11 @@ class Core:
     ) -> list[Transmit]:
         """A digit the relay took out of ``from_leg``'s stream (RFC 4733): an INFO
         on the other leg (:mod:`sbc.b2bua.dtmf`), while the call is established."""
-        self._now = now
+        self.now = now
         call = self.calls.get(call_id)
         if call is not None and call.state is CallState.CONFIRMED:
             to = Side(from_leg).other
-            self._guarded(call, lambda: send_dtmf_info(call, to, digit, duration_ms))
+            self.guarded(call, lambda: send_dtmf_info(call, to, digit, duration_ms))
         return self._flush()
 
     def begin_drain(self) -> None:
@@ -318,9 +239,9 @@ class Core:
         self.draining = True
 
     def hangup_all(self, now: float, reason: str = "shutting down") -> list[Transmit]:
-        self._now = now
+        self.now = now
         for call in list(self.calls.values()):
-            self._guarded(call, lambda c=call: c.hangup(reason, now))
+            self.guarded(call, lambda c=call: c.hangup(reason, now))
         return self._flush()
 
     # --- Signalling (what calls use) -------------------------------------------
@@ -335,7 +256,7 @@ class Core:
             self._outbound(request, leg.trunk)
         if pending.kind is Kind.INVITE and leg.trunk is not None:
             self.counters.attempts[(leg.trunk.name, "out")] += 1
-        tx, actions = self.layer.send_request(request, target, self._now)
+        tx, actions = self.layer.send_request(request, target, self.now)
         tx.context = pending
         self._dispatch(actions)
         return tx
@@ -343,7 +264,7 @@ class Core:
     def send_response(self, tx: ServerTransaction, response: Response) -> None:
         source = tx.source
         self._outbound(response, self.policy.trunk_for_source(source.interface, source.host))
-        self._dispatch(self.layer.send_response(tx, response, self._now))
+        self._dispatch(self.layer.send_response(tx, response, self.now))
 
     def send_ack(self, leg: Leg, ack: Request) -> None:
         self._outbound(ack, leg.trunk)
@@ -368,13 +289,13 @@ class Core:
         if call.b_invite_tx is not None:
             call.b_invite_tx.context = None
         self.calls.pop(call.id, None)
-        self._scheduled.pop(call.id, None)
+        self.call_timers.forget(call.id)
         self.admission.release(call.admitted)
         call.admitted = []
         self.call_event("ended", call)
         for side in (Side.A, Side.B):
             dialog = call.leg(side).dialog
-            key = self._dialog_key(call, side, dialog)
+            key = self.dialog_key(call, side, dialog)
             if key is not None and self.dialogs.get(key, (None,))[0] is call:
                 del self.dialogs[key]
 
@@ -396,32 +317,22 @@ class Core:
                 call = action.invite.context
                 invite = action.invite
                 if isinstance(call, Call):
-                    self._guarded(call, lambda c=call, tx=invite: c.on_cancel(tx, self._now))
+                    self.guarded(call, lambda c=call, tx=invite: c.on_cancel(tx, self.now))
                 else:
-                    self._reply(invite, 487)  # RFC 3261 §9.2
+                    self.reply(invite, 487)  # RFC 3261 §9.2
             elif isinstance(action, StrayResponse):
                 self._on_stray(action.response)
             elif isinstance(action, AckTimeout):
                 call = action.context
                 if isinstance(call, Call):
-                    self._guarded(call, lambda c=call: c.on_ack_timeout(self._now))
+                    self.guarded(call, lambda c=call: c.on_ack_timeout(self.now))
 
     def _on_pending(
         self, tx: ClientTransaction, response: Response | None, status: int | None
     ) -> None:
         pending = tx.context
-        if isinstance(pending, RegistrationContext):
-            self._on_registration(pending, response, status)
-            return
-        if isinstance(pending, Probe | RelayedRegister | Keepalive):
-            final = status if response is None else response.status
-            if final is None or final < 200:
-                return
-            if isinstance(pending, Probe):
-                self.liveness.answered(pending.trunk, final, self._now)
-            elif isinstance(pending, RelayedRegister):
-                self.registrar.on_upstream(self, pending, response, final, self._now)
-            return
+        if on_answer(self, pending, response, status):
+            return  # a probe, registration or keepalive of our own
         if not isinstance(pending, Pending) or pending.call.ended is not None:
             return
         final = response.status if response is not None else status
@@ -432,10 +343,10 @@ class Core:
         if response is not None:
             if pending.kind is Kind.INVITE and 100 < response.status < 300:
                 pending.leg.observed = tx.response_source  # signalling NAT
-            view = self._inbound(response, pending.leg.trunk)
-            self._guarded(call, lambda: call.on_response(pending, view, self._now))
+            view = self.inbound(response, pending.leg.trunk)
+            self.guarded(call, lambda: call.on_response(pending, view, self.now))
         elif status is not None:
-            self._guarded(call, lambda: call.on_failure(pending, status, self._now))
+            self.guarded(call, lambda: call.on_failure(pending, status, self.now))
 
     def _on_stray(self, response: Response) -> None:
         if not 200 <= response.status < 300:
@@ -447,7 +358,7 @@ class Core:
         entry = self.dialogs.get(key)
         if entry is not None:
             call, side = entry
-            self._guarded(call, lambda: call.on_stray_2xx(side, response))
+            self.guarded(call, lambda: call.on_stray_2xx(side, response))
 
     # --- requests ---------------------------------------------------------------
 
@@ -457,18 +368,18 @@ class Core:
             self._in_dialog(request, source, tx, to_tag)
         elif tx is None:
             return  # ACK outside any dialog: nothing to do (RFC 3261 §17.2.3)
-        elif not self._authenticated(request, source, tx):
+        elif not authenticated(self, request, source, tx):
             return
         elif request.method == "INVITE":
-            self._new_call(request, source, tx)
+            new_call(self, request, source, tx)
         elif request.method == "OPTIONS":
             self._options(request, source, tx)
         elif request.method == "REGISTER":
-            self.registrar.on_register(self, request, source, tx, self._now)
+            self.registrar.on_register(self, request, source, tx, self.now)
         elif request.method in _REJECT_OUT_OF_DIALOG:
-            self._reply(tx, _REJECT_OUT_OF_DIALOG[request.method])
+            self.reply(tx, _REJECT_OUT_OF_DIALOG[request.method])
         else:
-            self._reply(tx, 405)
+            self.reply(tx, 405)
 
     def _in_dialog(
         self, request: Request, source: Target, tx: ServerTransaction | None, to_tag: str
@@ -476,45 +387,25 @@ class Core:
         entry = self.dialogs.get((request.call_id, to_tag))
         if entry is None or entry[0].leg(entry[1]).interface.name != source.interface:
             if tx is not None:
-                self._reply(tx, 481)
+                self.reply(tx, 481)
             return
         call, side = entry
         if tx is not None:
             # A CANCEL of a re-INVITE must find the call (see _dispatch); other
             # server transactions outlive the call by Timer J and must not hold it.
             tx.context = call if request.method == "INVITE" else None
-        view = self._inbound(request, call.leg(side).trunk)
-        self._guarded(call, lambda: call.on_request(side, view, tx, self._now), tx)
+        view = self.inbound(request, call.leg(side).trunk)
+        self.guarded(call, lambda: call.on_request(side, view, tx, self.now), tx)
 
-    def _authenticated(self, request: Request, source: Target, tx: ServerTransaction) -> bool:
-        """Digest authentication of a trunk that requires it (RFC 3261 §22.1):
-        out-of-dialog requests but OPTIONS (keepalives) must carry valid
-        credentials, else 401 with a challenge; failures feed the bans."""
-        if request.method == "OPTIONS":
-            return True
-        trunk = self.policy.trunk_for_source(source.interface, source.host)
-        server = self.auth_servers.get(trunk.name) if trunk is not None else None
-        if server is None:
-            return True
-        value = request.headers.get("Authorization")
-        stale = False
-        if value is not None:
-            result = server.verify(request, value, self._now)
-            if result.status is AuthStatus.OK:
-                return True
-            stale = result.status is AuthStatus.STALE
-            if not stale:
-                self.stats["auth_failures"] += 1
-                self.guard.record_auth_failure(source.host, self._now)
-                log.info("auth.failed", source=source.host, reason=result.reason)
-        self._reply(tx, 401, None, {"WWW-Authenticate": server.challenge(self._now, stale=stale)})
-        return False
+    def failover(self, call: Call) -> bool:
+        """Send the call to its route's next trunk (:func:`sbc.b2bua.setup.fail_over`)."""
+        return fail_over(self, call)
 
     def _options(self, request: Request, source: Target, tx: ServerTransaction) -> None:
         """OPTIONS outside a dialog is for us: keepalive and monitoring (RFC 3261 §11).
         While draining it says 503, so carriers probing us stop sending calls."""
         if self.draining:
-            self._reply(tx, 503, "Shutting Down", {"Retry-After": "30"})
+            self.reply(tx, 503, "Shutting Down", {"Retry-After": "30"})
             return
         response = build_response(request, 200, to_tag=new_tag())
         response.headers.add("Allow", ALLOW_METHODS)
@@ -524,256 +415,7 @@ class Core:
             response.headers.add("Server", self.config.user_agent)
         self.send_response(tx, response)
 
-    def _new_call(self, request: Request, source: Target, tx: ServerTransaction) -> None:
-        policy = self.policy
-        trunk = policy.trunk_for_source(source.interface, source.host)
-        if trunk is None:  # checked on receipt; a policy swap may have raced it
-            self._reply(tx, 403)
-            return
-        rejection = self._admission_check(request)
-        if rejection is not None:
-            status, reason, extra = rejection
-            self._reply(tx, status, reason, extra)
-            return
-        view = self._inbound(request, trunk)  # the caller's INVITE as policy rewrote it
-        ruri_user = user_of(view.uri) or ""
-        route = policy.route_for(
-            RouteContext(
-                trunk=trunk.name,
-                interface=source.interface,
-                ruri_user=ruri_user,
-                from_user=user_of(view.from_.uri) or "",
-                headers=view.headers,
-                wall=self.wall_clock(),
-            )
-        )
-        if route is None:
-            self.stats["no_route"] += 1
-            self._reply(tx, 404, "No Route")
-            return
-        if route.reject is not None:
-            self.stats["rejected_by_route"] += 1
-            self._reply(tx, *route.reject)
-            return
-        if route.to_registered:
-            self._call_registered(request, source, tx, trunk, view, ruri_user, route.name)
-            return
-        candidates = [
-            policy.trunks[name]
-            for name in route.trunks(self.rng)
-            if name in policy.trunks and self.liveness.is_up(name)
-        ]
-        if not candidates:
-            self._reply(tx, 503, "No Trunk Available", {"Retry-After": "30"})
-            return
-        # Admission before any B-leg exists: the caller's side, then the first
-        # trunk of the route with room (a full trunk is passed over).
-        ingress = call_scopes(source.interface, trunk.name)
-        refused = self.admission.admit(ingress, self._now)
-        picked = refused or self._admit_egress(candidates, ingress)
-        if not isinstance(picked, tuple):
-            assert picked is not None  # there were candidates: one admitted or refused
-            if refused is None:
-                self.admission.release(ingress)
-            self.stats["admission_rejected"] += 1
-            self._reply(tx, picked.status, picked.reason, dict(picked.headers))
-            return
-        to, egress = picked
-        if route.translate is not None:
-            ruri_user = route.translate.apply(ruri_user)
-        try:
-            call = self._create_call(request, source, tx, trunk, to, view=view, ruri_user=ruri_user)
-        except SipError as exc:
-            self.admission.release((*ingress, *egress))
-            self._reply(tx, exc.status, exc.reason)
-            return
-        call.admitted = [*ingress, *egress]
-        call.egress_scopes = egress
-        call.route = route.name
-        call.failover_on = route.failover_on
-        call.next_trunks = candidates
-        self.stats["calls_started"] += 1
-        self.counters.attempts[(trunk.name, "in")] += 1
-        b_invite = call.b_invite_pending
-        assert b_invite is not None
-        self.call_event("started", call)
-        self._guarded(call, lambda: call.start(b_invite, self._now))
-
-    def failover(self, call: Call) -> bool:
-        """Send the call to its route's next trunk (the last one failed before
-        answering). False when no trunk is left: the failure goes to the caller."""
-        self.admission.release(call.egress_scopes)
-        for scope in call.egress_scopes:
-            call.admitted.remove(scope)
-        call.egress_scopes = ()
-        picked = self._admit_egress(call.next_trunks, call.admitted)
-        if picked is None or isinstance(picked, Rejection):
-            return False
-        to, call.egress_scopes = picked
-        call.admitted.extend(call.egress_scopes)
-        old_key = self._dialog_key(call, Side.B, None)
-        if old_key is not None and self.dialogs.get(old_key, (None,))[0] is call:
-            del self.dialogs[old_key]
-        view = call.a_invite_view or call.a_invite
-        b, b_invite = self._b_leg(view, call.a.trunk, to, call.b_ruri_user)
-        call.reset_b_leg(b, b_invite)
-        self.media.delete(call.id)  # the failed B-leg's ports go back
-        self._open_media(call)
-        self.dialogs[(b_invite.call_id, b_invite.from_.tag or "")] = (call, Side.B)
-        self.stats["failovers"] += 1
-        return True
-
-    def _admission_check(self, request: Request) -> tuple[int, str | None, dict[str, str]] | None:
-        if self.draining:
-            return 503, "Shutting Down", {"Retry-After": "30"}
-        if self.overloaded:
-            self.stats["shed"] += 1
-            return 503, "Overloaded", {"Retry-After": "5"}
-        max_forwards = request.headers.get("Max-Forwards")
-        if max_forwards is not None and int(max_forwards) == 0:
-            return 483, None, {}
-        unsupported = request.option_tags("Require") - SUPPORTED_EXTENSIONS
-        if unsupported:
-            return 420, None, {"Unsupported": ", ".join(sorted(unsupported))}
-        value = request.headers.get("Session-Expires")
-        if value is not None:
-            try:
-                interval, _ = parse_session_expires(value)
-            except ParseError as exc:
-                return 400, error_reason(exc), {}
-            if interval < self.config.min_se:  # RFC 4028 §8.1
-                return 422, None, {"Min-SE": str(self.config.min_se)}
-        return None
-
-    def _create_call(
-        self,
-        request: Request,
-        source: Target,
-        tx: ServerTransaction,
-        trunk: Trunk,
-        to: Trunk,
-        *,
-        view: Request,
-        ruri_user: str,
-        b_leg: tuple[Leg, Request] | None = None,
-    ) -> Call:
-        policy = self.policy
-        a = Leg(
-            Side.A,
-            policy.interfaces[source.interface],
-            source.transport,
-            source,
-            trunk,
-            self.config,
-        )
-        a.extensions = frozenset(
-            (request.option_tags("Supported") | request.option_tags("Require"))
-            & SUPPORTED_EXTENSIONS
-        )
-        a.dialog = Dialog.as_uas(request, new_tag())
-        a.observed = source  # in-dialog requests go back where the caller is
-        b, b_invite = b_leg or self._b_leg(view, trunk, to, ruri_user)
-        call = Call(self, a, b, request, tx, started=self._now)
-        call.a_invite_view = view
-        call.b_invite_pending = b_invite
-        call.b_ruri_user = ruri_user
-        self._open_media(call)
-        tx.context = call
-        self.calls[call.id] = call
-        self.dialogs[(request.call_id, a.dialog.local_tag)] = (call, Side.A)
-        self.dialogs[(b_invite.call_id, b_invite.from_.tag or "")] = (call, Side.B)
-        return call
-
-    def _call_registered(  # noqa: PLR0917 - the new call's parts, as _new_call has them
-        self,
-        request: Request,
-        source: Target,
-        tx: ServerTransaction,
-        trunk: Trunk,
-        view: Request,
-        ruri_user: str,
-        route: str,
-    ) -> None:
-        """A call to a phone registered through us: to its Contact, at its
-        observed address and connection (RFC 5626 §5), never to the private
-        address its Contact names."""
-        found = self.registrar.target_of(ruri_user, self._now)
-        if found is None:
-            self._reply(tx, 480, "Not Registered")
-            return
-        binding, contact = found
-        scopes = tuple(
-            dict.fromkeys(
-                (*call_scopes(source.interface, trunk.name), interface_scope(binding.interface))
-            )
-        )
-        refused = self.admission.admit(scopes, self._now)
-        if refused is not None:
-            self.stats["admission_rejected"] += 1
-            self._reply(tx, refused.status, refused.reason, dict(refused.headers))
-            return
-        interface = self.policy.interfaces[binding.interface]
-        b = Leg(Side.B, interface, binding.source.transport, binding.source, None, self.config)
-        b.observed = binding.source
-        b_invite = build_b_invite(view, b, None, self.config, source=trunk, ruri=contact)
-        try:
-            call = self._create_call(
-                request,
-                source,
-                tx,
-                trunk,
-                trunk,
-                view=view,
-                ruri_user=ruri_user,
-                b_leg=(b, b_invite),
-            )
-        except SipError as exc:
-            self.admission.release(scopes)
-            self._reply(tx, exc.status, exc.reason)
-            return
-        call.admitted = list(scopes)
-        call.route = route
-        self.stats["calls_started"] += 1
-        self.call_event("started", call)
-        self._guarded(call, lambda: call.start(b_invite, self._now))
-
-    def _admit_egress(
-        self, candidates: list[Trunk], taken: Sequence[str]
-    ) -> tuple[Trunk, tuple[str, ...]] | Rejection | None:
-        """Pop candidates until one has room (its trunk and interface scopes);
-        the last refusal when none has, None when there were none."""
-        refused = None
-        while candidates:
-            to = candidates.pop(0)
-            scopes = tuple(
-                scope
-                for scope in (trunk_scope(to.name), interface_scope(to.interface))
-                if scope not in taken
-            )
-            refused = self.admission.admit(scopes, self._now)
-            if refused is None:
-                return to, scopes
-        return refused
-
-    def _b_leg(
-        self, a_invite: Request, source: Trunk | None, to: Trunk, ruri_user: str
-    ) -> tuple[Leg, Request]:
-        interface = self.policy.interfaces[to.interface]
-        target = Target(interface.name, to.transport, to.address, to.port)
-        b = Leg(Side.B, interface, to.transport, target, to, self.config)
-        invite = build_b_invite(a_invite, b, to, self.config, ruri_user=ruri_user, source=source)
-        return b, invite
-
-    def _open_media(self, call: Call) -> None:
-        """Open the call's media for its current legs."""
-        latch_any = self.policy.settings.media.latch_any_source
-        self.media.open(
-            call.id,
-            leg_media(call.a, call.a.peer.host, latch_any=latch_any),
-            leg_media(call.b, call.b.peer.host, latch_any=latch_any),
-        )
-
-    def _inbound(self, message: M, trunk: Trunk | None) -> M:
+    def inbound(self, message: M, trunk: Trunk | None) -> M:
         """``message`` as the trunk's inbound rules rewrite it. A copy: the
         transaction keeps what was received, which its answers must echo."""
         rules = self.policy.manipulations
@@ -788,68 +430,19 @@ class Core:
             message.manipulated = True
             self.policy.manipulations.apply(message, trunk.name, "outbound")
 
-    def _registrations(self, policy: Policy) -> list[Registration]:
-        """A registration per trunk marked ``register`` (RFC 3261 §10)."""
-        wanted = []
-        for trunk in policy.trunks.values():
-            spec = trunk.register
-            if spec is None:
-                continue
-            interface = policy.interfaces[trunk.interface]
-            wanted.append(
-                Registration(
-                    trunk,
-                    interface,
-                    RegistrationSpec(
-                        spec.aor_user,
-                        spec.domain,
-                        spec.expires_s,
-                        spec.contact_user,
-                        contact_port=interface.port_for(trunk.transport),
-                    ),
-                    self.auth.get(trunk.name),
-                    self.config.user_agent,
-                )
-            )
-        return wanted
-
-    def _on_registration(
-        self, context: RegistrationContext, response: Response | None, status: int | None
-    ) -> None:
-        registration = self.registrations.get(context.trunk)
-        if registration is None:
-            return
-        if response is not None:
-            again = registration.on_response(response, self._now)
-            if again is not None:  # answered challenge, or 423 with a longer expiry
-                self.send_new(again, registration.target(), registration.context(again))
-        elif status is not None:
-            registration.on_failure(status, self._now, context.cseq)
-
     @property
     def user_agent(self) -> str | None:
         return self.config.user_agent
 
     def send_new(self, request: Request, target: Target, context: object) -> None:
         """Send a request of our own (probe, registration, keepalive) with its context."""
-        tx, actions = self.layer.send_request(request, target, self._now)
+        tx, actions = self.layer.send_request(request, target, self.now)
         tx.context = context
         self._dispatch(actions)
 
-    def _send_probes(self, now: float) -> None:
-        for name in self.liveness.due(now):
-            trunk = self.policy.trunks.get(name)
-            if trunk is None:
-                continue
-            interface = self.policy.interfaces[trunk.interface]
-            probe = options_probe(trunk, interface, self.config.user_agent)
-            tx, actions = self.layer.send_request(probe, probe_target(trunk), now)
-            tx.context = Probe(name)
-            self._dispatch(actions)
-
     # --- helpers ---------------------------------------------------------------------
 
-    def _reply(
+    def reply(
         self,
         tx: ServerTransaction,
         status: int,
@@ -865,62 +458,11 @@ class Core:
             response.headers.add("Server", self.config.user_agent)
         self.send_response(tx, response)
 
-    def _screened(self, request: Request, source: Target, trunk: Trunk | None) -> bool:
-        """Bans, ACLs, scanners and rate limits (security.yaml). What is refused
-        is answered statelessly, or not at all: a flood leaves no state."""
-        verdict = self.guard.check(
-            request.method,
-            source.host,
-            source.interface,
-            trunk.name if trunk is not None else None,
-            request.headers.get("User-Agent"),
-            self._now,
-        )
-        if verdict.allowed:
-            return True
-        self.stats["screened"] += 1
-        if verdict.action == "respond" and request.method != "ACK":
-            self._stateless_reply(request, source, verdict.status, verdict.reason, verdict.headers)
-        return False
+    def emit(self, transmit: Transmit) -> None:
+        """Send bytes no transaction keeps (stateless answers)."""
+        self._out.append(transmit)
 
-    def _trusted(self, request: Request, source: Target, trunk: Trunk | None) -> bool:
-        """Out-of-dialog requests must come from a trunk; others get a stateless
-        403 (no transaction is kept for scanners) and an ACK is dropped."""
-        if request.to.tag is not None or trunk is not None:
-            return True  # in-dialog: matched by Call-ID and our random tag
-        if request.method == "REGISTER" and relay_settings(self.policy, source.interface):
-            return True  # phones register through a relay interface from anywhere
-        self.stats["forbidden"] += 1
-        if request.method != "ACK":
-            self._stateless_reply(request, source, 403)
-        return False
-
-    def _stateless_reply(
-        self,
-        request: Request,
-        source: Target,
-        status: int,
-        reason: str | None = None,
-        extra: Mapping[str, str] | None = None,
-    ) -> None:
-        """Answer straight back to the source, keeping no transaction."""
-        response = build_response(request, status, reason or None, to_tag=new_tag())
-        for name, value in (extra or {}).items():
-            response.headers.add(name, value)
-        self._out.append(Transmit(response.serialize(), source))
-
-    def _on_parse_error(self, exc: ParseError, source: Target) -> None:
-        """Answer 400 naming the problem when the request can be answered at all."""
-        self.stats["parse_errors"] += 1
-        request = exc.message
-        if not isinstance(request, Request) or request.method == "ACK":
-            return
-        response = build_response(request, exc.status, error_reason(exc))
-        if all(response.headers.get(n) for n in ("Via", "From", "To", "Call-ID", "CSeq")):
-            # Straight back to the source, never to a Via that may be forged.
-            self._out.append(Transmit(response.serialize(), source))
-
-    def _guarded(self, call: Call, action: object, tx: ServerTransaction | None = None) -> None:
+    def guarded(self, call: Call, action: object, tx: ServerTransaction | None = None) -> None:
         """Run one call's handler; an exception tears down that call only.
 
         ``tx`` is the request being handled: if the handler failed before
@@ -935,34 +477,26 @@ class Core:
             self._abort(call)
             last = tx.last_response if tx is not None else None
             if tx is not None and (last is None or last.status < 200):
-                self._reply(tx, 500)
+                self.reply(tx, 500)
         self._schedule(call)
 
     def _abort(self, call: Call) -> None:
         try:
             if call.state in (CallState.CALLING, CallState.EARLY, CallState.CONFIRMED):
-                call.hangup("internal error", self._now, status=500)
+                call.hangup("internal error", self.now, status=500)
         except Exception:
             call.log_exception("call.abort_failed")
         if call.ended is None and call.state is not CallState.TERMINATING:
             call.state = CallState.TERMINATED
-            call.ended = self._now
+            call.ended = self.now
             call.media_stats = self.media.stats(call.id)
             self.media.delete(call.id)
             self.call_ended(call)
 
     def _schedule(self, call: Call) -> None:
-        if call.ended is not None:
-            self._scheduled.pop(call.id, None)
-            return
-        deadline = call.get_timer()
-        if deadline is None:
-            self._scheduled.pop(call.id, None)
-        elif self._scheduled.get(call.id) != deadline:
-            self._scheduled[call.id] = deadline
-            heapq.heappush(self._timers, (deadline, next(self._seq), call.id))
+        self.call_timers.schedule(call.id, call.get_timer() if call.ended is None else None)
 
-    def _dialog_key(self, call: Call, side: Side, dialog: Dialog | None) -> tuple[str, str] | None:
+    def dialog_key(self, call: Call, side: Side, dialog: Dialog | None) -> tuple[str, str] | None:
         if side is Side.A:
             return (call.a_invite.call_id, call.a_tag)
         invite = call.b_invite or call.b_invite_pending

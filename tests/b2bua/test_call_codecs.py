@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from peers import POLICIES, Net
 
-from sbc.b2bua.core import codec_policy
+from sbc.b2bua.policy_values import codec_policy
 from sbc.media.anchor import MediaAnchor
 from sbc.media.control import StreamSpec, StreamStats
 from sbc.media.interface import CodecPolicy

@@ -1,0 +1,123 @@
+"""Who may reach the core: screening, trust and digest authentication.
+
+Theory of operation. A new request (not a retransmission) passes three
+gates before the transaction layer keeps any state for it, in this order:
+
+1. :func:`screened`: bans, ACLs, scanner User-Agents and rate limits
+   (``security.yaml`` through :class:`sbc.guard.Guard`);
+2. :func:`trusted`: out-of-dialog requests must come from a trunk (or be a
+   REGISTER on a registration-relay interface);
+3. :func:`authenticated` (once a server transaction exists): a trunk with
+   ``require_auth`` wants valid digest credentials (RFC 3261 §22.1).
+
+What the first two refuse is answered statelessly, straight back to the
+source, or not at all (an ACK, a ``drop`` verdict): a flood leaves no state.
+A message that does not parse is answered 400 by :func:`answer_parse_error`
+when it can be answered. Each refusal is counted in the core's ``stats``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import TYPE_CHECKING
+
+import structlog
+
+from sbc.auth.server import AuthStatus
+from sbc.b2bua.registrar import relay_settings
+from sbc.policy import Trunk
+from sbc.sip.errors import ParseError
+from sbc.sip.ids import new_tag
+from sbc.sip.message import Request, build_response, error_reason
+from sbc.sip.target import Target
+from sbc.sip.transaction import ServerTransaction, Transmit
+
+if TYPE_CHECKING:
+    from sbc.b2bua.core import Core
+
+log = structlog.get_logger("sbc.core")
+
+
+def screened(core: Core, request: Request, source: Target, trunk: Trunk | None) -> bool:
+    """Bans, ACLs, scanners and rate limits (security.yaml). What is refused
+    is answered statelessly, or not at all: a flood leaves no state."""
+    verdict = core.guard.check(
+        request.method,
+        source.host,
+        source.interface,
+        trunk.name if trunk is not None else None,
+        request.headers.get("User-Agent"),
+        core.now,
+    )
+    if verdict.allowed:
+        return True
+    core.stats["screened"] += 1
+    if verdict.action == "respond" and request.method != "ACK":
+        core.emit(
+            _stateless_reply(request, source, verdict.status, verdict.reason, verdict.headers)
+        )
+    return False
+
+
+def trusted(core: Core, request: Request, source: Target, trunk: Trunk | None) -> bool:
+    """Out-of-dialog requests must come from a trunk; others get a stateless
+    403 (no transaction is kept for scanners) and an ACK is dropped."""
+    if request.to.tag is not None or trunk is not None:
+        return True  # in-dialog: matched by Call-ID and our random tag
+    if request.method == "REGISTER" and relay_settings(core.policy, source.interface):
+        return True  # phones register through a relay interface from anywhere
+    core.stats["forbidden"] += 1
+    if request.method != "ACK":
+        core.emit(_stateless_reply(request, source, 403))
+    return False
+
+
+def _stateless_reply(
+    request: Request,
+    source: Target,
+    status: int,
+    reason: str | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> Transmit:
+    """An answer straight back to the source, for no transaction to keep."""
+    response = build_response(request, status, reason or None, to_tag=new_tag())
+    for name, value in (extra or {}).items():
+        response.headers.add(name, value)
+    return Transmit(response.serialize(), source)
+
+
+def answer_parse_error(core: Core, exc: ParseError, source: Target) -> None:
+    """Answer 400 naming the problem when the request can be answered at all."""
+    core.stats["parse_errors"] += 1
+    request = exc.message
+    if not isinstance(request, Request) or request.method == "ACK":
+        return
+    response = build_response(request, exc.status, error_reason(exc))
+    if all(response.headers.get(n) for n in ("Via", "From", "To", "Call-ID", "CSeq")):
+        # Straight back to the source, never to a Via that may be forged.
+        core.emit(Transmit(response.serialize(), source))
+
+
+def authenticated(core: Core, request: Request, source: Target, tx: ServerTransaction) -> bool:
+    """Digest authentication of a trunk that requires it (RFC 3261 §22.1):
+    out-of-dialog requests but OPTIONS (keepalives) must carry valid
+    credentials, else 401 with a challenge; failures feed the bans."""
+    if request.method == "OPTIONS":
+        return True
+    trunk = core.policy.trunk_for_source(source.interface, source.host)
+    server = core.auth_servers.get(trunk.name) if trunk is not None else None
+    if server is None:
+        return True
+    value = request.headers.get("Authorization")
+    stale = False
+    if value is not None:
+        result = server.verify(request, value, core.now)
+        if result.status is AuthStatus.OK:
+            return True
+        stale = result.status is AuthStatus.STALE
+        if not stale:
+            core.stats["auth_failures"] += 1
+            core.guard.record_auth_failure(source.host, core.now)
+            log.info("auth.failed", source=source.host, reason=result.reason)
+    core.reply(tx, 401, None, {"WWW-Authenticate": server.challenge(core.now, stale=stale)})
+    return False

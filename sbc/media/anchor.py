@@ -83,7 +83,7 @@ from sbc.media.dtls_sdp import read_answer as read_dtls_answer
 from sbc.media.dtls_sdp import strip_session, write_dtls
 from sbc.media.dtmf_sdp import adapt_answer, adapt_offer
 from sbc.media.interface import LegMedia, MediaError, MediaStats
-from sbc.media.offer_keying import offer_crypto, offer_dtls, set_crypto, set_dtls
+from sbc.media.offer_keying import offer_crypto, offer_dtls, record_ends
 from sbc.media.ports import PortPool
 from sbc.media.relay_specs import stream_spec
 from sbc.media.sdp_rewrite import (
@@ -169,8 +169,8 @@ class MediaAnchor:
             if peer is not REJECTED:
                 stream = state.streams.get(index) or created[index]
                 stream.peers[from_leg] = peer
-                set_crypto(stream, crypto[index])
-                set_dtls(stream, dtls[index])
+                record_ends(stream.crypto, crypto[index])
+                record_ends(stream.dtls, dtls[index])
                 state.streams[index] = stream
         state.answerer, state.offered = to_leg, tuple(p is not REJECTED for p in peers)
         live = [i for i, p in enumerate(peers) if p is not REJECTED]

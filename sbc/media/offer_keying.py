@@ -13,18 +13,22 @@ allocated (so that unusable crypto is a 488 with nothing to undo):
   ``srtp_keying`` (:mod:`sbc.media.dtls_sdp`); a leg keying with DTLS gets
   no SDES.
 
-:func:`set_crypto` and :func:`set_dtls` then record the chosen ends on the
-stream (``None``: that leg has none any more).
+:func:`record_ends` then keeps the chosen ends on the stream (``None``:
+that leg has none any more).
 """
 
 from __future__ import annotations
 
-from sbc.media.anchor_state import REJECTED, AnchoredStream, AnchorSession
+from typing import TypeVar
+
+from sbc.media.anchor_state import REJECTED, AnchorSession
 from sbc.media.dtls_sdp import LegDtls, offer_ends, sdes_profile
 from sbc.media.dtls_sdp import read_offer as read_dtls_offer
 from sbc.media.sdp_rewrite import PeerMedia
 from sbc.media.srtp_sdp import LegCrypto, offer_towards, read_offer
 from sbc.sip.sdp import SessionDescription
+
+End = TypeVar("End", LegCrypto, LegDtls)
 
 
 def offer_crypto(
@@ -76,17 +80,11 @@ def offer_dtls(
     return ends
 
 
-def set_crypto(stream: AnchoredStream, crypto: dict[str, LegCrypto | None]) -> None:
-    for leg, ends in crypto.items():
-        if ends is None:
-            stream.crypto.pop(leg, None)
-        else:
-            stream.crypto[leg] = ends
-
-
-def set_dtls(stream: AnchoredStream, dtls: dict[str, LegDtls | None]) -> None:
-    for leg, end in dtls.items():
+def record_ends(known: dict[str, End], chosen: dict[str, End | None]) -> None:
+    """Keep each leg's chosen end (SDES crypto or DTLS) in ``known``; ``None``
+    means that leg has none any more."""
+    for leg, end in chosen.items():
         if end is None:
-            stream.dtls.pop(leg, None)
+            known.pop(leg, None)
         else:
-            stream.dtls[leg] = end
+            known[leg] = end

@@ -92,13 +92,11 @@ def _relay_srtcp(side: Side, packet: bytes) -> None:
 
     RFC 3711 §3.4: SRTCP authentication is mandatory, so a failure drops it.
     """
+    unprotected = side.unprotect(packet, rtcp=True)
+    if unprotected is None:
+        return
+    packet = unprotected
     counter = side.counter
-    if side.srtp is not None:
-        try:
-            packet = side.srtp.inbound.unprotect_rtcp(packet)
-        except SrtpError:
-            counter.srtp_failed += 1
-            return
     counter.rtcp_packets += 1
     other = side.other
     sock, destination = other.rtcp_out()

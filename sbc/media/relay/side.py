@@ -31,7 +31,7 @@ from sbc.media.relay.rtp import pt_table
 from sbc.media.relay.stats import DirectionCounter
 from sbc.media.relay.stun import IceLite
 from sbc.media.relay.transcoding import TranscodingDirection
-from sbc.media.srtp import SrtpContext
+from sbc.media.srtp import SrtpContext, SrtpError
 
 BATCH = 64  # packets drained per socket wake-up (fair to the other sockets)
 BUFFER_SIZE = 65536  # one UDP datagram, whatever the MTU
@@ -117,6 +117,20 @@ class Side:
             self.srtp = None
         elif self.srtp is None or self.srtp.keys != spec.srtp:
             self.srtp = SrtpContext(spec.srtp)  # new keys (a rekey): new sessions
+
+    def unprotect(self, packet: bytes, *, rtcp: bool = False) -> bytes | None:
+        """``packet`` from this side's peer without its SRTP (RFC 3711 §3.3) or
+        SRTCP (§3.4) protection, as it is from a plain leg; ``None``, counted in
+        ``srtp_failed``, when authentication or the replay check fails."""
+        if self.srtp is None:
+            return packet
+        try:
+            if rtcp:
+                return self.srtp.inbound.unprotect_rtcp(packet)
+            return self.srtp.inbound.unprotect(packet)
+        except SrtpError:
+            self.counter.srtp_failed += 1
+            return None
 
     def rtcp_out(self) -> tuple[socket.socket, Address | None]:
         """The socket and destination for RTCP sent to this side's peer."""

@@ -89,12 +89,10 @@ def _relay_srtp(side: Side, other: Side, packet: bytes, source: Address, now: fl
     """Unprotect (from an SRTP leg), relay, protect (to an SRTP leg) one RTP packet."""
     counter = side.counter
     size = len(packet)
-    if side.srtp is not None:
-        try:
-            packet = side.srtp.inbound.unprotect(packet)
-        except SrtpError:
-            counter.srtp_failed += 1
-            return
+    unprotected = side.unprotect(packet)
+    if unprotected is None:
+        return
+    packet = unprotected
     seq, timestamp, ssrc = _unpack_rtp(packet, 2)
     latch = side.rtp_latch
     if (source != latch.latched or ssrc != latch.ssrc) and not latch.accept(source, ssrc):

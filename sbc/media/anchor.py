@@ -54,34 +54,39 @@ Theory of operation, per call (legs ``"a"`` and ``"b"``):
 
 A dropped stream is removed from the relay and its ports are released at
 once, while the call goes on.
+
+This module runs the offer/answer steps; the per-call state they work on is
+in :mod:`sbc.media.anchor_state`, the offer's SDES/DTLS keying in
+:mod:`sbc.media.offer_keying`, and the relay's view of a stream
+(:class:`StreamSpec`) is built by :mod:`sbc.media.relay_specs`.
 """
 
 from __future__ import annotations
 
 import secrets
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
 from itertools import count
 
-from sbc.media.codec_negotiation import OfferedStream, negotiate_answer, negotiate_offer
-from sbc.media.control import (
-    DtlsSpec,
-    Endpoint,
-    RelayControl,
-    SideSpec,
-    SrtpKeys,
-    StreamSpec,
-    TranscodeSpec,
+from sbc.media.anchor_state import (
+    REJECTED,
+    AnchoredStream,
+    AnchorSession,
+    PendingOffer,
+    Snapshot,
+    side_mux,
+    stream_telephone_event,
 )
+from sbc.media.codec_negotiation import negotiate_answer, negotiate_offer
+from sbc.media.control import Endpoint, RelayControl, TranscodeSpec
 from sbc.media.dtls_certificate import DtlsCertificate
-from sbc.media.dtls_sdp import LegDtls, offer_ends, sdes_profile, strip_session, write_dtls
 from sbc.media.dtls_sdp import read_answer as read_dtls_answer
-from sbc.media.dtls_sdp import read_offer as read_dtls_offer
-from sbc.media.dtmf_sdp import adapt_answer, adapt_offer, interworks, telephone_event
+from sbc.media.dtls_sdp import strip_session, write_dtls
+from sbc.media.dtmf_sdp import adapt_answer, adapt_offer
 from sbc.media.interface import LegMedia, MediaError, MediaStats
+from sbc.media.offer_keying import offer_crypto, offer_dtls, record_ends
 from sbc.media.ports import PortPool
+from sbc.media.relay_specs import stream_spec
 from sbc.media.sdp_rewrite import (
-    IceCredentials,
     LegOrigin,
     PeerMedia,
     add_ice_lite,
@@ -89,90 +94,17 @@ from sbc.media.sdp_rewrite import (
     anchor_media,
     anchor_session,
     is_anchorable,
-    payload_map,
     read_media,
 )
-from sbc.media.srtp_sdp import LegCrypto, offer_towards, read_answer, read_offer, write_crypto
+from sbc.media.srtp_sdp import read_answer, write_crypto
 from sbc.media.stats import aggregate
 from sbc.media.transcode.pool import TranscodePool
 from sbc.sip.sdp import MediaDescription, SdpError, SessionDescription, parse_sdp
 
 LEGS = ("a", "b")
 RTCP_MUX = "rtcp-mux"  # RFC 5761 §5.1.1
-#: RFC 3264 §6: a rejected stream.
-REJECTED = None
 #: Calls transcoding at once when the caller sets no capacity.
 DEFAULT_TRANSCODING_SESSIONS = 100
-
-
-@dataclass(slots=True)
-class _Stream:
-    """One anchored m= position: our socket per leg, what each leg's SDP said."""
-
-    local: dict[str, Endpoint]
-    peers: dict[str, PeerMedia] = field(default_factory=dict)
-    crypto: dict[str, LegCrypto] = field(default_factory=dict)  # SDES, per leg
-    dtls: dict[str, LegDtls] = field(default_factory=dict)  # DTLS-SRTP, per leg
-
-
-#: What an offer/answer may change: the streams, who answers, what was offered.
-_Snapshot = tuple[dict[int, _Stream], str | None, tuple[bool, ...]]
-
-
-@dataclass(slots=True)
-class _PendingOffer:
-    leg: str  # who offered
-    previous: _Snapshot
-    ice: dict[str, IceCredentials]
-    created: dict[int, _Stream]
-
-
-@dataclass(slots=True)
-class _Session:
-    legs: dict[str, LegMedia]
-    origins: dict[str, LegOrigin]
-    streams: dict[int, _Stream] = field(default_factory=dict)
-    answerer: str | None = None  # the leg that answers the last offer
-    offered: tuple[bool, ...] = ()  # per m= position: anchored in the last offer
-    ice: dict[str, IceCredentials] = field(default_factory=dict)  # ours, per leg
-    # The relay's view, to send only changes (a 200 repeating the 183's answer
-    # changes nothing), and the last answer rewritten, returned again as is.
-    sent: dict[int, StreamSpec] = field(default_factory=dict)
-    last_answer: tuple[str, bytes, bytes] | None = None
-    # The offer awaiting its answer, and how to undo it if the peer refuses it.
-    pending: _PendingOffer | None = None
-    # Codec negotiation: the last offer's audio lines, and the streams transcoding.
-    offers: dict[int, OfferedStream] = field(default_factory=dict)
-    transcode: dict[int, TranscodeSpec] = field(default_factory=dict)
-    certificate: DtlsCertificate | None = None  # the node's, for DTLS-SRTP legs
-
-    def credentials(self, leg: str) -> IceCredentials:
-        """Our ICE-lite credentials towards ``leg``: made once, kept (RFC 8839 §4.4)."""
-        credentials = self.ice.get(leg)
-        if credentials is None:
-            credentials = self.ice[leg] = IceCredentials.generate()
-        return credentials
-
-    def restart_ice(self, leg: str, peers: list[PeerMedia | None]) -> None:
-        """A new ufrag from ``leg`` in an offer restarts ICE: new credentials (RFC 8445 §9)."""
-        for index, peer in enumerate(peers):
-            stream = self.streams.get(index)
-            known = stream.peers.get(leg) if stream is not None else None
-            if (
-                peer is not None
-                and known is not None
-                and None not in (peer.ice_ufrag, known.ice_ufrag)
-                and peer.ice_ufrag != known.ice_ufrag
-            ):
-                self.ice.pop(leg, None)
-                return
-
-    def snapshot(self) -> _Snapshot:
-        streams = {
-            i: _Stream(s.local, dict(s.peers), dict(s.crypto), dict(s.dtls))
-            for i, s in self.streams.items()
-        }
-        return streams, self.answerer, self.offered
 
 
 class MediaAnchor:
@@ -195,7 +127,7 @@ class MediaAnchor:
         self.fingerprint = self.certificate.fingerprint()
         start = secrets.randbelow(2**31) if first_session_id is None else first_session_id
         self._session_ids = count(start)
-        self._sessions: dict[str, _Session] = {}
+        self._sessions: dict[str, AnchorSession] = {}
 
     @property
     def sessions(self) -> frozenset[str]:
@@ -209,14 +141,14 @@ class MediaAnchor:
             known.legs = legs
             return
         origins = {leg: LegOrigin(next(self._session_ids), m.advertised) for leg, m in legs.items()}
-        self._sessions[session] = _Session(legs, origins, certificate=self.certificate)
+        self._sessions[session] = AnchorSession(legs, origins, certificate=self.certificate)
 
     def offer(self, session: str, from_leg: str, to_leg: str, sdp: bytes) -> bytes:
         """RFC 3264 §5/§8: anchor an offer from ``from_leg``; return what ``to_leg`` sees."""
         state = self._session(session, from_leg, to_leg)
         body = _parse(sdp)
         peers = _read_offer(body)
-        crypto = self._offer_crypto(state, body, peers, from_leg, to_leg)
+        crypto = offer_crypto(state, body, peers, from_leg, to_leg)
         plan = negotiate_offer(
             body,
             [i for i, p in enumerate(peers) if p is not REJECTED],
@@ -229,7 +161,7 @@ class MediaAnchor:
                 for i, t in state.transcode.items()
             },
         )
-        dtls = _offer_dtls(state, body, peers, (from_leg, to_leg), crypto)
+        dtls = offer_dtls(state, body, peers, (from_leg, to_leg), crypto)
         created = self._allocate(state, peers, from_leg, to_leg)
         previous, previous_ice = state.snapshot(), dict(state.ice)
         state.restart_ice(from_leg, peers)
@@ -237,8 +169,8 @@ class MediaAnchor:
             if peer is not REJECTED:
                 stream = state.streams.get(index) or created[index]
                 stream.peers[from_leg] = peer
-                _set_crypto(stream, crypto[index])
-                _set_dtls(stream, dtls[index])
+                record_ends(stream.crypto, crypto[index])
+                record_ends(stream.dtls, dtls[index])
                 state.streams[index] = stream
         state.answerer, state.offered = to_leg, tuple(p is not REJECTED for p in peers)
         live = [i for i, p in enumerate(peers) if p is not REJECTED]
@@ -247,7 +179,7 @@ class MediaAnchor:
         except MediaError:
             state.ice = previous_ice  # no restart happened after all
             raise
-        state.pending = _PendingOffer(from_leg, previous, previous_ice, created)
+        state.pending = PendingOffer(from_leg, previous, previous_ice, created)
         state.offers = plan.streams
         if plan.must_transcode:  # checked free above, and nothing ran in between
             self.transcoding.acquire(session)
@@ -272,7 +204,7 @@ class MediaAnchor:
                 state.sent.pop(index, None)
                 self._release(stream)
         for index in state.streams:
-            spec = _spec(session, state, index)
+            spec = stream_spec(session, state, index)
             if state.sent.get(index) != spec:
                 self.relay.update(spec)
                 state.sent[index] = spec
@@ -330,7 +262,8 @@ class MediaAnchor:
         state.pending = None
         self._settle_transcoding(session, state)
         offered = [
-            _telephone_event(state.streams.get(index), to_leg) for index in range(len(body.media))
+            stream_telephone_event(state.streams.get(index), to_leg)
+            for index in range(len(body.media))
         ]
         adapt_answer(body, state.legs[from_leg].dtmf, state.legs[to_leg].dtmf, offered)
         out = self._outgoing(state, body, to_leg, live)
@@ -360,7 +293,7 @@ class MediaAnchor:
             if (
                 peer is not None
                 and peer.remote is not None
-                and _telephone_event(state.streams[index], to_leg) is not None
+                and stream_telephone_event(state.streams[index], to_leg) is not None
             ):
                 self.relay.send_dtmf(session, index, to_leg, digit, duration_ms)
                 return True
@@ -375,7 +308,7 @@ class MediaAnchor:
     def _answer_codecs(
         self,
         session: str,
-        state: _Session,
+        state: AnchorSession,
         body: SessionDescription,
         live: list[int],
         *,
@@ -398,37 +331,13 @@ class MediaAnchor:
             raise MediaError("no codec in common and transcoding is full")
         return transcode
 
-    def _settle_transcoding(self, session: str, state: _Session) -> None:
+    def _settle_transcoding(self, session: str, state: AnchorSession) -> None:
         """Give the call's transcoding slot back once no stream transcodes
         and no offer awaits an answer (one that must transcode took it)."""
         if not state.transcode and state.pending is None:
             self.transcoding.release(session)
 
-    def _offer_crypto(
-        self,
-        state: _Session,
-        body: SessionDescription,
-        peers: list[PeerMedia | None],
-        from_leg: str,
-        to_leg: str,
-    ) -> dict[int, dict[str, LegCrypto | None]]:
-        """Each live m= line's SDES ends (RFC 4568), before anything is allocated (488)."""
-        crypto: dict[int, dict[str, LegCrypto | None]] = {}
-        for index, peer in enumerate(peers):
-            if peer is REJECTED:
-                continue
-            media = body.media[index]
-            stream = state.streams.get(index)
-            known = stream.crypto if stream is not None else {}
-            crypto[index] = {
-                from_leg: read_offer(media, state.legs[from_leg].srtp, known.get(from_leg)),
-                to_leg: offer_towards(
-                    sdes_profile(media.proto), state.legs[to_leg].srtp, known.get(to_leg)
-                ),
-            }
-        return crypto
-
-    def _session(self, session: str, from_leg: str, to_leg: str) -> _Session:
+    def _session(self, session: str, from_leg: str, to_leg: str) -> AnchorSession:
         if {from_leg, to_leg} != set(LEGS):
             raise MediaError(f"legs must be 'a' and 'b', not {from_leg!r}/{to_leg!r}", 500)
         state = self._sessions.get(session)
@@ -437,15 +346,15 @@ class MediaAnchor:
         return state
 
     def _allocate(
-        self, state: _Session, peers: list[PeerMedia | None], from_leg: str, to_leg: str
-    ) -> dict[int, _Stream]:
+        self, state: AnchorSession, peers: list[PeerMedia | None], from_leg: str, to_leg: str
+    ) -> dict[int, AnchoredStream]:
         """Port pairs for the m= positions that have none yet; all or nothing."""
-        created: dict[int, _Stream] = {}
+        created: dict[int, AnchoredStream] = {}
         try:
             for index, peer in enumerate(peers):
                 if peer is REJECTED or index in state.streams:
                     continue
-                stream = _Stream({})
+                stream = AnchoredStream({})
                 created[index] = stream
                 for leg in (to_leg, from_leg):
                     media = state.legs[leg]
@@ -460,10 +369,10 @@ class MediaAnchor:
     def _apply(
         self,
         session: str,
-        state: _Session,
+        state: AnchorSession,
         live: list[int],
-        previous: _Snapshot,
-        created: dict[int, _Stream],
+        previous: Snapshot,
+        created: dict[int, AnchoredStream],
     ) -> None:
         """Tell the relay: ``live`` streams updated, the others dropped.
 
@@ -474,7 +383,7 @@ class MediaAnchor:
         state.last_answer = None
         try:
             for index in live:
-                spec = _spec(session, state, index)
+                spec = stream_spec(session, state, index)
                 if state.sent.get(index) != spec:
                     self.relay.update(spec)
                     state.sent[index] = spec
@@ -490,9 +399,9 @@ class MediaAnchor:
     def _restore(
         self,
         session: str,
-        state: _Session,
-        previous: _Snapshot,
-        created: dict[int, _Stream],
+        state: AnchorSession,
+        previous: Snapshot,
+        created: dict[int, AnchoredStream],
     ) -> None:
         """Back to the state before this offer/answer, the relay resynchronised."""
         state.streams, state.answerer, state.offered = previous
@@ -502,17 +411,17 @@ class MediaAnchor:
         with suppress(Exception):  # best effort: the relay is failing already
             self.relay.delete(session)
             for index in state.streams:
-                spec = _spec(session, state, index)
+                spec = stream_spec(session, state, index)
                 self.relay.update(spec)
                 state.sent[index] = spec
 
-    def _release(self, stream: _Stream) -> None:
+    def _release(self, stream: AnchoredStream) -> None:
         for local in stream.local.values():
             self.ports.release(local.host, local.port)
         stream.local.clear()
 
     def _outgoing(
-        self, state: _Session, body: SessionDescription, to_leg: str, live: list[int]
+        self, state: AnchorSession, body: SessionDescription, to_leg: str, live: list[int]
     ) -> bytes:
         """The body ``to_leg`` sees: our address, our ports, our o= line."""
         address = state.legs[to_leg].advertised
@@ -525,7 +434,7 @@ class MediaAnchor:
             anchor_media(media, local, address)
             write_crypto(media, stream.crypto.get(to_leg) if stream is not None else None)
             write_dtls(media, stream.dtls.get(to_leg) if stream else None, self.fingerprint)
-            mux = stream is not None and _side_mux(stream, to_leg)
+            mux = stream is not None and side_mux(stream, to_leg)
             if mux and not media.rtcp_mux:
                 media.add_attribute(RTCP_MUX)  # a WebRTC leg's own mux (RFC 8843 §7.3)
             peer = stream.peers.get(to_leg) if stream is not None else None
@@ -565,144 +474,3 @@ def _read_offer(body: SessionDescription) -> list[PeerMedia | None]:
         protos = ", ".join(sorted({m.proto for m in body.media if not m.is_rejected}))
         raise MediaError(f"no usable media: {protos} cannot be relayed")
     return peers
-
-
-def _spec(session: str, state: _Session, index: int) -> StreamSpec:
-    """What the relay needs for one m= position (RFC 5761 mux needs both ends)."""
-    stream = state.streams[index]
-    peers = stream.peers
-
-    def side(leg: str, other: str) -> SideSpec:
-        peer = peers.get(leg)
-        ice = state.credentials(leg) if peer is not None and peer.ice_ufrag else None
-        crypto = stream.crypto.get(leg)
-        srtp = crypto.keys() if crypto is not None else None
-        dtls = _dtls_spec(stream.dtls.get(leg), state.certificate)
-        spec = _side(
-            state.legs[leg],
-            stream.local[leg],
-            peer,
-            peers.get(other),
-            _side_mux(stream, leg),
-            ice=ice,
-            srtp=srtp,
-            dtls=dtls,
-        )
-        modes = state.legs[leg].dtmf, state.legs[other].dtmf
-        event = _telephone_event(stream, leg)
-        return replace(
-            spec,
-            dtmf_pt=event[0] if event is not None else None,
-            dtmf_clock=event[1] if event is not None else spec.dtmf_clock,
-            dtmf_report=interworks(*modes) and modes[0] == "rfc4733",
-        )
-
-    return StreamSpec(
-        session=session,
-        index=index,
-        a=side("a", "b"),
-        b=side("b", "a"),
-        on_hold=any(p.on_hold for p in peers.values()),
-        transcode=state.transcode.get(index),
-    )
-
-
-def _telephone_event(stream: _Stream | None, leg: str) -> tuple[int, int] | None:
-    """The telephone-event (number, clock rate) ``leg``'s SDP gave this stream."""
-    peer = stream.peers.get(leg) if stream is not None else None
-    return telephone_event(peer.codecs) if peer is not None else None
-
-
-def _set_crypto(stream: _Stream, crypto: dict[str, LegCrypto | None]) -> None:
-    for leg, ends in crypto.items():
-        if ends is None:
-            stream.crypto.pop(leg, None)
-        else:
-            stream.crypto[leg] = ends
-
-
-def _set_dtls(stream: _Stream, dtls: dict[str, LegDtls | None]) -> None:
-    for leg, end in dtls.items():
-        if end is None:
-            stream.dtls.pop(leg, None)
-        else:
-            stream.dtls[leg] = end
-
-
-def _offer_dtls(
-    state: _Session,
-    body: SessionDescription,
-    peers: list[PeerMedia | None],
-    legs: tuple[str, str],
-    crypto: dict[int, dict[str, LegCrypto | None]],
-) -> dict[int, dict[str, LegDtls | None]]:
-    """Each live m= line's DTLS-SRTP ends (``legs``: offerer, answerer), before
-    anything is allocated (488); a leg keying with DTLS gets no SDES."""
-    from_leg, to_leg = legs
-    ends: dict[int, dict[str, LegDtls | None]] = {}
-    for index, peer in enumerate(peers):
-        if peer is not REJECTED:
-            stream = state.streams.get(index)
-            towards = offer_ends(
-                stream.dtls.get(to_leg) if stream is not None else None,
-                crypto[index].get(to_leg),
-                state.legs[to_leg].srtp_keying,
-            )
-            if towards is not None:
-                crypto[index][to_leg] = None
-            ends[index] = {from_leg: read_dtls_offer(body.media[index]), to_leg: towards}
-    return ends
-
-
-def _dtls_spec(end: LegDtls | None, certificate: DtlsCertificate | None) -> DtlsSpec | None:
-    if end is None or certificate is None:
-        return None
-    return DtlsSpec(end.role, end.fingerprints, certificate.certificate, certificate.private_key)
-
-
-def _side_mux(stream: _Stream, leg: str) -> bool:
-    """A DTLS-SRTP leg (WebRTC: JSEP demands rtcp-mux) has its own: offered to
-    it, kept when it wants it, whatever the other leg does; else :func:`_mux`."""
-    peer = stream.peers.get(leg)
-    if leg in stream.dtls:
-        return peer.rtcp_mux if peer is not None else True  # RFC 5761 §5.1.1 offer
-    return _mux(stream)
-
-
-def _mux(stream: _Stream) -> bool:
-    """RFC 5761: RTP and RTCP share a port only when every known end says so."""
-    return all(p.rtcp_mux for p in stream.peers.values())
-
-
-def _side(
-    leg: LegMedia,
-    local: Endpoint,
-    peer: PeerMedia | None,
-    other: PeerMedia | None,
-    mux: bool,
-    *,
-    ice: IceCredentials | None = None,
-    srtp: SrtpKeys | None = None,
-    dtls: DtlsSpec | None = None,
-) -> SideSpec:
-    """One leg's end: where its SDP receives, whom to latch on, its payload numbers,
-    and the ICE-lite credentials its checks must prove."""
-    if peer is None:
-        return SideSpec(
-            local, allowed_sources=(leg.peer_ip,), latch_any=leg.latch_any, srtp=srtp, dtls=dtls
-        )
-    sources = tuple(dict.fromkeys(ip for ip in (peer.connection_ip, leg.peer_ip) if ip))
-    return SideSpec(
-        local=local,
-        remote=peer.remote,
-        remote_rtcp=peer.remote if mux else peer.remote_rtcp,
-        rtcp_mux=mux,
-        allowed_sources=sources,
-        latch_any=leg.latch_any,
-        pt_map=payload_map(peer, other) if other is not None else (),
-        ice_ufrag=ice.ufrag if ice is not None else None,
-        ice_pwd=ice.pwd if ice is not None else None,
-        ice_remote_ufrag=peer.ice_ufrag if ice is not None else None,
-        srtp=srtp,
-        dtls=dtls,
-    )

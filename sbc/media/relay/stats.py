@@ -15,7 +15,7 @@ consecutive packets confirm it. A new SSRC restarts the tracking.
 The ``reported_*`` figures are the other end of the same direction: what
 the peer that *receives* this direction's RTP says about it in its RTCP
 report blocks (RFC 3550 §6.4.1). The relay feeds them from the RTCP that
-arrives on the opposite side (see :mod:`sbc.media.relay.engine`); only
+arrives on the opposite side (see :mod:`sbc.media.relay.rtcp_relay`); only
 blocks about the SSRC this counter is relaying are taken, so a peer's
 report on some other source never lands here.
 """

@@ -2,10 +2,11 @@
 
 A stream whose legs share no codec carries a
 :class:`~sbc.media.control.TranscodeSpec`; each side of it (in
-:mod:`sbc.media.relay.engine`) then holds a :class:`TranscodingDirection`
-for the packets it receives, and its RTP socket is drained by the engine's
-slow path, which calls :func:`receive_transcoded` per packet and sends
-what it returns instead of the packet itself (pure: no sockets here).
+:mod:`sbc.media.relay.side`) then holds a :class:`TranscodingDirection`
+for the packets it receives, and its RTP socket is drained by the relay's
+slow path (:mod:`sbc.media.relay.slow_path`), which calls
+:func:`receive_transcoded` per packet and sends what it returns instead of
+the packet itself (pure: no sockets here).
 The plain hot path never sees these streams.
 
 Per packet (RFC 3550 §5.1 header, RFC 3711 for SRTP legs):
@@ -154,7 +155,7 @@ def transcoding_pair(
 
 
 class TranscodingSide(Protocol):
-    """What :func:`receive_transcoded` reads of the engine's side (kept free of sockets)."""
+    """What :func:`receive_transcoded` reads of the relay's side (kept free of sockets)."""
 
     @property
     def counter(self) -> DirectionCounter: ...
@@ -168,6 +169,7 @@ class TranscodingSide(Protocol):
     def other(self) -> TranscodingSide: ...
     @property
     def dtmf(self) -> DtmfTap | None: ...
+    def unprotect(self, packet: bytes, *, rtcp: bool = False) -> bytes | None: ...
 
 
 def receive_transcoded(
@@ -177,12 +179,10 @@ def receive_transcoded(
     transcoded; what comes back is ready (protected) for the other side's peer."""
     counter = side.counter
     size = len(packet)
-    if side.srtp is not None:
-        try:
-            packet = side.srtp.inbound.unprotect(packet)
-        except SrtpError:
-            counter.srtp_failed += 1
-            return []
+    plain = side.unprotect(packet)
+    if plain is None:
+        return []  # failed SRTP authentication: counted by the side
+    packet = plain
     seq, timestamp, ssrc = _unpack_rtp(packet, 2)
     latch = side.rtp_latch
     if (source != latch.latched or ssrc != latch.ssrc) and not latch.accept(source, ssrc):

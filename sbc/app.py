@@ -196,6 +196,7 @@ class Runtime:
         self.core.set_policy(policy, self.loop.time())
         if isinstance(self.core.media, MediaAnchor):  # calls above a lower capacity go on
             self.core.media.transcoding.resize(policy.settings.transcoding.max_sessions)
+            self.core.media.opus_complexity = policy.settings.transcoding.opus_complexity
         if self._load is not None:
             self._load.max_delay = policy.settings.calls.overload_delay_ms / 1000
         self._rearm()  # liveness probes may be due sooner
@@ -223,8 +224,13 @@ class Runtime:
             relay = pool
         self._relay = relay
         log.info("media.anchoring", workers=settings.workers, inactivity_timeout_s=timeout)
-        capacity = TranscodePool(self.policy.settings.transcoding.max_sessions)
-        return MediaAnchor(relay, PortPool(available=pair_free), transcoding=capacity)
+        transcoding = self.policy.settings.transcoding
+        return MediaAnchor(
+            relay,
+            PortPool(available=pair_free),
+            transcoding=TranscodePool(transcoding.max_sessions),
+            opus_complexity=transcoding.opus_complexity,
+        )
 
     async def _start_admin(self) -> AdminServer | None:
         """The REST plane in this process and loop (refuses a non-loopback bind

@@ -77,7 +77,7 @@ from sbc.media.anchor_state import (
     stream_telephone_event,
 )
 from sbc.media.codec_negotiation import negotiate_answer, negotiate_offer
-from sbc.media.control import Endpoint, RelayControl, TranscodeSpec
+from sbc.media.control import DEFAULT_OPUS_COMPLEXITY, Endpoint, RelayControl, TranscodeSpec
 from sbc.media.dtls_certificate import DtlsCertificate
 from sbc.media.dtls_sdp import read_answer as read_dtls_answer
 from sbc.media.dtls_sdp import strip_session, write_dtls
@@ -117,11 +117,13 @@ class MediaAnchor:
         *,
         first_session_id: int | None = None,
         transcoding: TranscodePool | None = None,
+        opus_complexity: int = DEFAULT_OPUS_COMPLEXITY,
         certificate: DtlsCertificate | None = None,
     ) -> None:
         self.relay = relay
         self.ports = ports
         self.transcoding = transcoding or TranscodePool(DEFAULT_TRANSCODING_SESSIONS)
+        self.opus_complexity = opus_complexity  # for the streams that start transcoding
         # One certificate for every call of the process (RFC 5763 §5 allows it).
         self.certificate = certificate if certificate is not None else DtlsCertificate.generate()
         self.fingerprint = self.certificate.fingerprint()
@@ -324,7 +326,9 @@ class MediaAnchor:
             offered = state.offers.get(index)
             if offered is not None and offered.offerer == to_leg:
                 codecs = (state.legs[to_leg].codecs, state.legs[from_leg].codecs)
-                spec = negotiate_answer(body.media[index], offered, *codecs)
+                spec = negotiate_answer(
+                    body.media[index], offered, *codecs, opus_complexity=self.opus_complexity
+                )
                 if spec is not None:
                     transcode[index] = spec
         if transcode and not self.transcoding.acquire(session):

@@ -34,7 +34,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from sbc.media.control import CodecEnd, TranscodeDirection, TranscodeSpec
+from sbc.media.control import (
+    DEFAULT_OPUS_COMPLEXITY,
+    CodecEnd,
+    TranscodeDirection,
+    TranscodeSpec,
+)
 from sbc.media.interface import CodecPolicy, MediaError
 from sbc.sip.sdp import Attribute, MediaDescription, SessionDescription
 
@@ -185,6 +190,8 @@ def negotiate_answer(
     offer: OfferedStream,
     offerer_policy: CodecPolicy | None,
     answerer_policy: CodecPolicy | None,
+    *,
+    opus_complexity: int = DEFAULT_OPUS_COMPLEXITY,
 ) -> TranscodeSpec | None:
     """Rewrite one answered audio m= line for the offerer; say how to transcode, if at all."""
     answered = read_formats(media)
@@ -222,8 +229,8 @@ def negotiate_answer(
     listed = [mine] + ([events[0]] if both_events and events[0] is not None else [])
     _write_formats(media, listed, rewrite_all=True)
     _set_ptime(media, mine_ptime)
-    forward = TranscodeDirection(ours, theirs)  # offerer -> answerer
-    backward = TranscodeDirection(theirs, ours)
+    forward = TranscodeDirection(ours, theirs, opus_complexity)  # offerer -> answerer
+    backward = TranscodeDirection(theirs, ours, opus_complexity)
     if offer.offerer == "a":
         return TranscodeSpec(a_to_b=forward, b_to_a=backward)
     return TranscodeSpec(a_to_b=backward, b_to_a=forward)

@@ -108,6 +108,10 @@ class SideSpec:
     dtmf_report: bool = False
 
 
+#: libopus encoder complexity the relay uses unless the policy says otherwise.
+DEFAULT_OPUS_COMPLEXITY = 5
+
+
 @dataclass(frozen=True, slots=True)
 class CodecEnd:
     """One leg's codec in a transcoded stream, as its SDP named it.
@@ -128,10 +132,12 @@ class CodecEnd:
 
 @dataclass(frozen=True, slots=True)
 class TranscodeDirection:
-    """What one direction decodes (``source``) and encodes (``destination``)."""
+    """What one direction decodes (``source``) and encodes (``destination``);
+    ``opus_complexity`` (0-10) for an Opus encoder there: CPU against quality."""
 
     source: CodecEnd
     destination: CodecEnd
+    opus_complexity: int = DEFAULT_OPUS_COMPLEXITY
 
 
 @dataclass(frozen=True, slots=True)

@@ -464,9 +464,11 @@ class MediaSettings(_Strict):
 
 
 class TranscodingSettings(_Strict):
-    """Node transcoding capacity: calls transcoding at once (0 disables transcoding)."""
+    """Node transcoding capacity: calls transcoding at once (0 disables transcoding),
+    and the Opus encoder's complexity (0-10: CPU per call against quality)."""
 
     max_sessions: Annotated[int, Strict(), Field(ge=0)] = 100
+    opus_complexity: Annotated[int, Strict(), Field(ge=0, le=10)] = 5
 
 
 class LoggingSettings(_Strict):

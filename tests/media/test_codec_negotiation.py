@@ -10,6 +10,7 @@ from sbc.media.codec_negotiation import negotiate_answer, negotiate_offer, read_
 from sbc.media.control import CodecEnd, TranscodeDirection, TranscodeSpec
 from sbc.media.interface import CodecPolicy, LegMedia, MediaError
 from sbc.media.ports import PortPool
+from sbc.media.relay.transcoding import TranscodingDirection
 from sbc.media.transcode import TranscodePool
 from sbc.sip.sdp import SessionDescription, parse_sdp
 
@@ -211,6 +212,20 @@ def test_anchor_transcodes_only_without_a_common_codec() -> None:
     media.answer("call-2", "b", "a", body("8 101", "rtpmap:101 telephone-event/8000", port=7000))
     assert relay.specs["call-2", 0].transcode is None
     assert media.transcoding.in_use == 0
+
+
+def test_policy_opus_complexity_reaches_the_relays_encoder() -> None:
+    """sbc.yaml transcoding.opus_complexity: in each direction's spec, then in libopus's set-up."""
+    relay = FakeRelay()
+    media = MediaAnchor(relay, PortPool(), transcoding=TranscodePool(1), opus_complexity=2)
+    media.open("call", *legs(OPUS_ONLY))
+    media.offer("call", "a", "b", PCMA_OFFER)
+    media.answer("call", "b", "a", OPUS_ANSWER)
+    spec = relay.specs["call", 0].transcode
+    assert spec is not None
+    assert spec.a_to_b.opus_complexity == spec.b_to_a.opus_complexity == 2
+    encoder = TranscodingDirection(spec.a_to_b).transcoder.dst  # PCMA -> Opus
+    assert getattr(encoder, "complexity", None) == 2
 
 
 def test_anchor_full_pool_is_503_at_offer_and_488_at_answer() -> None:

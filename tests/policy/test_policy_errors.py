@@ -195,6 +195,13 @@ CASES: dict[str, tuple[dict[str, str | None], list[str]]] = {
             "sbc.yaml:6: logging.level: Input should be 'debug', 'info', 'warning' or 'error'",
         ],
     ),
+    "transcoding settings": (
+        {"sbc": "transcoding:\n  max_sessions: -1\n  opus_complexity: 11\n"},
+        [
+            "sbc.yaml:2: transcoding.max_sessions: Input should be greater than or equal to 0",
+            "sbc.yaml:3: transcoding.opus_complexity: Input should be less than or equal to 10",
+        ],
+    ),
     "settings consistency": (
         {"sbc": "sip:\n  t1_ms: 5000\ncalls: {}\n"},
         ["sbc.yaml:1: sip: t2_ms (4000) must be at least t1_ms (5000)"],

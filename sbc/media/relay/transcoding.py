@@ -91,6 +91,7 @@ class TranscodingDirection:
             destination.ptime,
             src_fmtp=dict(source.fmtp),
             dst_fmtp=dict(destination.fmtp),
+            opus_complexity=spec.opus_complexity,
         )
         self.ssrc = secrets.randbits(32)
         self._sequence = secrets.randbits(16)

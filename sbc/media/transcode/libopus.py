@@ -122,6 +122,7 @@ class LibOpus:
         self._lib = lib
         self.ptime_ms = ptime_ms
         self.sample_rate = sample_rate
+        self.complexity = complexity
         self._frame_samples = sample_rate * ptime_ms // 1000
         self._encoder = ctypes.create_string_buffer(lib.opus_encoder_get_size(1))
         self._decoder = ctypes.create_string_buffer(lib.opus_decoder_get_size(1))

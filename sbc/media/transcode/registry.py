@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 
+from sbc.media.control import DEFAULT_OPUS_COMPLEXITY
 from sbc.media.transcode.avcodec import G722, OPUS_CLOCK_RATE, Opus
 from sbc.media.transcode.codec import Codec
 from sbc.media.transcode.g711 import Pcma, Pcmu
@@ -12,21 +13,22 @@ from sbc.media.transcode.libopus import LibOpus, libopus_available
 from sbc.media.transcode.transcoder import Transcoder
 
 
-def _opus(ptime_ms: int, fmtp: Mapping[str, str], pcm_rate: int | None) -> Codec:
+def _opus(ptime_ms: int, fmtp: Mapping[str, str], pcm_rate: int | None, complexity: int) -> Codec:
     """libopus directly when it loads (faster, with PLC), else through FFmpeg."""
     bitrate = fmtp.get("maxaveragebitrate", "")
     implementation = LibOpus if libopus_available() else Opus
     return implementation(
         ptime_ms,
         int(bitrate) if bitrate.isdigit() else 32000,
+        complexity,
         sample_rate=pcm_rate or OPUS_CLOCK_RATE,
     )
 
 
-_FACTORIES: dict[str, Callable[[int, Mapping[str, str], int | None], Codec]] = {
-    "pcmu": lambda _ptime, _fmtp, _rate: Pcmu(),
-    "pcma": lambda _ptime, _fmtp, _rate: Pcma(),
-    "g722": lambda _ptime, _fmtp, _rate: G722(),
+_FACTORIES: dict[str, Callable[[int, Mapping[str, str], int | None, int], Codec]] = {
+    "pcmu": lambda _ptime, _fmtp, _rate, _complexity: Pcmu(),
+    "pcma": lambda _ptime, _fmtp, _rate, _complexity: Pcma(),
+    "g722": lambda _ptime, _fmtp, _rate, _complexity: G722(),
     "opus": _opus,
 }
 
@@ -41,17 +43,19 @@ def create_codec(
     ptime_ms: int = 20,
     fmtp: Mapping[str, str] | None = None,
     pcm_rate: int | None = None,
+    complexity: int = DEFAULT_OPUS_COMPLEXITY,
 ) -> Codec:
     """A fresh codec instance.
 
-    ``pcm_rate`` only matters to codecs whose PCM rate is free (Opus). A name
+    ``pcm_rate`` and ``complexity`` only matter to Opus (its PCM rate is free;
+    its encoder trades CPU for quality, 0-10). A name
     not in :data:`TRANSCODABLE`, or parameters the codec refuses (an Opus
     ptime of 30 ms, a bitrate out of range) raise ValueError.
     """
     factory = _FACTORIES.get(name.lower())
     if factory is None:
         raise ValueError(f"cannot transcode {name!r}")
-    return factory(ptime_ms, fmtp or {}, pcm_rate)
+    return factory(ptime_ms, fmtp or {}, pcm_rate, complexity)
 
 
 def create_transcoder(
@@ -62,6 +66,7 @@ def create_transcoder(
     *,
     src_fmtp: Mapping[str, str] | None = None,
     dst_fmtp: Mapping[str, str] | None = None,
+    opus_complexity: int = DEFAULT_OPUS_COMPLEXITY,
 ) -> Transcoder:
     """A transcoder from codec ``src`` to ``dst``; Opus runs at the other side's PCM rate.
 
@@ -72,8 +77,8 @@ def create_transcoder(
     src_rate = _NATIVE_RATE.get(src.lower())
     dst_rate = _NATIVE_RATE.get(dst.lower())
     return Transcoder(
-        create_codec(src, src_ptime_ms, src_fmtp, dst_rate),
-        create_codec(dst, dst_ptime_ms, dst_fmtp, src_rate),
+        create_codec(src, src_ptime_ms, src_fmtp, dst_rate, opus_complexity),
+        create_codec(dst, dst_ptime_ms, dst_fmtp, src_rate, opus_complexity),
         src_ptime_ms,
         dst_ptime_ms,
     )

@@ -35,6 +35,7 @@ module ausine.so
 module aubridge.so
 module sndfile.so
 module srtp.so
+module dtls_srtp.so
 module_app account.so
 module_app menu.so
 snd_path {dumps}

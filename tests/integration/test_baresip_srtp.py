@@ -1,5 +1,5 @@
-"""SDES-SRTP with a real peer: baresip (SRTP mandatory) calls through the SBC to a
-plain-RTP PBX, and each side gets the other's tone in its own format.
+"""SRTP with a real peer: baresip (SDES-SRTP mandatory, or DTLS-SRTP) calls through
+the SBC to a plain-RTP PBX, and each side gets the other's tone in its own format.
 
 - baresip's 1 kHz tone leaves it as SRTP; the PBX side must receive plain PCMU
   that decodes to 1 kHz (the SBC decrypted it), in an INVITE without crypto.
@@ -33,6 +33,12 @@ PHONE_TONE_HZ = 1000
 PBX_TONE_HZ = 600
 CALL_SECONDS = 6
 FRAME = 160  # 20 ms of 8 kHz PCMU
+
+#: What baresip logs once its media is keyed each way.
+SECURED_BY = {
+    "srtp-mand": "SRTP is Enabled (cryptosuite=",
+    "dtls_srtp": "DTLS-SRTP complete (audio/RTP)",
+}
 
 ROUTES = (
     "routes:\n"
@@ -96,10 +102,19 @@ def sbc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SbcProcess]:
         process.stop()
 
 
-def test_srtp_phone_and_plain_pbx_hear_each_other(sbc: SbcProcess, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    "mediaenc",
+    [
+        pytest.param("srtp-mand", id="sdes"),  # a=crypto keys (RFC 4568)
+        pytest.param("dtls_srtp", id="dtls"),  # DTLS-SRTP handshake on the media port (RFC 5764)
+    ],
+)
+def test_srtp_phone_and_plain_pbx_hear_each_other(
+    sbc: SbcProcess, tmp_path: Path, mediaenc: str
+) -> None:
     pbx_media = PcmuPeer(PBX_IP)
     phone_port = sbc.trunk("webphone")[1]
-    phone = Baresip(tmp_path, PHONE_IP, phone_port, tone_hz=PHONE_TONE_HZ)
+    phone = Baresip(tmp_path, PHONE_IP, phone_port, mediaenc=mediaenc, tone_hz=PHONE_TONE_HZ)
     callee = Sipp(
         "uas_media",
         local_ip=PBX_IP,
@@ -119,6 +134,7 @@ def test_srtp_phone_and_plain_pbx_hear_each_other(sbc: SbcProcess, tmp_path: Pat
         callee.stop()
         pbx_media.close()
     assert result.ok, result.describe() + phone.output()
+    assert SECURED_BY[mediaenc] in phone.output(), phone.output()  # baresip's own word
 
     received = [m for m in result.messages if m.direction == "received"]
     invite = next(m for m in received if m.start_line.startswith("INVITE"))

@@ -140,6 +140,7 @@ def test_srtp_phone_and_plain_pbx_hear_each_other(
     invite = next(m for m in received if m.start_line.startswith("INVITE"))
     assert " RTP/AVP " in invite.body, invite.raw
     assert "a=crypto" not in invite.body, invite.raw
+    assert "a=fingerprint" not in invite.body, invite.raw  # keys never cross legs
 
     # What the plain side got: PCMU from the SBC, decrypted, carrying the phone's tone.
     pcmu = [payload for pt, payload, source in pbx_media.received if pt == 0]

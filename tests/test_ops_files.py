@@ -69,6 +69,9 @@ class PopulatedSource:
     def cdr_stats(self) -> Mapping[str, int]:
         return {"written": 1}
 
+    def transcoding(self) -> Mapping[str, int]:
+        return {"in_use": 1, "capacity": 100, "refused": 1}
+
 
 def exported() -> tuple[set[str], set[str]]:
     """(sample names a scrape contains, sbc_ family names)."""

@@ -32,6 +32,7 @@ from sbc.b2bua.identity import user_of
 from sbc.b2bua.leg import Leg
 from sbc.cdr import CdrQuery, CdrRecord
 from sbc.guard import Ban
+from sbc.media.anchor import MediaAnchor
 from sbc.policy import POLICY_FILES, PolicyError, RouteContext, load_policy
 from sbc.policy.admission import GLOBAL_SCOPE, interface_scope, trunk_scope
 from sbc.sip.errors import ParseError
@@ -295,6 +296,13 @@ class RuntimeFacade:
     def trunk_up(self) -> Mapping[str, bool]:
         liveness = self.rt.core.liveness
         return {name: liveness.is_up(name) for name in self.rt.core.policy.trunks}
+
+    def transcoding(self) -> Mapping[str, int]:
+        media = self.rt.core.media
+        if not isinstance(media, MediaAnchor):  # SDP crosses as is: nothing transcodes
+            return {"in_use": 0, "capacity": 0, "refused": 0}
+        pool = media.transcoding
+        return {"in_use": pool.in_use, "capacity": pool.max_sessions, "refused": pool.refused}
 
     def cdr_stats(self) -> Mapping[str, int]:
         writer = self.rt.cdr

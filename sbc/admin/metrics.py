@@ -83,6 +83,8 @@ class MetricsSource(Protocol):
 
     def cdr_stats(self) -> Mapping[str, int]: ...  # written, dropped, failed
 
+    def transcoding(self) -> Mapping[str, int]: ...  # in_use, capacity, refused (since start)
+
 
 # --- the names, as data: (source key, metric name, help) ------------------------------
 
@@ -173,6 +175,7 @@ class SbcCollector(Collector):
             self._guard,
             self._admission,
             self._media,
+            self._transcoding,
             self._runtime,
         )
 
@@ -285,6 +288,26 @@ class SbcCollector(Collector):
         return [
             CounterMetricFamily(name, text, value=totals.get(key, 0.0), unit=unit)
             for key, name, text, unit in MEDIA_COUNTERS
+        ]
+
+    def _transcoding(self) -> list[Metric]:
+        pool = self.source.transcoding()
+        return [
+            GaugeMetricFamily(
+                "sbc_transcoding_sessions",
+                "Calls transcoding now (each holds one slot of transcoding.max_sessions).",
+                value=pool.get("in_use", 0),
+            ),
+            GaugeMetricFamily(
+                "sbc_transcoding_capacity",
+                "Calls this node may transcode at once (transcoding.max_sessions).",
+                value=pool.get("capacity", 0),
+            ),
+            CounterMetricFamily(
+                "sbc_transcoding_refused_total",
+                "Calls refused (503/488) because transcoding was full.",
+                value=pool.get("refused", 0),
+            ),
         ]
 
     def _runtime(self) -> list[Metric]:

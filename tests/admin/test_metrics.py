@@ -116,6 +116,9 @@ class FakeSource:
     def cdr_stats(self) -> Mapping[str, int]:
         return self.cdr
 
+    def transcoding(self) -> Mapping[str, int]:
+        return {"in_use": 3, "capacity": 100, "refused": 7}
+
 
 #: Every sbc_ family: name as the text-format parser reports it -> type (the text
 #: format 0.0.4 has no info type: sbc_build_info is a gauge of 1 there).
@@ -152,6 +155,9 @@ EXPECTED_TYPES = {
     "sbc_event_loop_lag_seconds": "gauge",
     "sbc_policy_reloads": "counter",
     "sbc_cdr_records": "counter",
+    "sbc_transcoding_sessions": "gauge",
+    "sbc_transcoding_capacity": "gauge",
+    "sbc_transcoding_refused": "counter",
 }
 
 
@@ -307,6 +313,9 @@ def test_media_loop_lag_reloads_and_cdrs() -> None:
     assert value(families, "sbc_cdr_records_total", result="written") == 110
     assert value(families, "sbc_cdr_records_total", result="dropped") == 1
     assert value(families, "sbc_cdr_records_total", result="failed") == 0
+    assert value(families, "sbc_transcoding_sessions") == 3
+    assert value(families, "sbc_transcoding_capacity") == 100
+    assert value(families, "sbc_transcoding_refused_total") == 7
 
 
 def test_build_info_carries_the_version() -> None:

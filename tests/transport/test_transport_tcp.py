@@ -161,6 +161,38 @@ def test_outbound_connection_is_opened_once_and_reused(
     run(scenario())
 
 
+def test_a_new_connection_replacing_a_lost_one_is_reported(
+    run: Run, inbox: Any, make_sip: Callable[..., bytes]
+) -> None:
+    """on_reconnected: not for the first connection to a peer, once per one after it."""
+
+    async def scenario() -> None:
+        reconnected: list[Peer] = []
+        manager = TransportManager(inbox.on_message, on_reconnected=reconnected.append)
+        await manager.listen("int", "127.0.0.2", 0, ["tcp"])
+        server = Server()
+        dest = await server.start()
+        try:
+            message = make_sip()
+            manager.send("int", message, dest)
+            assert await server.receive(len(message)) == message
+            assert reconnected == []  # the first connection is no reconnection
+            server.writers[0].close()  # the peer drops the connection
+            for _ in range(int(WAIT / 0.02)):
+                if manager.stats.connections == 0:
+                    break
+                await asyncio.sleep(0.02)
+            manager.send("int", message, dest)
+            assert await server.receive(len(message)) == message
+            assert server.accepted == 2
+            assert reconnected == [dest]
+        finally:
+            await manager.close()
+            await server.stop()
+
+    run(scenario())
+
+
 def test_closed_connection_id_falls_back_to_a_new_connection(
     run: Run, inbox: Any, make_sip: Callable[..., bytes]
 ) -> None:

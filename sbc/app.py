@@ -73,6 +73,7 @@ class Runtime:
         self.transport = TransportManager(
             self._on_message,
             on_transport_error=self._on_transport_error,
+            on_reconnected=self._on_reconnected,
             tcp_idle_timeout=float(policy.settings.sip.tcp_idle_timeout_s),
         )
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -302,6 +303,15 @@ class Runtime:
         for interface in self.policy.interfaces:
             target = Target(interface, peer.transport, peer.host, peer.port)
             self._send(self.core.transport_error(target, self.loop.time()))
+
+    def _on_reconnected(self, peer: Peer) -> None:
+        """A TCP/TLS connection to a trunk came back: register again over it at once."""
+        again = self.core.registrations.reconnected(
+            peer.transport, peer.host, peer.port, self.loop.time()
+        )
+        if again:
+            log.info("registration.reconnected", trunks=again)
+            self._rearm()
 
     def _full_gc(self) -> None:
         found, seconds = full_collection()

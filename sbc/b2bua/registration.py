@@ -482,6 +482,24 @@ class Registrations:
                 found.append((registration, request))
         return found
 
+    def reconnected(self, transport: str, host: str, port: int, now: float) -> list[str]:
+        """A TCP/TLS flow to ``host:port`` was re-established: every registration
+        going there registers again now (its binding rode the lost connection).
+
+        One with a REGISTER in flight is left alone: that REGISTER is what
+        opened the new connection (or its transaction will fail and retry),
+        so renewing it again would only send the same binding twice.
+        Returns the trunks concerned.
+        """
+        again = []
+        for name, registration in self.by_trunk.items():
+            target = registration.target()
+            flow = (target.transport, target.host, target.port)
+            if flow == (transport, host, port) and registration.next_deadline() is not None:
+                registration.reconnected(now)
+                again.append(name)
+        return again
+
     def trunk_for_contact(self, uri: Uri) -> str | None:
         """The trunk whose registered Contact ``uri`` is (incoming calls to it)."""
         for name, registration in self.by_trunk.items():

@@ -659,3 +659,23 @@ def test_registrations_table() -> None:
 def test_spec_refuses_nonsense(options: dict[str, object]) -> None:
     with pytest.raises(ValueError):  # noqa: PT011 - each case has its own message
         RegistrationSpec(**options)  # type: ignore[arg-type]
+
+
+def test_a_reconnected_flow_registers_again_at_once() -> None:
+    """After a TCP/TLS reconnect (the transport says so) the binding is renewed now,
+    whatever its refresh time; other trunks' registrations are left alone."""
+    table = Registrations()
+    tls = registration(RegistrationSpec("alice", contact_port=5061), peer=trunk("tls"))
+    udp = registration(peer=trunk("udp", name="other"))
+    table.sync([tls, udp])
+    registered(tls, granted=3600)
+    registered(udp, granted=3600)
+    assert table.due(T0 + 10) == []
+    assert table.reconnected("tls", "127.0.0.10", 5061, T0 + 10) == ["carrier"]
+    assert table.reconnected("tcp", "127.0.0.10", 5061, T0 + 10) == []  # another flow
+    [(again, request)] = table.due(T0 + 10)
+    assert again is tls
+    assert request.cseq.seq == 2  # the same binding, renewed
+    # That REGISTER opening the next connection is no reason to send another.
+    assert table.reconnected("tls", "127.0.0.10", 5061, T0 + 11) == []
+    assert table.due(T0 + 11) == []

@@ -1,0 +1,201 @@
+"""The relay's own RTCP toward each leg of a transcoded stream, as the legs receive it.
+
+Leg A (PCMU) has separate RTP and RTCP ports (RFC 3550 §11), leg B (Opus)
+uses rtcp-mux (RFC 5761), with or without SRTP. Each leg's sockets get what
+a real peer would: the SBC's SRs (RFC 3550 §6.4.1) must come from the SSRC
+the leg's RTP comes from, count exactly the RTP packets the leg got, report
+on the leg's own SSRC, carry LSR/DLSR for the leg's SR, be followed by an
+SDES CNAME, and end with a BYE when the stream is removed. Every compound
+is read by the test's own parser (:mod:`test_rtcp_sender`).
+
+Leg B's RTP and RTCP share one socket pair, so UDP on loopback keeps their
+order: each SR must count exactly the RTP packets that arrived before it.
+For leg A they travel apart, so its SR is taken once its RTP has all
+arrived, and must count all of it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import struct
+from collections.abc import Callable
+
+import pytest
+from media_sockets import free_port_pair
+from test_relay_engine import address, collect, endpoint_socket, run
+from test_rtcp_sender import Packet, parse_compound, read_cname, read_sr
+from test_transcode_relay import (
+    PACKETS,
+    TRANSCODE,
+    SrtpPeer,
+    opus_packets,
+    pcmu_packets,
+    send_slowly,
+)
+
+from sbc.media.control import Endpoint, SideSpec, StreamSpec
+from sbc.media.relay.engine import RelayEngine
+
+WAIT = 5.0
+LEG_A_NTP = 0x0000_1111_2222_3333  # in leg A's own SR: LSR is the middle 32 bits
+SR, SDES, BYE = 200, 202, 203
+
+
+def peer_pair(host: str) -> tuple[socket.socket, socket.socket]:
+    """A peer's RTP socket on an even port and its RTCP socket on port + 1."""
+    port = free_port_pair(host)
+    pair = []
+    for offset in (0, 1):
+        sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        sock.bind((host, port + offset))
+        sock.setblocking(False)
+        pair.append(sock)
+    return pair[0], pair[1]
+
+
+def is_rtcp(data: bytes) -> bool:
+    return 192 <= data[1] <= 223  # RFC 5761 §4
+
+
+async def receive_until(
+    sock: socket.socket, done: Callable[[bytes], bool], got: list[bytes]
+) -> bytes:
+    """Append what ``sock`` receives to ``got`` up to the first datagram that is ``done``."""
+    loop = asyncio.get_running_loop()
+    while True:
+        data, _ = await asyncio.wait_for(loop.sock_recvfrom(sock, 65536), WAIT)
+        got.append(data)
+        if done(data):
+            return data
+
+
+def drain(sock: socket.socket) -> None:
+    while True:
+        try:
+            sock.recv(65536)
+        except BlockingIOError:
+            return
+
+
+def rtp_ssrc(packet: bytes) -> int:
+    return int(struct.unpack_from("!I", packet, 8)[0])
+
+
+def check_compound(packets: list[Packet], ssrc: int, leg_ssrc: int, last_seq: int) -> None:
+    """SR from ``ssrc`` with one block about ``leg_ssrc``, then our CNAME."""
+    assert [p.packet_type for p in packets][:2] == [SR, SDES]
+    report = read_sr(packets[0])
+    assert report.ssrc == ssrc
+    [(about, fraction, cumulative, highest, *_)] = report.blocks
+    assert (about, fraction, cumulative, highest) == (leg_ssrc, 0, 0, last_seq)
+    cname_ssrc, cname = read_cname(packets[1])
+    assert cname_ssrc == ssrc
+    assert cname
+
+
+@pytest.mark.parametrize("srtp", [False, True], ids=["plain", "srtp-on-b"])
+def test_each_leg_gets_sender_reports_for_the_rtp_it_receives(srtp: bool) -> None:
+    async def scenario() -> None:
+        peer = SrtpPeer() if srtp else None
+        engine = RelayEngine(sweep_interval=0.05, rtcp_interval=0.4)
+        a, a_rtcp = peer_pair("127.0.0.1")
+        b = endpoint_socket("127.0.0.2")
+        sbc_a = Endpoint("127.0.0.1", free_port_pair("127.0.0.1"))
+        sbc_b = Endpoint("127.0.0.2", free_port_pair("127.0.0.2"))
+        spec = StreamSpec(
+            "call-1",
+            0,
+            SideSpec(sbc_a, address(a), allowed_sources=("127.0.0.1",)),
+            SideSpec(
+                sbc_b,
+                address(b),
+                rtcp_mux=True,
+                allowed_sources=("127.0.0.2",),
+                srtp=peer.keys if peer else None,
+            ),
+            transcode=TRANSCODE,
+        )
+
+        unprotected: dict[bytes, bytes] = {}  # libsrtp refuses a replay: unprotect once
+
+        def plain_rtcp(data: bytes) -> bytes:
+            if data not in unprotected:
+                unprotected[data] = peer.into.unprotect_rtcp(data) if peer else data
+            return unprotected[data]
+
+        def plain_rtp(data: bytes) -> bytes:
+            return peer.into.unprotect(data) if peer else data
+
+        try:
+            engine.update(spec)
+            # Leg A's own SR (RFC 3550 §6.4.1, no blocks), from its RTCP port.
+            leg_a_sr = struct.pack("!BBHIQIII", 0x80, SR, 6, 0xA, LEG_A_NTP, 1, 2, 3)
+            a_rtcp.sendto(leg_a_sr, (sbc_a.host, sbc_a.port + 1))
+            from_b = opus_packets()
+            if peer:
+                from_b = [peer.out.protect(p) for p in from_b]
+            await send_slowly(a, sbc_a, pcmu_packets())
+            await send_slowly(b, sbc_b, from_b)
+
+            # Leg B, muxed: every SR counts the RTP that came before it on the same socket.
+            at_b: list[bytes] = []
+            rtp_before = 0
+
+            def final_sr_at_b(data: bytes) -> bool:
+                nonlocal rtp_before
+                if not is_rtcp(data):
+                    rtp_before += 1
+                    return False
+                packets = parse_compound(plain_rtcp(data))
+                assert read_sr(packets[0]).packets == rtp_before
+                return rtp_before >= PACKETS - 3
+
+            last = plain_rtcp(await receive_until(b, final_sr_at_b, at_b))
+            rtp_at_b = [plain_rtp(p) for p in at_b if not is_rtcp(p)]
+            [ours_to_b] = {rtp_ssrc(p) for p in rtp_at_b}
+            check_compound(parse_compound(last), ours_to_b, 0xB, PACKETS - 1)
+            report = read_sr(parse_compound(last)[0])
+            assert report.octets == sum(len(p) - 12 for p in rtp_at_b)  # payload octets
+
+            # Leg A: its RTP all in, then the next SR on its RTCP socket counts it all.
+            rtp_at_a = [data for data, _ in await collect(a, PACKETS, timeout=0.5)]
+            assert len(rtp_at_a) >= PACKETS - 3
+            [ours_to_a] = {rtp_ssrc(p) for p in rtp_at_a}
+            drain(a_rtcp)
+            sr_at_a = await receive_until(a_rtcp, lambda _: True, [])
+            packets = parse_compound(sr_at_a)
+            check_compound(packets, ours_to_a, 0xA, PACKETS - 1)
+            assert read_sr(packets[0]).packets == len(rtp_at_a)
+            *_, lsr, dlsr = read_sr(packets[0]).blocks[0]
+            assert lsr == (LEG_A_NTP >> 16) & 0xFFFFFFFF
+            assert dlsr > 0
+
+            # Leg A's receiver report about our SSRC is what it says of b_to_a.
+            block = struct.pack("!IIIIII", ours_to_a, 3, 1000, 80, 0, 0)
+            leg_a_rr = struct.pack("!BBHI", 0x81, 201, 7, 0xA) + block
+            a_rtcp.sendto(leg_a_rr, (sbc_a.host, sbc_a.port + 1))
+            for _ in range(200):
+                if engine.stats("call-1")[0].b_to_a.reported_lost:
+                    break
+                await asyncio.sleep(0.01)
+            assert engine.stats("call-1")[0].b_to_a.reported_lost == 3
+
+            # Removing the stream says BYE to each leg (RFC 3550 §6.6) from our SSRC.
+            engine.remove("call-1", 0)
+            bye_at_a = await receive_until(a_rtcp, lambda d: d[-8:-4] == b"\x81\xcb\x00\x01", [])
+            assert parse_compound(bye_at_a)[-1].body == struct.pack("!I", ours_to_a)
+            bye_at_b = plain_rtcp(
+                await receive_until(
+                    b,
+                    lambda d: is_rtcp(d) and parse_compound(plain_rtcp(d))[-1].packet_type == BYE,
+                    [],
+                )
+            )
+            assert parse_compound(bye_at_b)[-1].body == struct.pack("!I", ours_to_b)
+        finally:
+            engine.close()
+            for sock in (a, a_rtcp, b):
+                sock.close()
+
+    run(scenario)

@@ -332,6 +332,8 @@ class RelayEngine:
                 side.reporter = RtcpSender(now, self._rtcp_interval)
             if side.transcode is not None:
                 side.counter.clock_rate = side.transcode.source_clock_rate
+            else:
+                side.counter.clock_rate = self._clock_rate
 
     def _close(self, stream: _Stream) -> None:
         """Close a stream's sockets, after our BYE toward each transcoded leg (RFC 3550 §6.6)."""

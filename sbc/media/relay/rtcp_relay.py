@@ -166,15 +166,13 @@ def send_own_report(side: Side, now: float, wallclock: float, *, final: bool = F
     """Our RTCP compound (with a BYE when ``final``) to ``side``'s peer, when
     the stream toward it is transcoded (RFC 3550 §6; SRTCP, RFC 3711 §3.4)."""
     reporter, sent = side.reporter, side.other.transcode
-    if reporter is None or sent is None:
-        return
+    sock, destination = side.rtcp_out()
+    if reporter is None or sent is None or destination is None:
+        return  # not transcoded, or the leg's SDP is not known yet
     if final:
         packet = reporter.bye(now, wallclock, sent, side.counter)
     else:
         packet = reporter.report(now, wallclock, sent, side.counter)
-    sock, destination = side.rtcp_out()
-    if destination is None:
-        return
     with suppress(OSError, SrtpError):  # a lost report: the next one says it all again
         if side.srtp is not None:
             packet = side.srtp.outbound.protect_rtcp(packet)

@@ -20,6 +20,7 @@ import asyncio
 import socket
 import struct
 from collections.abc import Callable
+from dataclasses import replace
 
 import pytest
 from media_sockets import free_port_pair
@@ -147,9 +148,11 @@ def test_each_leg_gets_sender_reports_for_the_rtp_it_receives(srtp: bool) -> Non
                 if not is_rtcp(data):
                     rtp_before += 1
                     return False
-                packets = parse_compound(plain_rtcp(data))
-                assert read_sr(packets[0]).packets == rtp_before
-                return rtp_before >= PACKETS - 3
+                report = read_sr(parse_compound(plain_rtcp(data))[0])
+                assert report.packets == rtp_before
+                # Done at the first SR made once leg B's own packets were all in (an
+                # earlier one may wait in the socket from while B was still sending).
+                return rtp_before >= PACKETS - 3 and report.blocks[0][3] == PACKETS - 1
 
             last = plain_rtcp(await receive_until(b, final_sr_at_b, at_b))
             rtp_at_b = [plain_rtp(p) for p in at_b if not is_rtcp(p)]
@@ -193,6 +196,50 @@ def test_each_leg_gets_sender_reports_for_the_rtp_it_receives(srtp: bool) -> Non
                 )
             )
             assert parse_compound(bye_at_b)[-1].body == struct.pack("!I", ours_to_b)
+        finally:
+            engine.close()
+            for sock in (a, a_rtcp, b):
+                sock.close()
+
+    run(scenario)
+
+
+def test_a_rebuilt_direction_says_bye_for_its_old_ssrc() -> None:
+    async def scenario() -> None:
+        engine = RelayEngine(sweep_interval=0.05, rtcp_interval=60.0)  # no periodic report
+        a, a_rtcp = peer_pair("127.0.0.1")
+        b = endpoint_socket("127.0.0.2")
+        sbc_a = Endpoint("127.0.0.1", free_port_pair("127.0.0.1"))
+        sbc_b = Endpoint("127.0.0.2", free_port_pair("127.0.0.2"))
+        spec = StreamSpec(
+            "call-1",
+            0,
+            SideSpec(sbc_a, address(a), allowed_sources=("127.0.0.1",)),
+            SideSpec(sbc_b, address(b), allowed_sources=("127.0.0.2",)),
+            transcode=TRANSCODE,
+        )
+        try:
+            engine.update(spec)
+            await send_slowly(a, sbc_a, pcmu_packets()[:5])  # latches A's RTP (and so RTCP)
+            await send_slowly(b, sbc_b, opus_packets()[:5])
+            first = [data for data, _ in await collect(a, 5, timeout=1.0)]
+            [before] = {rtp_ssrc(p) for p in first}
+            # A re-INVITE changes the encoder: both directions are rebuilt with new SSRCs.
+            cheaper = replace(
+                TRANSCODE,
+                a_to_b=replace(TRANSCODE.a_to_b, opus_complexity=3),
+                b_to_a=replace(TRANSCODE.b_to_a, opus_complexity=3),
+            )
+            engine.update(replace(spec, transcode=cheaper))
+            bye = parse_compound(await receive_until(a_rtcp, lambda _: True, []))
+            assert [p.packet_type for p in bye] == [SR, SDES, BYE]
+            assert bye[-1].body == struct.pack("!I", before)
+            assert read_sr(bye[0]).ssrc == before
+            assert read_sr(bye[0]).packets == len(first)  # all in: collect waited for silence
+            await send_slowly(b, sbc_b, opus_packets()[5:10])
+            after = {rtp_ssrc(data) for data, _ in await collect(a, 5, timeout=1.0)}
+            assert after
+            assert before not in after
         finally:
             engine.close()
             for sock in (a, a_rtcp, b):

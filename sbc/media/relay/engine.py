@@ -73,7 +73,7 @@ from sbc.media.relay.slow_path import drain_slow
 from sbc.media.relay.stats import DEFAULT_CLOCK_RATE
 from sbc.media.relay.stun import is_stun
 from sbc.media.relay.stun_answer import answer_stun
-from sbc.media.relay.transcoding import transcoding_pair
+from sbc.media.relay.transcoding import TranscodingDirection, transcoding_pair
 from sbc.media.srtp import SrtpError
 
 log = logging.getLogger(__name__)
@@ -248,10 +248,11 @@ class RelayEngine:
         current.b = self._reconfigure(current.b, stream.b)
         current.a.other = current.b
         current.b.other = current.a
+        sent_before = (current.b.transcode, current.a.transcode)  # to leg A, to leg B
         current.a.transcode, current.b.transcode = transcoding_pair(
             stream.transcode, current.a.transcode, current.b.transcode
         )
-        self._own_rtcp(current, now)
+        self._own_rtcp(current, now, sent_before)
         self._tap(stream)
         if current.on_hold and not stream.on_hold:
             current.since = now  # the inactivity clock restarts on resume
@@ -322,10 +323,20 @@ class RelayEngine:
             side.close(self._loop)
         return fresh
 
-    def _own_rtcp(self, stream: _Stream, now: float) -> None:
+    def _own_rtcp(
+        self,
+        stream: _Stream,
+        now: float,
+        sent_before: tuple[TranscodingDirection | None, TranscodingDirection | None] = (None, None),
+    ) -> None:
         """A reporter toward each leg of a transcoded stream (kept while it stays so),
-        and receive jitter counted in the leg's own clock units, as its block needs."""
-        for side in (stream.a, stream.b):
+        and receive jitter counted in the leg's own clock units, as its block needs.
+
+        A direction rebuilt or gone (a re-INVITE changed the codecs) takes its
+        SSRC with it: that leg gets a BYE for the old one (RFC 3550 §8.2)."""
+        for side, before in zip((stream.a, stream.b), sent_before, strict=True):
+            if before is not None and before is not side.other.transcode:
+                send_own_report(side, now, time.time(), final=True, sent=before)
             if side.other.transcode is None:
                 side.reporter = None
             elif side.reporter is None:

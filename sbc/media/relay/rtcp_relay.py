@@ -40,6 +40,7 @@ from sbc.media.relay.rtp import (
 from sbc.media.relay.side import BATCH, Side
 from sbc.media.relay.stun import is_stun
 from sbc.media.relay.stun_answer import answer_stun
+from sbc.media.relay.transcoding import TranscodingDirection
 from sbc.media.srtp import SrtpError
 
 _unpack_rtcp_ssrc = RTCP_SENDER_SSRC.unpack_from
@@ -162,10 +163,19 @@ def _take_own_reports(side: Side, packet: bytes) -> None:
                 sent.on_report(replace(block, ssrc=sent.ssrc))
 
 
-def send_own_report(side: Side, now: float, wallclock: float, *, final: bool = False) -> None:
+def send_own_report(
+    side: Side,
+    now: float,
+    wallclock: float,
+    *,
+    final: bool = False,
+    sent: TranscodingDirection | None = None,
+) -> None:
     """Our RTCP compound (with a BYE when ``final``) to ``side``'s peer, when
-    the stream toward it is transcoded (RFC 3550 §6; SRTCP, RFC 3711 §3.4)."""
-    reporter, sent = side.reporter, side.other.transcode
+    the stream toward it is transcoded (RFC 3550 §6; SRTCP, RFC 3711 §3.4);
+    ``sent`` is the direction it speaks for, the current one by default."""
+    reporter = side.reporter
+    sent = side.other.transcode if sent is None else sent
     sock, destination = side.rtcp_out()
     if reporter is None or sent is None or destination is None:
         return  # not transcoded, or the leg's SDP is not known yet

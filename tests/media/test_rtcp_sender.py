@@ -205,3 +205,15 @@ def test_srtcp_round_trip_with_pylibsrtp() -> None:
     assert protected[8:] != plain[8:]  # encrypted after the first header (RFC 3711 §3.4)
     peer = session(suite, ours, inbound=True)  # the leg, with the key we send with
     assert peer.unprotect_rtcp(protected) == plain
+
+
+def test_our_timeline_runs_on_the_destination_codecs_rtp_clock() -> None:
+    from sbc.media.relay.transcoding import rtp_clock
+
+    # RFC 7587 §4.1: Opus always 48 kHz; RFC 3551 §4.5.2: G.722 8 kHz despite 16 kHz audio.
+    assert [rtp_clock(name) for name in ("opus", "PCMU", "pcma", "g722")] == [
+        48000,
+        8000,
+        8000,
+        8000,
+    ]

@@ -19,13 +19,14 @@ from __future__ import annotations
 import asyncio
 import socket
 import struct
+import time
 from collections.abc import Callable
 from dataclasses import replace
 
 import pytest
 from media_sockets import free_port_pair
 from test_relay_engine import address, collect, endpoint_socket, run
-from test_rtcp_sender import Packet, parse_compound, read_cname, read_sr
+from test_rtcp_sender import NTP_1970, Packet, parse_compound, read_cname, read_sr
 from test_transcode_relay import (
     PACKETS,
     TRANSCODE,
@@ -77,6 +78,10 @@ def drain(sock: socket.socket) -> None:
             sock.recv(65536)
         except BlockingIOError:
             return
+
+
+def rtp_timestamp(packet: bytes) -> int:
+    return int(struct.unpack_from("!I", packet, 4)[0])
 
 
 def rtp_ssrc(packet: bytes) -> int:
@@ -160,6 +165,11 @@ def test_each_leg_gets_sender_reports_for_the_rtp_it_receives(srtp: bool) -> Non
             check_compound(parse_compound(last), ours_to_b, 0xB, PACKETS - 1)
             report = read_sr(parse_compound(last)[0])
             assert report.octets == sum(len(p) - 12 for p in rtp_at_b)  # payload octets
+            # Its timestamps: NTP is now's wall clock (from 1900), and the RTP timestamp
+            # continues our Opus timeline (48 kHz) from the last packet, never behind it.
+            assert abs((report.ntp >> 32) - NTP_1970 - time.time()) < 60
+            ahead = (report.rtp_timestamp - rtp_timestamp(rtp_at_b[-1])) % 2**32
+            assert ahead < 60 * 48000
 
             # Leg A: its RTP all in, then the next SR on its RTCP socket counts it all.
             rtp_at_a = [data for data, _ in await collect(a, PACKETS, timeout=0.5)]

@@ -38,6 +38,7 @@ from test_transcode_relay import (
 
 from sbc.media.control import Endpoint, SideSpec, StreamSpec
 from sbc.media.relay.engine import RelayEngine
+from sbc.media.relay.workers import WorkerPool
 
 WAIT = 5.0
 LEG_A_NTP = 0x0000_1111_2222_3333  # in leg A's own SR: LSR is the middle 32 bits
@@ -61,12 +62,12 @@ def is_rtcp(data: bytes) -> bool:
 
 
 async def receive_until(
-    sock: socket.socket, done: Callable[[bytes], bool], got: list[bytes]
+    sock: socket.socket, done: Callable[[bytes], bool], got: list[bytes], wait: float = WAIT
 ) -> bytes:
     """Append what ``sock`` receives to ``got`` up to the first datagram that is ``done``."""
     loop = asyncio.get_running_loop()
     while True:
-        data, _ = await asyncio.wait_for(loop.sock_recvfrom(sock, 65536), WAIT)
+        data, _ = await asyncio.wait_for(loop.sock_recvfrom(sock, 65536), wait)
         got.append(data)
         if done(data):
             return data
@@ -252,6 +253,42 @@ def test_a_rebuilt_direction_says_bye_for_its_old_ssrc() -> None:
             assert before not in after
         finally:
             engine.close()
+            for sock in (a, a_rtcp, b):
+                sock.close()
+
+    run(scenario)
+
+
+def test_a_worker_process_reports_at_the_default_interval() -> None:
+    async def scenario() -> None:
+        pool = WorkerPool(1)  # its engine has the defaults: reports every 2.5-7.5 s
+        await pool.start()
+        a, a_rtcp = peer_pair("127.0.0.1")
+        b = endpoint_socket("127.0.0.2")
+        sbc_a = Endpoint("127.0.0.1", free_port_pair("127.0.0.1"))
+        sbc_b = Endpoint("127.0.0.2", free_port_pair("127.0.0.2"))
+        try:
+            pool.update(
+                StreamSpec(
+                    "call-1",
+                    0,
+                    SideSpec(sbc_a, address(a), allowed_sources=("127.0.0.1",)),
+                    SideSpec(sbc_b, address(b), allowed_sources=("127.0.0.2",)),
+                    transcode=TRANSCODE,
+                )
+            )
+            await asyncio.sleep(0.2)  # the worker binds its sockets when the message arrives
+            await send_slowly(a, sbc_a, pcmu_packets()[:10])
+            await send_slowly(b, sbc_b, opus_packets()[:10])
+            rtp_at_a = [data for data, _ in await collect(a, 10, timeout=1.0)]
+            [ours_to_a] = {rtp_ssrc(p) for p in rtp_at_a}
+            # The next report after all that RTP arrived: 2.5-7.5 s, plus the 1 s sweep.
+            drain(a_rtcp)
+            report = parse_compound(await receive_until(a_rtcp, lambda _: True, [], wait=10.0))
+            check_compound(report, ours_to_a, 0xA, 9)
+            assert read_sr(report[0]).packets == len(rtp_at_a)
+        finally:
+            await pool.close()
             for sock in (a, a_rtcp, b):
                 sock.close()
 

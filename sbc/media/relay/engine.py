@@ -31,6 +31,11 @@ gets a tap, and telephone events from it are reported through ``on_dtmf``
 instead of relayed; :meth:`RelayEngine.send_dtmf` injects a digit towards a
 side.
 
+Transcoded streams get the relay's own RTCP toward each leg (RFC 3550 §6,
+:mod:`sbc.media.relay.rtcp_sender`): each side of one holds a reporter,
+and the sweep sends what is due (SR, SDES CNAME; a BYE when the stream
+goes), every ``rtcp_interval`` seconds randomised, at sweep granularity.
+
 Inactivity (no RTP in either direction for ``inactivity_timeout`` seconds,
 streams on hold excluded) is found by one periodic sweep, and reported once
 per session through ``on_inactive``.
@@ -43,13 +48,15 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from contextlib import suppress
 
 from sbc.media.control import DtmfCallback, Endpoint, SideSpec, StreamSpec, StreamStats
 from sbc.media.relay.events import DtmfInjector, DtmfTap
 from sbc.media.relay.latch import Address
-from sbc.media.relay.rtcp_relay import drain_rtcp, relay_rtcp
+from sbc.media.relay.rtcp_relay import drain_rtcp, relay_rtcp, send_own_report
+from sbc.media.relay.rtcp_sender import MIN_INTERVAL, RtcpSender
 from sbc.media.relay.rtp import (
     MARKER_BIT,
     PT_MASK,
@@ -66,7 +73,7 @@ from sbc.media.relay.slow_path import drain_slow
 from sbc.media.relay.stats import DEFAULT_CLOCK_RATE
 from sbc.media.relay.stun import is_stun
 from sbc.media.relay.stun_answer import answer_stun
-from sbc.media.relay.transcoding import transcoding_pair
+from sbc.media.relay.transcoding import TranscodingDirection, transcoding_pair
 from sbc.media.srtp import SrtpError
 
 log = logging.getLogger(__name__)
@@ -194,6 +201,7 @@ class RelayEngine:
         clock_rate: int = DEFAULT_CLOCK_RATE,
         loop: asyncio.AbstractEventLoop | None = None,
         on_dtmf: DtmfCallback | None = None,
+        rtcp_interval: float = MIN_INTERVAL,
     ) -> None:
         self._loop = loop if loop is not None else asyncio.get_running_loop()
         self._shared = Shared(self._loop)
@@ -201,6 +209,7 @@ class RelayEngine:
         self._timeout = inactivity_timeout
         self._sweep_interval = sweep_interval
         self._clock_rate = clock_rate
+        self._rtcp_interval = rtcp_interval  # our own RTCP on transcoded streams
         self._sessions: dict[str, dict[int, _Stream]] = {}
         self._inactive: set[str] = set()  # already reported
         self._on_dtmf = on_dtmf
@@ -232,15 +241,18 @@ class RelayEngine:
             current.a.transcode, current.b.transcode = transcoding_pair(
                 stream.transcode, current.a.transcode, current.b.transcode
             )
+            self._own_rtcp(current, now)
             self._tap(stream)
             return
         current.a = self._reconfigure(current.a, stream.a)
         current.b = self._reconfigure(current.b, stream.b)
         current.a.other = current.b
         current.b.other = current.a
+        sent_before = (current.b.transcode, current.a.transcode)  # to leg A, to leg B
         current.a.transcode, current.b.transcode = transcoding_pair(
             stream.transcode, current.a.transcode, current.b.transcode
         )
+        self._own_rtcp(current, now, sent_before)
         self._tap(stream)
         if current.on_hold and not stream.on_hold:
             current.since = now  # the inactivity clock restarts on resume
@@ -251,16 +263,14 @@ class RelayEngine:
         streams = self._sessions.get(session)
         stream = streams.pop(index, None) if streams is not None else None
         if stream is not None:
-            stream.a.close(self._loop)
-            stream.b.close(self._loop)
+            self._close(stream)
 
     def delete(self, session: str) -> None:
         """Close every socket of ``session``; unknown sessions are ignored."""
         self._inactive.discard(session)
         self._injector.forget(session)
         for stream in self._sessions.pop(session, {}).values():
-            stream.a.close(self._loop)
-            stream.b.close(self._loop)
+            self._close(stream)
 
     def stats(self, session: str) -> list[StreamStats]:
         now = self._loop.time()
@@ -313,6 +323,36 @@ class RelayEngine:
             side.close(self._loop)
         return fresh
 
+    def _own_rtcp(
+        self,
+        stream: _Stream,
+        now: float,
+        sent_before: tuple[TranscodingDirection | None, TranscodingDirection | None] = (None, None),
+    ) -> None:
+        """A reporter toward each leg of a transcoded stream (kept while it stays so),
+        and receive jitter counted in the leg's own clock units, as its block needs.
+
+        A direction rebuilt or gone (a re-INVITE changed the codecs) takes its
+        SSRC with it: that leg gets a BYE for the old one (RFC 3550 §8.2)."""
+        for side, before in zip((stream.a, stream.b), sent_before, strict=True):
+            if before is not None and before is not side.other.transcode:
+                send_own_report(side, now, time.time(), final=True, sent=before)
+            if side.other.transcode is None:
+                side.reporter = None
+            elif side.reporter is None:
+                side.reporter = RtcpSender(now, self._rtcp_interval)
+            if side.transcode is not None:
+                side.counter.clock_rate = side.transcode.source_clock_rate
+            else:
+                side.counter.clock_rate = self._clock_rate
+
+    def _close(self, stream: _Stream) -> None:
+        """Close a stream's sockets, after our BYE toward each transcoded leg (RFC 3550 §6.6)."""
+        now, wallclock = self._loop.time(), time.time()
+        for side in (stream.a, stream.b):
+            send_own_report(side, now, wallclock, final=True)
+            side.close(self._loop)
+
     def _tap(self, spec: StreamSpec) -> None:
         """Give each side its DTMF tap when its spec asks for one (kept while unchanged)."""
         stream = self._sessions[spec.session][spec.index]
@@ -332,11 +372,13 @@ class RelayEngine:
 
     def _sweep(self) -> None:
         self._sweeper = self._loop.call_later(self._sweep_interval, self._sweep)
-        now = self._loop.time()
+        now, wallclock = self._loop.time(), time.time()
         for stream in (s for streams in self._sessions.values() for s in streams.values()):
-            for tap in (stream.a.dtmf, stream.b.dtmf):
-                if tap is not None:
-                    tap.expire(now)  # a digit whose end packets were lost
+            for side in (stream.a, stream.b):
+                if side.dtmf is not None:
+                    side.dtmf.expire(now)  # a digit whose end packets were lost
+                if side.reporter is not None and side.reporter.is_due(now):
+                    send_own_report(side, now, wallclock)
         for session, streams in list(self._sessions.items()):
             for stream in streams.values():
                 stream.poll_dtls(now)

@@ -11,11 +11,21 @@ the parsing cost and outcome never touch what is relayed.
 
 SRTCP (RFC 3711 §3.4): from an SRTP leg a compound is authenticated and
 decrypted first (authentication is mandatory: a failure drops it), and
-protected again towards an SRTP leg. A transcoded side's reports describe
-a stream the other leg never sees: they are counted and dropped.
+protected again towards an SRTP leg.
+
+Transcoded streams (:mod:`sbc.media.relay.transcoding`): a leg's reports
+describe a stream the other leg never sees, so they are not relayed but
+read (after SRTCP) for the relay's own RTCP toward that leg
+(:mod:`sbc.media.relay.rtcp_sender`): its SRs give LSR/DLSR, and its
+blocks about the SSRC we send it are that direction's ``reported_*``
+figures. :func:`send_own_report` sends our compound to a side's peer,
+protected as SRTCP for an SRTP leg; the engine's sweep decides when.
 """
 
 from __future__ import annotations
+
+from contextlib import suppress
+from dataclasses import replace
 
 from sbc.media.relay.latch import Address, Latch
 from sbc.media.relay.rtcp import Compound, RtcpError
@@ -30,6 +40,7 @@ from sbc.media.relay.rtp import (
 from sbc.media.relay.side import BATCH, Side
 from sbc.media.relay.stun import is_stun
 from sbc.media.relay.stun_answer import answer_stun
+from sbc.media.relay.transcoding import TranscodingDirection
 from sbc.media.srtp import SrtpError
 
 _unpack_rtcp_ssrc = RTCP_SENDER_SSRC.unpack_from
@@ -72,7 +83,7 @@ def relay_rtcp(side: Side, view: memoryview, n: int, source: Address, latch: Lat
         counter.dropped += 1
         return
     if side.transcode is not None:  # its reports describe what the other leg never sees
-        counter.rtcp_packets += 1
+        _take_own_reports(side, bytes(view[:n]))
         return
     if side.srtp is not None or side.other.srtp is not None:
         _relay_srtcp(side, bytes(view[:n]))
@@ -128,3 +139,51 @@ def _read_reports(side: Side, view: memoryview, n: int) -> None:
     for report in compound.reports:
         for block in report.blocks:
             received.on_report(block)
+
+
+def _take_own_reports(side: Side, packet: bytes) -> None:
+    """Read a transcoded leg's RTCP for our own reports; nothing is relayed."""
+    plain = side.unprotect(packet, rtcp=True)
+    if plain is None:
+        return  # SRTCP authentication failed: counted by the side
+    side.counter.rtcp_packets += 1
+    try:
+        compound = Compound.parse(plain)
+    except RtcpError:
+        side.counter.rtcp_malformed += 1
+        return
+    now = side.shared.time()
+    ours = side.other.transcode  # what we send this leg
+    sent = side.other.counter
+    for report in compound.reports:
+        if report.sender_info is not None and side.reporter is not None:
+            side.reporter.on_sender_report(report.ssrc, report.sender_info.ntp_timestamp, now)
+        for block in report.blocks:
+            if ours is not None and block.ssrc == ours.ssrc:  # about our SSRC: that direction's
+                sent.on_report(replace(block, ssrc=sent.ssrc))
+
+
+def send_own_report(
+    side: Side,
+    now: float,
+    wallclock: float,
+    *,
+    final: bool = False,
+    sent: TranscodingDirection | None = None,
+) -> None:
+    """Our RTCP compound (with a BYE when ``final``) to ``side``'s peer, when
+    the stream toward it is transcoded (RFC 3550 §6; SRTCP, RFC 3711 §3.4);
+    ``sent`` is the direction it speaks for, the current one by default."""
+    reporter = side.reporter
+    sent = side.other.transcode if sent is None else sent
+    sock, destination = side.rtcp_out()
+    if reporter is None or sent is None or destination is None:
+        return  # not transcoded, or the leg's SDP is not known yet
+    if final:
+        packet = reporter.bye(now, wallclock, sent, side.counter)
+    else:
+        packet = reporter.report(now, wallclock, sent, side.counter)
+    with suppress(OSError, SrtpError):  # a lost report: the next one says it all again
+        if side.srtp is not None:
+            packet = side.srtp.outbound.protect_rtcp(packet)
+        sock.sendto(packet, destination)

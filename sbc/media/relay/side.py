@@ -5,7 +5,8 @@ other (``other``). A side owns the RTP socket on its ``local`` endpoint and,
 unless rtcp-mux (RFC 5761), an RTCP socket on ``port + 1`` (RFC 3550 §11);
 what it receives is relayed from the *other* side's socket. Everything a
 drain needs hangs off the side (latches, payload-type table, SRTP context,
-DTLS handshake, transcoder, DTMF tap), so the hot loop does no dict lookups.
+DTLS handshake, transcoder, DTMF tap, our own RTCP reporter for a transcoded
+stream), so the hot loop does no dict lookups.
 
 :meth:`Side.configure` applies a new :class:`~sbc.media.control.SideSpec`
 without touching the sockets: SDP addresses and latching policy, the pt
@@ -27,6 +28,7 @@ from sbc.media.relay import dtls_side
 from sbc.media.relay.dtls_side import DtlsSide
 from sbc.media.relay.events import DtmfTap
 from sbc.media.relay.latch import Address, Latch, rtcp_destination
+from sbc.media.relay.rtcp_sender import RtcpSender
 from sbc.media.relay.rtp import pt_table
 from sbc.media.relay.stats import DirectionCounter
 from sbc.media.relay.stun import IceLite
@@ -60,6 +62,7 @@ class Side:
         "local",
         "other",
         "pt_table",
+        "reporter",
         "rtcp",
         "rtcp_latch",
         "rtcp_mux",
@@ -90,6 +93,7 @@ class Side:
         self.srtp: SrtpContext | None = None
         self.transcode: TranscodingDirection | None = None  # what this side receives
         self.dtls: DtlsSide | None = None
+        self.reporter: RtcpSender | None = None  # our own RTCP to the peer (transcoded only)
         self.dtmf: DtmfTap | None = None  # set by the engine (it knows session and leg)
         self.dtmf_event: tuple[int, int] | None = None  # telephone-event number, clock
         self.other: Side = self

@@ -28,9 +28,12 @@ Per packet (RFC 3550 §5.1 header, RFC 3711 for SRTP legs):
    marker bit on the first audio packet (start of a talkspurt, RFC 3551 §4.1).
    Then it is protected for an SRTP leg and sent.
 
-RTCP of a transcoded stream is counted and dropped, not relayed: a sender
-report describes an SSRC, a timeline and octet counts the other leg never
-sees (ours differ), so relaying it would mislead that leg's statistics.
+RTCP of a transcoded stream is not relayed: a sender report describes an
+SSRC, a timeline and octet counts the other leg never sees (ours differ), so
+relaying it would mislead that leg's statistics. The relay sends its own
+instead (:mod:`sbc.media.relay.rtcp_sender`), from the figures each
+direction keeps here: packets and payload octets sent, and the RTP
+timestamp and time of the last audio packet on the destination clock.
 
 Transcoders are built here, in the relay's process (a worker receives only
 the picklable spec), and rebuilt only when the spec changes.
@@ -42,6 +45,7 @@ import secrets
 import struct
 from typing import TYPE_CHECKING, Protocol
 
+from sbc.media.codec_negotiation import ADDED_RTPMAP
 from sbc.media.control import TranscodeDirection, TranscodeSpec
 from sbc.media.relay.latch import Address, Latch
 from sbc.media.relay.rtp import MARKER_BIT, PT_MASK, RTP_HEADER_LENGTH, SEQ_TS_SSRC, VERSION_BITS
@@ -58,6 +62,13 @@ _PADDING = 0x20
 _EXTENSION = 0x10
 _CSRC_COUNT = 0x0F
 _SEQUENCE_MOD = 1 << 16
+DEFAULT_RTP_CLOCK = 8000
+
+
+def rtp_clock(codec: str) -> int:
+    """The RTP clock rate of a transcodable codec, as the SBC writes its rtpmap."""
+    rtpmap = ADDED_RTPMAP.get(codec.lower())
+    return int(rtpmap[1].split("/")[1]) if rtpmap is not None else DEFAULT_RTP_CLOCK
 
 
 def rtp_payload(packet: bytes) -> bytes | None:
@@ -77,7 +88,19 @@ def rtp_payload(packet: bytes) -> bytes | None:
 class TranscodingDirection:
     """One direction of a transcoded stream: RTP packets in, RTP packets out."""
 
-    __slots__ = ("_marker", "_sequence", "dropped", "spec", "ssrc", "transcoder")
+    __slots__ = (
+        "_marker",
+        "_sequence",
+        "clock_rate",
+        "dropped",
+        "last_sent_at",
+        "last_timestamp",
+        "sent_octets",
+        "sent_packets",
+        "spec",
+        "ssrc",
+        "transcoder",
+    )
 
     def __init__(self, spec: TranscodeDirection) -> None:
         from sbc.media.transcode.registry import create_transcoder  # codecs load on first use
@@ -97,9 +120,19 @@ class TranscodingDirection:
         self._sequence = secrets.randbits(16)
         self._marker = True
         self.dropped = 0  # packets that could not be transcoded (unknown payload type, corrupt)
+        # For our sender reports (RFC 3550 §6.4.1): counts, and one point of our timeline.
+        self.clock_rate = rtp_clock(destination.name)
+        self.sent_packets = 0
+        self.sent_octets = 0  # payload octets only
+        self.last_timestamp = 0
+        self.last_sent_at: float | None = None
 
-    def convert(self, packet: bytes) -> list[bytes]:
-        """One received RTP packet (plain) in; the packets to send out (plain)."""
+    @property
+    def source_clock_rate(self) -> int:
+        return rtp_clock(self.spec.source.name)
+
+    def convert(self, packet: bytes, now: float) -> list[bytes]:
+        """One received RTP packet (plain) in at ``now``; the packets to send out (plain)."""
         second = packet[1]
         payload_type = second & PT_MASK
         timestamp = _unpack_rtp(packet, 2)[1]
@@ -117,6 +150,7 @@ class TranscodingDirection:
             out = [self._packet(destination.payload, self._marker, p, t) for p, t in frames]
             if out:
                 self._marker = False
+                self.last_timestamp, self.last_sent_at = frames[-1][1], now
             return out
         event_in, event_out = source.event_payload, destination.event_payload
         if payload_type == event_in and event_out is not None:
@@ -127,6 +161,8 @@ class TranscodingDirection:
 
     def _packet(self, payload_type: int, marker: bool, payload: bytes, timestamp: int) -> bytes:
         self._sequence = (self._sequence + 1) % _SEQUENCE_MOD
+        self.sent_packets += 1
+        self.sent_octets += len(payload)
         second = payload_type | (MARKER_BIT if marker else 0)
         header = _HEADER.pack(VERSION_BITS, second, self._sequence, timestamp, self.ssrc)
         return header + payload
@@ -196,7 +232,7 @@ def receive_transcoded(
     other = side.other
     if direction is None or other.rtp_latch.destination is None:
         return []  # the other leg's SDP is not known yet
-    packets = direction.convert(packet)
+    packets = direction.convert(packet, now)
     if other.srtp is None:
         return packets
     protected = []

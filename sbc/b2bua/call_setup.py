@@ -51,11 +51,25 @@ class Arrival(NamedTuple):
     view: Request  # as the trunk's inbound rules rewrote it: B-legs are built from it
 
 
+def _registered_trunk(core: Core, request: Request, source: Target) -> Trunk | None:
+    """The trunk whose registered Contact the INVITE is addressed to (RFC 3261
+    §10.2.1: the registrar routes calls for our AOR there), when the source
+    may be that trunk. Several accounts with one carrier share its addresses:
+    the Request-URI, not the source, tells their calls apart."""
+    name = core.registrations.trunk_for_contact(request.uri)
+    trunk = core.policy.trunks.get(name) if name is not None else None
+    if trunk is None or not core.policy.accepts_source(trunk, source.interface, source.host):
+        return None
+    return trunk
+
+
 def new_call(core: Core, request: Request, source: Target, tx: ServerTransaction) -> None:
     """An out-of-dialog INVITE from ``trunk``: checked, routed, admitted, then
     started as a call on the first trunk with room, or answered with why not."""
     policy = core.policy
-    trunk = policy.trunk_for_source(source.interface, source.host)
+    trunk = _registered_trunk(core, request, source) or policy.trunk_for_source(
+        source.interface, source.host
+    )
     if trunk is None:  # checked on receipt; a policy swap may have raced it
         core.reply(tx, 403)
         return

@@ -126,6 +126,19 @@ class Policy:
                 return candidate
         return None
 
+    def accepts_source(self, trunk: Trunk, interface: str, ip: str) -> bool:
+        """Whether a request from ``ip`` on ``interface`` may come from ``trunk``:
+        its own address or one of its ``sources`` (whichever trunk the source
+        index would pick when several share them)."""
+        if trunk.interface != interface:
+            return False
+        address = _parse_ip(ip)
+        if address is None:
+            return False
+        if _parse_ip(trunk.address) == address:
+            return True
+        return any(address in network for network in trunk.sources)
+
     def route_for(self, call: RouteContext) -> Route | None:
         """Return the first route (in file order) that matches, or None."""
         return first_match(self.routes, call)

@@ -148,3 +148,37 @@ def test_a_call_to_the_contact_we_registered_upstream_reaches_the_phone(tmp_path
     contact = upstream.contacts[0].uri
     net.pbx.invite(contact.user or "")  # type: ignore[union-attr]
     assert str(phone.take_request("INVITE").uri) == "sip:alice@192.168.1.5:5060"
+
+
+def test_a_call_to_one_accounts_registered_contact_comes_from_that_trunk(tmp_path: Path) -> None:
+    """Two accounts with one carrier: its calls all come from the same proxy, so
+    the Request-URI, naming the Contact one account registered, says which
+    trunk a call came in on (the proxy's own address names the other)."""
+    directory = tmp_path / "accounts"
+    shutil.copytree(POLICIES, directory)
+    (directory / "manipulations.yaml").unlink()
+    (directory / "trunks.yaml").write_text(
+        "trunks:\n"
+        "  - name: carrier\n    interface: external\n    address: 127.0.0.10\n"
+        "  - name: second-account\n    interface: external\n    address: 127.0.0.11\n"
+        "    sources: [127.0.0.10/32]   # its calls come from the carrier's proxy\n"
+        "    register: {aor_user: '+15551239999', expires_s: 300}\n"
+        "  - name: pbx\n    interface: internal\n    address: 127.0.0.20\n"
+    )
+    (directory / "routes.yaml").write_text(
+        "routes:\n"
+        "  - {name: second, from_trunk: second-account, reject: {status: 486, reason: Second}}\n"
+        "  - {name: in, from_trunk: carrier, to: [pbx]}\n"
+    )
+    net = Net(load_policy(directory))
+    registrar = net.add_peer("registrar", "127.0.0.11")
+    net.advance(0.1)
+    register = registrar.take_request("REGISTER")
+    registrar.respond(register, 200, headers=[("Expires", "300")])
+    contact = register.contacts[0].uri
+    net.carrier.invite(contact.user or "")  # type: ignore[union-attr]
+    refused = net.carrier.take_response(486, "INVITE")
+    assert refused.reason == "Second"  # routed as the second account's call
+    assert not net.pbx.requests("INVITE")
+    net.carrier.invite("+15550001111")  # any other number: the source's own trunk
+    assert net.pbx.requests("INVITE")

@@ -21,6 +21,7 @@ from sbc.sip.address import Address, parse_address, parse_address_list
 from sbc.sip.errors import ParseError, UnsupportedVersionError
 from sbc.sip.headers import CANONICAL_SPELLINGS, Headers, canonical_name
 from sbc.sip.params import is_digits
+from sbc.sip.parse_memo import ParseMemo
 from sbc.sip.reasons import reason_phrase
 from sbc.sip.uri import SipUri, UnparsedUri, Uri, parse_uri
 from sbc.sip.via import Via, parse_vias
@@ -57,6 +58,16 @@ def parse_cseq(value: str) -> CSeq:
     if seq > MAX_CSEQ:
         raise ParseError("CSeq number out of range")
     return CSeq(seq, parts[1])
+
+
+# Header texts recur across a call's messages (sbc.sip.parse_memo): each is
+# parsed once. Lists are kept as tuples and handed out as new lists.
+_cseq_memo = ParseMemo(parse_cseq)
+_address_memo = ParseMemo(parse_address)
+_vias_memo = ParseMemo(lambda line: tuple(parse_vias(line)))
+_address_line_memo: ParseMemo[tuple[Address, ...]] = ParseMemo(
+    lambda line: tuple(_address_line(line))
+)
 
 
 class Message:
@@ -129,26 +140,26 @@ class Message:
         value = self.headers.get("CSeq")
         if value is None:
             raise ParseError("missing CSeq")
-        return parse_cseq(value)
+        return _cseq_memo(value)
 
     def _parse_single_address(self, name: str) -> Address:
         value = self.headers.get(name)
         if value is None:
             raise ParseError(f"missing {name}")
         try:
-            return parse_address(value)
+            return _address_memo(value)
         except ParseError as exc:
             raise ParseError(f"invalid {name}: {exc.reason}") from None
 
     def _parse_vias(self) -> list[Via]:
         try:
-            return [via for line in self.headers.get_all("Via") for via in parse_vias(line)]
+            return [via for line in self.headers.get_all("Via") for via in _vias_memo(line)]
         except ParseError as exc:
             raise ParseError(f"invalid Via: {exc.reason}") from None
 
     def _parse_addresses(self, name: str) -> list[Address]:
         try:
-            return [a for line in self.headers.get_all(name) for a in _address_line(line)]
+            return [a for line in self.headers.get_all(name) for a in _address_line_memo(line)]
         except ParseError as exc:
             raise ParseError(f"invalid {name}: {exc.reason}") from None
 

@@ -183,7 +183,7 @@ class Headers:
 
     def get(self, name: str) -> str | None:
         """First raw value of ``name`` (whole line, not split)."""
-        name = canonical_name(name)
+        name = CANONICAL_SPELLINGS.get(name) or canonical_name(name)  # hot: skip a call
         for n, v in self._items:
             if n == name:
                 return v
@@ -191,7 +191,7 @@ class Headers:
 
     def get_all(self, name: str) -> list[str]:
         """Every raw line value of ``name``, in order."""
-        name = canonical_name(name)
+        name = CANONICAL_SPELLINGS.get(name) or canonical_name(name)
         return [v for n, v in self._items if n == name]
 
     def values(self, name: str) -> list[str]:
@@ -211,7 +211,7 @@ class Headers:
 
     def add(self, name: str, value: str) -> None:
         """Append a header line."""
-        name = canonical_name(name)
+        name = CANONICAL_SPELLINGS.get(name) or canonical_name(name)
         self._items.append((name, value))
         self._cache.pop(name, None)
 
@@ -254,13 +254,13 @@ class Headers:
         self._items = new
         self._cache.pop(name, None)
 
-    def parsed(self, key: str, parse: Callable[[], T]) -> T:
-        """Memoize a parsed view of header ``key`` (its canonical name) until
-        that header changes; edits of other headers keep it."""
+    def parsed(self, key: str, parse: Callable[[str], T]) -> T:
+        """Memoize ``parse(key)``, a parsed view of header ``key`` (its canonical
+        name), until that header changes; edits of other headers keep it."""
         try:
             return self._cache[key]  # type: ignore[no-any-return]
         except KeyError:
-            value = self._cache[key] = parse()
+            value = self._cache[key] = parse(key)
             return value
 
     def remember(self, key: str, value: object) -> None:

@@ -21,6 +21,7 @@ from sbc.sip.address import Address, parse_address, parse_address_list
 from sbc.sip.errors import ParseError, UnsupportedVersionError
 from sbc.sip.headers import CANONICAL_SPELLINGS, Headers, canonical_name
 from sbc.sip.params import is_digits
+from sbc.sip.parse_memo import ParseMemo
 from sbc.sip.reasons import reason_phrase
 from sbc.sip.uri import SipUri, UnparsedUri, Uri, parse_uri
 from sbc.sip.via import Via, parse_vias
@@ -59,6 +60,16 @@ def parse_cseq(value: str) -> CSeq:
     return CSeq(seq, parts[1])
 
 
+# Header texts recur across a call's messages (sbc.sip.parse_memo): each is
+# parsed once. Lists are kept as tuples and handed out as new lists.
+_cseq_memo = ParseMemo(parse_cseq)
+_address_memo = ParseMemo(parse_address)
+_vias_memo = ParseMemo(lambda line: tuple(parse_vias(line)))
+_address_line_memo: ParseMemo[tuple[Address, ...]] = ParseMemo(
+    lambda line: tuple(_address_line(line))
+)
+
+
 class Message:
     """What requests and responses share: headers, body and typed views."""
 
@@ -73,12 +84,13 @@ class Message:
 
     # --- typed views of the headers every transaction and dialog needs ---
 
+    # Each view is parsed once per header text and kept by Headers until that
+    # header changes; the parse functions take the header's name, so an access
+    # that finds the view builds no closure.
+
     @property
     def call_id(self) -> str:
-        value = self.headers.get("Call-ID")
-        if value is None:
-            raise ParseError("missing Call-ID")
-        return value.strip()
+        return self.headers.parsed("Call-ID", self._parse_call_id)
 
     @property
     def cseq(self) -> CSeq:
@@ -86,11 +98,11 @@ class Message:
 
     @property
     def from_(self) -> Address:
-        return self.headers.parsed("From", lambda: self._parse_single_address("From"))
+        return self.headers.parsed("From", self._parse_single_address)
 
     @property
     def to(self) -> Address:
-        return self.headers.parsed("To", lambda: self._parse_single_address("To"))
+        return self.headers.parsed("To", self._parse_single_address)
 
     @property
     def vias(self) -> list[Via]:
@@ -106,15 +118,15 @@ class Message:
     @property
     def contacts(self) -> list[Address]:
         """Contact addresses; ``Contact: *`` gives an empty list."""
-        return self.headers.parsed("Contact", lambda: self._parse_addresses("Contact"))
+        return self.headers.parsed("Contact", self._parse_addresses)
 
     @property
     def record_routes(self) -> list[Address]:
-        return self.headers.parsed("Record-Route", lambda: self._parse_addresses("Record-Route"))
+        return self.headers.parsed("Record-Route", self._parse_addresses)
 
     @property
     def routes(self) -> list[Address]:
-        return self.headers.parsed("Route", lambda: self._parse_addresses("Route"))
+        return self.headers.parsed("Route", self._parse_addresses)
 
     @property
     def content_type(self) -> str | None:
@@ -125,30 +137,36 @@ class Message:
         """Option tags of Supported / Require / Unsupported, lower-cased."""
         return {v.lower() for v in self.headers.values(name)}
 
-    def _parse_cseq(self) -> CSeq:
-        value = self.headers.get("CSeq")
+    def _parse_call_id(self, name: str) -> str:
+        value = self.headers.get(name)
+        if value is None:
+            raise ParseError("missing Call-ID")
+        return value.strip()
+
+    def _parse_cseq(self, name: str) -> CSeq:
+        value = self.headers.get(name)
         if value is None:
             raise ParseError("missing CSeq")
-        return parse_cseq(value)
+        return _cseq_memo(value)
 
     def _parse_single_address(self, name: str) -> Address:
         value = self.headers.get(name)
         if value is None:
             raise ParseError(f"missing {name}")
         try:
-            return parse_address(value)
+            return _address_memo(value)
         except ParseError as exc:
             raise ParseError(f"invalid {name}: {exc.reason}") from None
 
-    def _parse_vias(self) -> list[Via]:
+    def _parse_vias(self, name: str) -> list[Via]:
         try:
-            return [via for line in self.headers.get_all("Via") for via in parse_vias(line)]
+            return [via for line in self.headers.get_all(name) for via in _vias_memo(line)]
         except ParseError as exc:
             raise ParseError(f"invalid Via: {exc.reason}") from None
 
     def _parse_addresses(self, name: str) -> list[Address]:
         try:
-            return [a for line in self.headers.get_all(name) for a in _address_line(line)]
+            return [a for line in self.headers.get_all(name) for a in _address_line_memo(line)]
         except ParseError as exc:
             raise ParseError(f"invalid {name}: {exc.reason}") from None
 

@@ -10,10 +10,12 @@ to the peer whose host they name. Time only moves through :meth:`Net.advance`.
 from __future__ import annotations
 
 import itertools
+import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from sbc.b2bua.core import Core
+from sbc.media.control import StreamSpec, StreamStats
 from sbc.policy import Policy, load_policy
 from sbc.sip.errors import ParseError
 from sbc.sip.message import Request, Response, parse_message
@@ -21,6 +23,38 @@ from sbc.sip.target import Target
 from sbc.sip.transaction import Transmit
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
+#: The demo's two trunks, for tests that give one of them more lines.
+CARRIER_TRUNK = "  - name: carrier\n    interface: external\n    address: 127.0.0.10\n"
+PBX_TRUNK = "  - name: pbx\n    interface: internal\n    address: 127.0.0.20\n"
+
+
+def policy_copy(tmp_path: Path, carrier_lines: str = "", pbx_lines: str = "") -> Path:
+    """The demo policies without manipulations, the carrier and PBX trunks
+    each followed by the YAML lines given (indented as trunk fields)."""
+    directory = tmp_path / "policies"
+    shutil.copytree(POLICIES, directory)
+    (directory / "manipulations.yaml").unlink()
+    (directory / "trunks.yaml").write_text(
+        "trunks:\n" + CARRIER_TRUNK + carrier_lines + PBX_TRUNK + pbx_lines
+    )
+    return directory
+
+
+class NoRelay:
+    """A relay control that relays nothing: for core tests that read SDP only."""
+
+    def update(self, stream: StreamSpec) -> None:
+        pass
+
+    def remove(self, session: str, index: int) -> None:
+        pass
+
+    def delete(self, session: str) -> None:
+        pass
+
+    def stats(self, session: str) -> list[StreamStats]:
+        return []
+
 
 CARRIER_HOST, PBX_HOST = "127.0.0.10", "127.0.0.20"
 EXTERNAL_HOST, INTERNAL_HOST = "127.0.0.1", "127.0.0.2"

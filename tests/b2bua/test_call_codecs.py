@@ -3,15 +3,13 @@ and a call that would need transcoding on a node without capacity is refused."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from peers import POLICIES, Net
+from peers import Net, NoRelay, policy_copy
 
 from sbc.b2bua.policy_values import codec_policy
 from sbc.media.anchor import MediaAnchor
-from sbc.media.control import StreamSpec, StreamStats
 from sbc.media.interface import CodecPolicy
 from sbc.media.ports import PortPool
 from sbc.media.transcode import TranscodePool
@@ -19,35 +17,8 @@ from sbc.policy import PolicyError, load_policy
 from sbc.policy.schema import TrunkCodecs
 
 
-class NoRelay:
-    def update(self, stream: StreamSpec) -> None:
-        pass
-
-    def remove(self, session: str, index: int) -> None:
-        pass
-
-    def delete(self, session: str) -> None:
-        pass
-
-    def stats(self, session: str) -> list[StreamStats]:
-        return []
-
-
-def policies(tmp_path: Path, pbx_codecs: str) -> Path:
-    directory = tmp_path / "policies"
-    shutil.copytree(POLICIES, directory)
-    (directory / "manipulations.yaml").unlink()
-    (directory / "trunks.yaml").write_text(
-        "trunks:\n"
-        "  - name: carrier\n    interface: external\n    address: 127.0.0.10\n"
-        "  - name: pbx\n    interface: internal\n    address: 127.0.0.20\n"
-        f"    codecs: {pbx_codecs}\n"
-    )
-    return directory
-
-
 def net_with(tmp_path: Path, pbx_codecs: str, capacity: int) -> Net:
-    net = Net(load_policy(policies(tmp_path, pbx_codecs)))
+    net = Net(load_policy(policy_copy(tmp_path, pbx_lines=f"    codecs: {pbx_codecs}\n")))
     net.core.media = MediaAnchor(NoRelay(), PortPool(), transcoding=TranscodePool(capacity))
     return net
 
@@ -75,6 +46,8 @@ def test_codec_names_are_case_insensitive_and_prefer_must_be_allowed(tmp_path: P
     assert codec_policy(spec) == CodecPolicy(allow=("pcma", "opus"), strip=frozenset({"g729"}))
     assert codec_policy(None) is None
     with pytest.raises(PolicyError) as caught:
-        load_policy(policies(tmp_path, "{allow: [PCMA], prefer: [opus]}"))
+        load_policy(
+            policy_copy(tmp_path, pbx_lines="    codecs: {allow: [PCMA], prefer: [opus]}\n")
+        )
     assert any("preferred codec opus is not in allow" in str(i) for i in caught.value.issues)
     assert any(str(i).startswith("trunks.yaml:") for i in caught.value.issues)

@@ -3,11 +3,10 @@ the SBC answers with the trunk's credentials, the caller never sees it."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
-from peers import POLICIES, Net, sdp
+from peers import Net, NoRelay, policy_copy, sdp
 
 from sbc.auth.client import ClientAuth, DigestCredentials
 from sbc.auth.server import AuthStatus, DigestServer
@@ -17,14 +16,9 @@ REALM = "carrier.example"
 
 
 def make_net(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, password: str) -> Net:
-    directory = tmp_path / "policies"
-    shutil.copytree(POLICIES, directory)
-    (directory / "manipulations.yaml").unlink()
-    (directory / "trunks.yaml").write_text(
-        "trunks:\n"
-        "  - name: carrier\n    interface: external\n    address: 127.0.0.10\n"
-        "    auth: {username: sbc-user, password: {env: SBC_TEST_CARRIER_SECRET}}\n"
-        "  - name: pbx\n    interface: internal\n    address: 127.0.0.20\n"
+    directory = policy_copy(
+        tmp_path,
+        carrier_lines="    auth: {username: sbc-user, password: {env: SBC_TEST_CARRIER_SECRET}}\n",
     )
     monkeypatch.setenv("SBC_TEST_CARRIER_SECRET", password)
     return Net(load_policy(directory))
@@ -95,16 +89,11 @@ def test_a_missing_secret_is_a_policy_error_at_its_line(
 
 
 def pbx_requires_auth(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Net:
-    directory = tmp_path / "policies"
-    shutil.copytree(POLICIES, directory)
-    (directory / "manipulations.yaml").unlink()
-    (directory / "trunks.yaml").write_text(
-        "trunks:\n"
-        "  - name: carrier\n    interface: external\n    address: 127.0.0.10\n"
-        "  - name: pbx\n    interface: internal\n    address: 127.0.0.20\n"
-        "    require_auth:\n"
+    directory = policy_copy(
+        tmp_path,
+        pbx_lines="    require_auth:\n"
         "      realm: sbc.example\n"
-        "      users: {pbx1: {env: SBC_TEST_PBX_SECRET}}\n"
+        "      users: {pbx1: {env: SBC_TEST_PBX_SECRET}}\n",
     )
     monkeypatch.setenv("SBC_TEST_PBX_SECRET", "pbx-pass")
     return Net(load_policy(directory))
@@ -158,30 +147,9 @@ def test_wrong_passwords_are_counted_toward_a_ban(
 
 def test_a_trunk_that_requires_srtp_is_offered_sdes(tmp_path: Path) -> None:
     from sbc.media.anchor import MediaAnchor
-    from sbc.media.control import StreamSpec, StreamStats
     from sbc.media.ports import PortPool
 
-    class NoRelay:
-        def update(self, stream: StreamSpec) -> None:
-            pass
-
-        def remove(self, session: str, index: int) -> None:
-            pass
-
-        def delete(self, session: str) -> None:
-            pass
-
-        def stats(self, session: str) -> list[StreamStats]:
-            return []
-
-    directory = tmp_path / "policies"
-    shutil.copytree(POLICIES, directory)
-    (directory / "manipulations.yaml").unlink()
-    (directory / "trunks.yaml").write_text(
-        "trunks:\n"
-        "  - name: carrier\n    interface: external\n    address: 127.0.0.10\n"
-        "  - name: pbx\n    interface: internal\n    address: 127.0.0.20\n    srtp: required\n"
-    )
+    directory = policy_copy(tmp_path, pbx_lines="    srtp: required\n")
     net = Net(load_policy(directory))
     net.core.media = MediaAnchor(NoRelay(), PortPool())
     net.carrier.invite("1000")

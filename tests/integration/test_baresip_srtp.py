@@ -10,9 +10,6 @@ the SBC to a plain-RTP PBX, and each side gets the other's tone in its own forma
 
 from __future__ import annotations
 
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -21,7 +18,7 @@ import pytest
 from audio_check import frequency, snr_db, tone, ulaw_decode, ulaw_encode
 from baresip import BARESIP, Baresip
 from harness import PBX_IP, SBC_INT_IP, SbcProcess, Sipp, TrunkDef
-from rtp import RTP_HEADER, sdp_media_address
+from rtp import RtpEndpoint, sdp_media_address
 
 pytestmark = [
     pytest.mark.integration,
@@ -45,41 +42,6 @@ ROUTES = (
     "  - {name: phone-to-pbx, from_trunk: webphone, to: [pbx]}\n"
     "  - {name: pbx-to-carrier, from_trunk: pbx, to: [carrier]}\n"
 )
-
-
-class PcmuPeer:
-    """The PBX's media: records every RTP payload it gets, plays a PCMU tone."""
-
-    def __init__(self, ip: str) -> None:
-        self.sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-        self.sock.bind((ip, 0))
-        self.sock.settimeout(0.2)
-        self.port = self.sock.getsockname()[1]
-        self.received: list[tuple[int, bytes, tuple[str, int]]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._receive, daemon=True)
-        self._thread.start()
-
-    def _receive(self) -> None:
-        while not self._stop.is_set():
-            try:
-                data, source = self.sock.recvfrom(2048)
-            except (TimeoutError, OSError):
-                continue
-            if len(data) > RTP_HEADER.size:
-                self.received.append((data[1] & 0x7F, data[RTP_HEADER.size :], source))
-
-    def play(self, dest: tuple[str, int], freq: float, seconds: float) -> None:
-        pcm = tone(8000, seconds, freq)
-        for seq in range(len(pcm) // FRAME):
-            header = RTP_HEADER.pack(0x80, 0, seq, seq * FRAME, 0x600D)
-            self.sock.sendto(header + ulaw_encode(pcm[seq * FRAME : (seq + 1) * FRAME]), dest)
-            time.sleep(0.02)
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=2)
-        self.sock.close()
 
 
 @pytest.fixture(scope="module")
@@ -112,7 +74,7 @@ def sbc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SbcProcess]:
 def test_srtp_phone_and_plain_pbx_hear_each_other(
     sbc: SbcProcess, tmp_path: Path, mediaenc: str
 ) -> None:
-    pbx_media = PcmuPeer(PBX_IP)
+    pbx_media = RtpEndpoint(PBX_IP, ssrc=0x600D)
     phone_port = sbc.trunk("webphone")[1]
     phone = Baresip(tmp_path, PHONE_IP, phone_port, mediaenc=mediaenc, tone_hz=PHONE_TONE_HZ)
     callee = Sipp(
@@ -126,7 +88,9 @@ def test_srtp_phone_and_plain_pbx_hear_each_other(
     try:
         phone.dial(f"sip:service@{sbc.ext[0]}:{sbc.ext[1]}", CALL_SECONDS)
         to_sbc = sdp_media_address(callee.message_file, "INVITE ")
-        pbx_media.play(to_sbc, PBX_TONE_HZ, CALL_SECONDS - 2.5)
+        pcm = tone(8000, CALL_SECONDS - 2.5, PBX_TONE_HZ)
+        frames = [ulaw_encode(pcm[i : i + FRAME]) for i in range(0, len(pcm), FRAME)]
+        pbx_media.send_payloads(to_sbc, frames, FRAME, interval=0.02)
         phone.wait(CALL_SECONDS + 10)
         result = callee.wait(15)
     finally:
@@ -143,8 +107,8 @@ def test_srtp_phone_and_plain_pbx_hear_each_other(
     assert "a=fingerprint" not in invite.body, invite.raw  # keys never cross legs
 
     # What the plain side got: PCMU from the SBC, decrypted, carrying the phone's tone.
-    pcmu = [payload for pt, payload, source in pbx_media.received if pt == 0]
-    assert {source[0] for _pt, _p, source in pbx_media.received} == {SBC_INT_IP}
+    pcmu = [r.payload for r in pbx_media.received if r.payload_type == 0]
+    assert {r.source[0] for r in pbx_media.received} == {SBC_INT_IP}
     assert len(pcmu) >= 100, f"{len(pcmu)} PCMU packets reached the PBX\n{phone.output()}"
     heard = np.concatenate([ulaw_decode(p) for p in pcmu[10:]])  # past the ramp-up
     measured = frequency(heard, 8000)

@@ -478,7 +478,9 @@ class Sipp:
             cmd += ["-lost", str(lost)]
         if default_behaviors is not None:
             cmd += ["-default_behaviors", default_behaviors]
-        self.media_port = media_port if media_port is not None else free_ports(local_ip, 2)
+        # SIPp binds -mp and the three ports above it (audio and video RTP/RTCP): taken
+        # below the kernel's ephemeral range, where no other process picks ports at random.
+        self.media_port = media_port if media_port is not None else free_media_range(local_ip, 2)[0]
         cmd += ["-mp", str(self.media_port)]
         cmd += ["-cp", str(free_port("0.0.0.0", tcp=False))]
         if trace_msg:  # off for benchmarks: the message log costs real time

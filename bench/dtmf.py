@@ -27,7 +27,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from srtp import _free_port, _socket, _through, rtp  # one closed-loop driver for both
+from relay_loop import free_port, through, udp_socket
+from srtp import rtp
 
 from sbc.media.control import Endpoint, SideSpec, StreamSpec
 from sbc.media.dtmf import EventDetector
@@ -38,9 +39,9 @@ EVENT_PT = 101
 
 async def relay_pps(tapped: bool, count: int, session_id: str) -> tuple[float, int]:
     """Packets/s relayed both ways through one stream; A's events tapped when ``tapped``."""
-    peer_a, peer_b = _socket("127.0.0.1"), _socket("127.0.0.2")
-    sbc_a = Endpoint("127.0.0.1", _free_port("127.0.0.1"))
-    sbc_b = Endpoint("127.0.0.2", _free_port("127.0.0.2"))
+    peer_a, peer_b = udp_socket("127.0.0.1"), udp_socket("127.0.0.2")
+    sbc_a = Endpoint("127.0.0.1", free_port("127.0.0.1"))
+    sbc_b = Endpoint("127.0.0.2", free_port("127.0.0.2"))
     a_host, a_port = peer_a.getsockname()
     b_host, b_port = peer_b.getsockname()
     spec = StreamSpec(
@@ -59,10 +60,10 @@ async def relay_pps(tapped: bool, count: int, session_id: str) -> tuple[float, i
     engine = RelayEngine()
     engine.update(spec)
     try:
-        seconds_ab, lost_ab = await _through(
+        seconds_ab, lost_ab = await through(
             peer_a, peer_b, (sbc_a.host, sbc_a.port), [rtp(i, 0xA) for i in range(count)]
         )
-        seconds_ba, lost_ba = await _through(
+        seconds_ba, lost_ba = await through(
             peer_b, peer_a, (sbc_b.host, sbc_b.port), [rtp(i, 0xB) for i in range(count)]
         )
     finally:

@@ -22,13 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import struct
 import sys
 import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from relay_loop import free_port, through, udp_socket
 
 from sbc.media.control import Endpoint, SideSpec, SrtpKeys, StreamSpec
 from sbc.media.relay.engine import RelayEngine
@@ -37,8 +38,6 @@ from sbc.media.srtp import session
 
 PAYLOAD = bytes(160)
 RTP = struct.Struct("!BBHII")
-BURST = 32
-WAIT_S = 1.0  # a burst not complete after this is counted as lost
 SUITE = "AES_CM_128_HMAC_SHA1_80"
 
 
@@ -57,63 +56,11 @@ def protect_unprotect_pps(suite: str, count: int) -> float:
     return count / (time.perf_counter() - start)
 
 
-def _socket(host: str) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    sock.bind((host, 0))
-    sock.setblocking(False)
-    return sock
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-async def _through(
-    sender: socket.socket, sink: socket.socket, to: tuple[str, int], packets: list[bytes]
-) -> tuple[float, int]:
-    """Closed-loop: seconds to relay ``packets`` in bursts, and how many were lost."""
-    loop = asyncio.get_running_loop()
-    state = {"got": 0}
-    arrived = asyncio.Event()
-
-    def readable() -> None:
-        while True:
-            try:
-                sink.recv(2048)
-            except BlockingIOError:
-                break
-            state["got"] += 1
-        arrived.set()
-
-    loop.add_reader(sink.fileno(), readable)
-    lost = 0
-    start = time.perf_counter()
-    try:
-        for first in range(0, len(packets), BURST):
-            burst = packets[first : first + BURST]
-            state["got"] = 0
-            for packet in burst:
-                sender.sendto(packet, to)
-            while state["got"] < len(burst):
-                arrived.clear()
-                try:
-                    await asyncio.wait_for(arrived.wait(), WAIT_S)
-                except TimeoutError:
-                    lost += len(burst) - state["got"]
-                    break
-    finally:
-        loop.remove_reader(sink.fileno())
-    return time.perf_counter() - start, lost
-
-
 async def relay_pps(srtp: bool, count: int, session_id: str) -> tuple[float, int]:
     """Packets/s relayed both ways through one stream; leg B is SRTP when ``srtp``."""
-    peer_a, peer_b = _socket("127.0.0.1"), _socket("127.0.0.2")
-    sbc_a = Endpoint("127.0.0.1", _free_port("127.0.0.1"))
-    sbc_b = Endpoint("127.0.0.2", _free_port("127.0.0.2"))
+    peer_a, peer_b = udp_socket("127.0.0.1"), udp_socket("127.0.0.2")
+    sbc_a = Endpoint("127.0.0.1", free_port("127.0.0.1"))
+    sbc_b = Endpoint("127.0.0.2", free_port("127.0.0.2"))
     material = SUITES_BY_NAME[SUITE]
     keys = SrtpKeys(SUITE, generate_key(material), generate_key(material)) if srtp else None
     a_host, a_port = peer_a.getsockname()
@@ -138,8 +85,8 @@ async def relay_pps(srtp: bool, count: int, session_id: str) -> tuple[float, int
         out = session(SUITE, keys.receive_key, inbound=False)
         to_a = [out.protect(p) for p in to_a]
     try:
-        seconds_ab, lost_ab = await _through(peer_a, peer_b, (sbc_a.host, sbc_a.port), to_b)
-        seconds_ba, lost_ba = await _through(peer_b, peer_a, (sbc_b.host, sbc_b.port), to_a)
+        seconds_ab, lost_ab = await through(peer_a, peer_b, (sbc_a.host, sbc_a.port), to_b)
+        seconds_ba, lost_ba = await through(peer_b, peer_a, (sbc_b.host, sbc_b.port), to_a)
     finally:
         engine.close()
         peer_a.close()

@@ -18,11 +18,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
 import struct
-import time
 
-import numpy as np
+from relay_loop import free_port, through, udp_socket
+from transcode import speech_like
 
 from sbc.media.control import (
     CodecEnd,
@@ -33,26 +32,18 @@ from sbc.media.control import (
     TranscodeSpec,
 )
 from sbc.media.relay.engine import RelayEngine
-from sbc.media.transcode import Opus, Pcm, Pcmu
+from sbc.media.transcode import Opus, Pcmu
 
 BURST = 20
-WAIT_S = 1.0
 PCMU = CodecEnd("pcmu", 0, 20, (), 101)
 OPUS = CodecEnd("opus", 96, 20, (), 101)
 TRANSCODE = TranscodeSpec(TranscodeDirection(PCMU, OPUS), TranscodeDirection(OPUS, PCMU))
 HEADER = struct.Struct("!BBHII")
 
 
-def _speech_like(rate: int, seconds: float) -> Pcm:
-    t = np.arange(int(rate * seconds)) / rate
-    pitch = 180 + 60 * np.sin(2 * np.pi * 0.7 * t)
-    voiced = 6000 * np.sin(2 * np.pi * np.cumsum(pitch) / rate)
-    return np.clip(voiced, -32768, 32767).astype(np.int16)
-
-
 def payloads(count: int) -> tuple[list[bytes], list[bytes]]:
     """``count`` 20 ms PCMU packets (A's) and Opus packets (B's), real audio."""
-    narrow, wide = _speech_like(8000, count * 0.02), _speech_like(48000, count * 0.02)
+    narrow, wide = speech_like(8000, count * 0.02), speech_like(48000, count * 0.02)
     pcmu, opus = Pcmu(), Opus()
     to_b = [
         HEADER.pack(0x80, 0, i & 0xFFFF, i * 160, 0xA) + pcmu.encode(narrow[i * 160 :][:160])
@@ -65,62 +56,10 @@ def payloads(count: int) -> tuple[list[bytes], list[bytes]]:
     return to_b, to_a
 
 
-def _socket(host: str) -> socket.socket:
-    sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
-    sock.bind((host, 0))
-    sock.setblocking(False)
-    return sock
-
-
-def _free_port(host: str) -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-async def _through(
-    sender: socket.socket, sink: socket.socket, to: tuple[str, int], packets: list[bytes]
-) -> tuple[float, int]:
-    """Closed loop: seconds to get ``packets`` through in bursts, and how many were lost."""
-    loop = asyncio.get_running_loop()
-    state = {"got": 0}
-    arrived = asyncio.Event()
-
-    def readable() -> None:
-        while True:
-            try:
-                sink.recv(2048)
-            except BlockingIOError:
-                break
-            state["got"] += 1
-        arrived.set()
-
-    loop.add_reader(sink.fileno(), readable)
-    lost = 0
-    start = time.perf_counter()
-    try:
-        for first in range(0, len(packets), BURST):
-            burst = packets[first : first + BURST]
-            state["got"] = 0
-            for packet in burst:
-                sender.sendto(packet, to)
-            while state["got"] < len(burst):
-                arrived.clear()
-                try:
-                    await asyncio.wait_for(arrived.wait(), WAIT_S)
-                except TimeoutError:
-                    lost += len(burst) - state["got"]
-                    break
-    finally:
-        loop.remove_reader(sink.fileno())
-    return time.perf_counter() - start, lost
-
-
 async def transcoded_pps(count: int, session_id: str) -> tuple[float, int]:
-    peer_a, peer_b = _socket("127.0.0.1"), _socket("127.0.0.2")
-    sbc_a = Endpoint("127.0.0.1", _free_port("127.0.0.1"))
-    sbc_b = Endpoint("127.0.0.2", _free_port("127.0.0.2"))
+    peer_a, peer_b = udp_socket("127.0.0.1"), udp_socket("127.0.0.2")
+    sbc_a = Endpoint("127.0.0.1", free_port("127.0.0.1"))
+    sbc_b = Endpoint("127.0.0.2", free_port("127.0.0.2"))
     a_host, a_port = peer_a.getsockname()
     b_host, b_port = peer_b.getsockname()
     spec = StreamSpec(
@@ -134,8 +73,8 @@ async def transcoded_pps(count: int, session_id: str) -> tuple[float, int]:
     engine = RelayEngine()
     engine.update(spec)
     try:
-        seconds_ab, lost_ab = await _through(peer_a, peer_b, (sbc_a.host, sbc_a.port), to_b)
-        seconds_ba, lost_ba = await _through(peer_b, peer_a, (sbc_b.host, sbc_b.port), to_a)
+        seconds_ab, lost_ab = await through(peer_a, peer_b, (sbc_a.host, sbc_a.port), to_b, BURST)
+        seconds_ba, lost_ba = await through(peer_b, peer_a, (sbc_b.host, sbc_b.port), to_a, BURST)
     finally:
         engine.close()
         peer_a.close()

@@ -26,6 +26,7 @@ from sbc.b2bua.identity import user_of
 from sbc.b2bua.leg import Leg, Side
 from sbc.b2bua.outbound import build_b_invite
 from sbc.b2bua.policy_values import leg_media
+from sbc.b2bua.screening import ingress_trunk
 from sbc.b2bua.session_timer import parse_session_expires
 from sbc.guard import Rejection
 from sbc.policy import RouteContext, Trunk
@@ -51,25 +52,11 @@ class Arrival(NamedTuple):
     view: Request  # as the trunk's inbound rules rewrote it: B-legs are built from it
 
 
-def _registered_trunk(core: Core, request: Request, source: Target) -> Trunk | None:
-    """The trunk whose registered Contact the INVITE is addressed to (RFC 3261
-    §10.2.1: the registrar routes calls for our AOR there), when the source
-    may be that trunk. Several accounts with one carrier share its addresses:
-    the Request-URI, not the source, tells their calls apart."""
-    name = core.registrations.trunk_for_contact(request.uri)
-    trunk = core.policy.trunks.get(name) if name is not None else None
-    if trunk is None or not core.policy.accepts_source(trunk, source.interface, source.host):
-        return None
-    return trunk
-
-
 def new_call(core: Core, request: Request, source: Target, tx: ServerTransaction) -> None:
     """An out-of-dialog INVITE from ``trunk``: checked, routed, admitted, then
     started as a call on the first trunk with room, or answered with why not."""
     policy = core.policy
-    trunk = _registered_trunk(core, request, source) or policy.trunk_for_source(
-        source.interface, source.host
-    )
+    trunk = ingress_trunk(core, request, source)
     if trunk is None:  # checked on receipt; a policy swap may have raced it
         core.reply(tx, 403)
         return

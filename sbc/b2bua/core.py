@@ -52,7 +52,13 @@ from sbc.b2bua.registrar import Registrar
 from sbc.b2bua.registration import (
     Registrations,
 )
-from sbc.b2bua.screening import answer_parse_error, authenticated, screened, trusted
+from sbc.b2bua.screening import (
+    answer_parse_error,
+    authenticated,
+    ingress_trunk,
+    screened,
+    trusted,
+)
 from sbc.cdr.record import disposition
 from sbc.guard import Admission, Guard
 from sbc.media.interface import MediaHandler, PassthroughMedia
@@ -158,7 +164,7 @@ class Core:
             # A retransmission goes to its transaction (RFC 3261 §17.2.1): it was
             # screened and charged when it first came, not again now.
             if not self.layer.known(message):
-                trunk = self.policy.trunk_for_source(source.interface, source.host)
+                trunk = ingress_trunk(self, message, source)
                 if not screened(self, message, source, trunk) or not trusted(
                     self, message, source, trunk
                 ):

@@ -98,13 +98,29 @@ def answer_parse_error(core: Core, exc: ParseError, source: Target) -> None:
         core.emit(Transmit(response.serialize(), source))
 
 
+def ingress_trunk(core: Core, request: Request, source: Target) -> Trunk | None:
+    """The trunk a request comes in on, for screening, authentication and the call.
+
+    Its source names it, unless the Request-URI is the Contact a trunk
+    registered (RFC 3261 §10.2.1: the registrar sends calls for our AOR there)
+    and the source may be that trunk: several accounts with one carrier, whose
+    requests all come from the same proxy, are told apart by it.
+    """
+    policy = core.policy
+    name = core.registrations.trunk_for_contact(request.uri)
+    registered = policy.trunks.get(name) if name is not None else None
+    if registered is not None and policy.accepts_source(registered, source.interface, source.host):
+        return registered
+    return policy.trunk_for_source(source.interface, source.host)
+
+
 def authenticated(core: Core, request: Request, source: Target, tx: ServerTransaction) -> bool:
     """Digest authentication of a trunk that requires it (RFC 3261 §22.1):
     out-of-dialog requests but OPTIONS (keepalives) must carry valid
     credentials, else 401 with a challenge; failures feed the bans."""
     if request.method == "OPTIONS":
         return True
-    trunk = core.policy.trunk_for_source(source.interface, source.host)
+    trunk = ingress_trunk(core, request, source)
     server = core.auth_servers.get(trunk.name) if trunk is not None else None
     if server is None:
         return True

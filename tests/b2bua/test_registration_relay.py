@@ -6,6 +6,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from peers import POLICIES, FakeUA, Net
 
 from sbc.policy import load_policy
@@ -181,4 +182,37 @@ def test_a_call_to_one_accounts_registered_contact_comes_from_that_trunk(tmp_pat
     assert refused.reason == "Second"  # routed as the second account's call
     assert not net.pbx.requests("INVITE")
     net.carrier.invite("+15550001111")  # any other number: the source's own trunk
+    assert net.pbx.requests("INVITE")
+
+
+def test_the_registered_accounts_own_authentication_applies_to_its_calls(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Screening and digest authentication use the same trunk as the call: a call
+    to the second account's Contact must pass *its* require_auth, although the
+    proxy's own trunk requires none."""
+    monkeypatch.setenv("SBC_TEST_SECOND_SECRET", "s3cret")
+    directory = tmp_path / "accounts"
+    shutil.copytree(POLICIES, directory)
+    (directory / "manipulations.yaml").unlink()
+    (directory / "trunks.yaml").write_text(
+        "trunks:\n"
+        "  - name: carrier\n    interface: external\n    address: 127.0.0.10\n"
+        "  - name: second-account\n    interface: external\n    address: 127.0.0.11\n"
+        "    sources: [127.0.0.10/32]\n"
+        "    register: {aor_user: '+15551239999', expires_s: 300}\n"
+        "    require_auth:\n      realm: sbc.example\n"
+        "      users: {carrier: {env: SBC_TEST_SECOND_SECRET}}\n"
+        "  - name: pbx\n    interface: internal\n    address: 127.0.0.20\n"
+    )
+    net = Net(load_policy(directory))
+    registrar = net.add_peer("registrar", "127.0.0.11")
+    net.advance(0.1)
+    register = registrar.take_request("REGISTER")
+    registrar.respond(register, 200, headers=[("Expires", "300")])
+    net.carrier.invite(register.contacts[0].uri.user or "")  # type: ignore[union-attr]
+    challenge = net.carrier.take_response(401, "INVITE")
+    assert "sbc.example" in (challenge.headers.get("WWW-Authenticate") or "")
+    assert not net.pbx.requests("INVITE")
+    net.carrier.invite("+15550001111")  # the proxy's own trunk: no authentication
     assert net.pbx.requests("INVITE")

@@ -103,6 +103,8 @@ from sbc.sip.sdp import MediaDescription, SdpError, SessionDescription, parse_sd
 
 LEGS = ("a", "b")
 RTCP_MUX = "rtcp-mux"  # RFC 5761 §5.1.1
+#: What an offer needing transcoding on a full node gets (RFC 3261 §21.5.4).
+FULL = 503
 #: Calls transcoding at once when the caller sets no capacity.
 DEFAULT_TRANSCODING_SESSIONS = 100
 
@@ -151,18 +153,23 @@ class MediaAnchor:
         body = _parse(sdp)
         peers = _read_offer(body)
         crypto = offer_crypto(state, body, peers, from_leg, to_leg)
-        plan = negotiate_offer(
-            body,
-            [i for i, p in enumerate(peers) if p is not REJECTED],
-            from_leg,
-            state.legs[to_leg].codecs,
-            transcoding=self.transcoding.max_sessions > 0,
-            capacity=self.transcoding.available > 0 or bool(state.transcode),
-            current={
-                i: (t.a_to_b if to_leg == "a" else t.b_to_a).source
-                for i, t in state.transcode.items()
-            },
-        )
+        try:
+            plan = negotiate_offer(
+                body,
+                [i for i, p in enumerate(peers) if p is not REJECTED],
+                from_leg,
+                state.legs[to_leg].codecs,
+                transcoding=self.transcoding.max_sessions > 0,
+                capacity=self.transcoding.available > 0 or bool(state.transcode),
+                current={
+                    i: (t.a_to_b if to_leg == "a" else t.b_to_a).source
+                    for i, t in state.transcode.items()
+                },
+            )
+        except MediaError as exc:
+            if exc.status == FULL:  # only a full node makes negotiation answer 503
+                self.transcoding.refuse()
+            raise
         dtls = offer_dtls(state, body, peers, (from_leg, to_leg), crypto)
         created = self._allocate(state, peers, from_leg, to_leg)
         previous, previous_ice = state.snapshot(), dict(state.ice)

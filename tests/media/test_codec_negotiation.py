@@ -238,6 +238,7 @@ def test_anchor_full_pool_is_503_at_offer_and_488_at_answer() -> None:
         media.offer("call-2", "a", "b", PCMA_OFFER)
     assert full.value.status == 503
     assert ("call-2", 0) not in relay.specs  # refused before anything was set up
+    assert media.transcoding.refused == 1  # what sbc_transcoding_refused_total shows
 
     media.open("call-3", *legs(CodecPolicy(transcode=True)))
     to_b = media.offer("call-3", "a", "b", PCMA_OFFER)
@@ -251,6 +252,7 @@ def test_anchor_full_pool_is_503_at_offer_and_488_at_answer() -> None:
     with pytest.raises(MediaError) as late:
         media.answer("call-4", "b", "a", OPUS_ANSWER)
     assert late.value.status == 488
+    assert media.transcoding.refused == 2
 
 
 def test_a_reoffer_that_no_longer_needs_transcoding_gives_the_slot_back() -> None:

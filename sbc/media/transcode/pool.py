@@ -32,6 +32,11 @@ class TranscodePool:
         self._sessions.add(key)
         return True
 
+    def refuse(self) -> None:
+        """A call turned away because the node was full, seen before any
+        :meth:`acquire` (an offer with no codec in common): counted alike."""
+        self.refused += 1
+
     def release(self, key: str) -> None:
         """Give ``key``'s slot back; releasing an unknown key is harmless."""
         self._sessions.discard(key)

@@ -73,7 +73,7 @@ class Runtime:
         self.transport = TransportManager(
             self._on_message,
             on_transport_error=self._on_transport_error,
-            on_reconnected=self._on_reconnected,
+            on_connected=self._on_connected,
             tcp_idle_timeout=float(policy.settings.sip.tcp_idle_timeout_s),
         )
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -304,8 +304,9 @@ class Runtime:
             target = Target(interface, peer.transport, peer.host, peer.port)
             self._send(self.core.transport_error(target, self.loop.time()))
 
-    def _on_reconnected(self, peer: Peer) -> None:
-        """A TCP/TLS connection to a trunk came back: register again over it at once."""
+    def _on_connected(self, peer: Peer) -> None:
+        """A TCP/TLS connection to a trunk is up: bindings that rode an earlier
+        one register again over it at once (the REGISTER that opened it does not)."""
         again = self.core.registrations.reconnected(
             peer.transport, peer.host, peer.port, self.loop.time()
         )

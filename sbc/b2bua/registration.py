@@ -252,16 +252,19 @@ class Registration:
         error = "timeout" if status == 408 else "transport error"
         self._failed(_Outcome.UNAVAILABLE, status, error, now, None)
 
-    def reconnected(self, now: float) -> None:
-        """The flow to the trunk was re-established (TLS/TCP): register again now.
+    def reconnected(self, now: float) -> bool:
+        """A new TLS/TCP flow to the trunk is up: register again now, over it,
+        since the registrar may have tied the binding to the old one. True when
+        a REGISTER is now due.
 
-        A REGISTER still in flight is abandoned (its answer will be ignored):
-        it went out on the connection that died.
+        Not while a REGISTER is in flight: that one opened the new flow (or, sent
+        on the flow that died, its transaction fails and the retry follows), so
+        renewing now would only send the same binding twice.
         """
-        if self._stopped:
-            return
-        self._in_flight = None
+        if self._stopped or self._in_flight is not None:
+            return False
         self._next_at = now
+        return True
 
     def unregister(self) -> Request:
         """A REGISTER removing our binding (Expires 0, RFC 3261 §10.2.2), for shutdown.
@@ -483,20 +486,14 @@ class Registrations:
         return found
 
     def reconnected(self, transport: str, host: str, port: int, now: float) -> list[str]:
-        """A TCP/TLS flow to ``host:port`` was re-established: every registration
-        going there registers again now (its binding rode the lost connection).
-
-        One with a REGISTER in flight is left alone: that REGISTER is what
-        opened the new connection (or its transaction will fail and retry),
-        so renewing it again would only send the same binding twice.
-        Returns the trunks concerned.
-        """
+        """A TCP/TLS flow to ``host:port`` is up: each registration going there
+        registers again over it (:meth:`Registration.reconnected`); the trunks
+        that will."""
         again = []
         for name, registration in self.by_trunk.items():
             target = registration.target()
             flow = (target.transport, target.host, target.port)
-            if flow == (transport, host, port) and registration.next_deadline() is not None:
-                registration.reconnected(now)
+            if flow == (transport, host, port) and registration.reconnected(now):
                 again.append(name)
         return again
 

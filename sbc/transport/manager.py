@@ -47,9 +47,9 @@ class TransportManager:
 
     ``on_message`` receives every SIP message (keepalives are answered or
     dropped here). ``on_transport_error(peer, reason)`` learns about sends
-    that could not be carried out. ``on_reconnected(peer)`` learns that a
-    TCP/TLS connection we opened replaces an earlier one to the same peer
-    (outbound registrations register again, RFC 5626 §4.4.1 in spirit). All
+    that could not be carried out. ``on_connected(peer)`` learns that a
+    TCP/TLS connection we opened is up (a new flow: outbound registrations
+    over it register again, RFC 5626 §4.4.1 in spirit). All
     are called from the event loop; an exception they raise is logged and
     swallowed so one bad message can never stop a listener.
 
@@ -66,7 +66,7 @@ class TransportManager:
         on_message: Callable[[Inbound], None],
         *,
         on_transport_error: Callable[[Peer, str], None] | None = None,
-        on_reconnected: Callable[[Peer], None] | None = None,
+        on_connected: Callable[[Peer], None] | None = None,
         tcp_idle_timeout: float = 300.0,
         tcp_connect_timeout: float = 10.0,
         max_connections: int = 10000,
@@ -91,7 +91,7 @@ class TransportManager:
             max_message=max_message,
             backoff=ConnectBackoff(connect_backoff),
             tls_clients=_tls_clients(tls_clients or {}, tls_default),
-            reconnected=on_reconnected,
+            connected=on_connected,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
 

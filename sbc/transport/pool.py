@@ -80,13 +80,10 @@ class TcpPool:
         max_message: int,
         backoff: ConnectBackoff,
         tls_clients: TlsClients,
-        reconnected: Callable[[Peer], None] | None = None,
+        connected: Callable[[Peer], None] | None = None,
     ) -> None:
         self._deliver = deliver
-        self._reconnected = reconnected
-        #: Peers we have connected to before: a new outbound connection to one of
-        #: them is a reconnection (outbound registrations then register again).
-        self._connected_before: set[Peer] = set()
+        self._connected = connected
         self._report_error = report_error
         self._stats = stats
         self._idle_timeout = idle_timeout
@@ -398,15 +395,13 @@ class TcpPool:
         self._stats.connections_opened += 1
 
     def _outbound_up(self, peer: Peer) -> None:
-        """A connection we opened is up: report it when it replaces an earlier one."""
-        if peer not in self._connected_before:
-            self._connected_before.add(peer)
-            return
-        if self._reconnected is not None:
+        """A connection we opened is up: tell the listener (it decides what a
+        new flow to that peer means, e.g. registering again over it)."""
+        if self._connected is not None:
             try:
-                self._reconnected(peer)
+                self._connected(peer)
             except Exception:  # the transport goes on whatever the listener does
-                log.exception("reconnected_callback_failed", peer=peer)
+                log.exception("connected_callback_failed", peer=peer)
 
     def connection_down(self, conn: TcpConnection) -> None:
         self._unregister(conn)

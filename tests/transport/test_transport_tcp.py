@@ -161,14 +161,14 @@ def test_outbound_connection_is_opened_once_and_reused(
     run(scenario())
 
 
-def test_a_new_connection_replacing_a_lost_one_is_reported(
+def test_each_connection_we_open_is_reported(
     run: Run, inbox: Any, make_sip: Callable[..., bytes]
 ) -> None:
-    """on_reconnected: not for the first connection to a peer, once per one after it."""
+    """on_connected: once per connection we open, the first and each new one after a loss."""
 
     async def scenario() -> None:
-        reconnected: list[Peer] = []
-        manager = TransportManager(inbox.on_message, on_reconnected=reconnected.append)
+        connected: list[Peer] = []
+        manager = TransportManager(inbox.on_message, on_connected=connected.append)
         await manager.listen("int", "127.0.0.2", 0, ["tcp"])
         server = Server()
         dest = await server.start()
@@ -176,7 +176,7 @@ def test_a_new_connection_replacing_a_lost_one_is_reported(
             message = make_sip()
             manager.send("int", message, dest)
             assert await server.receive(len(message)) == message
-            assert reconnected == []  # the first connection is no reconnection
+            assert connected == [dest]
             server.writers[0].close()  # the peer drops the connection
             for _ in range(int(WAIT / 0.02)):
                 if manager.stats.connections == 0:
@@ -185,7 +185,7 @@ def test_a_new_connection_replacing_a_lost_one_is_reported(
             manager.send("int", message, dest)
             assert await server.receive(len(message)) == message
             assert server.accepted == 2
-            assert reconnected == [dest]
+            assert connected == [dest, dest]  # the new flow after the loss
         finally:
             await manager.close()
             await server.stop()

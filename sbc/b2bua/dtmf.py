@@ -64,13 +64,13 @@ class DtmfDigit:
 
 def is_dtmf_info(request: Request) -> bool:
     """An INFO whose body is one of the DTMF types."""
-    return request.method == "INFO" and _content_type(request) in (DTMF_RELAY, DTMF)
+    return request.method == "INFO" and request.content_type in (DTMF_RELAY, DTMF)
 
 
 def parse_dtmf_info(request: Request) -> DtmfDigit:
     """The digit of a DTMF INFO (:func:`is_dtmf_info`); :class:`DtmfInfoError` if unreadable."""
     text = request.body.decode("utf-8", "replace")
-    if _content_type(request) == DTMF:
+    if request.content_type == DTMF:
         return DtmfDigit(_digit(text.strip()), DEFAULT_DURATION_MS)
     fields: dict[str, str] = {}
     for line in text.splitlines():
@@ -187,11 +187,6 @@ def converts(source: Leg, target: Leg) -> bool:
 
 def _mode(leg: Leg) -> str:
     return leg.trunk.dtmf if leg.trunk is not None else "rfc4733"
-
-
-def _content_type(request: Request) -> str:
-    value = request.headers.get("Content-Type") or ""
-    return value.split(";", 1)[0].strip().lower()
 
 
 def _digit(value: str) -> str:

@@ -120,10 +120,11 @@ def _relay_srtp(side: Side, other: Side, packet: bytes, source: Address, now: fl
 
 def _relay_transcoded(side: Side, other: Side, packet: bytes, source: Address, now: float) -> None:
     """Send what one received packet became (:mod:`sbc.media.relay.transcoding`)."""
-    out, destination = receive_transcoded(side, packet, source, now), other.rtp_latch.destination
+    out = receive_transcoded(side, packet, source, now)
+    destination = other.rtp_latch.destination
+    if destination is None:  # the far leg's address is not known yet (out is [] then)
+        return
     for converted in out:
-        if destination is None:
-            return
         try:
             other.rtp.sendto(converted, destination)
         except OSError:

@@ -102,26 +102,6 @@ class TelephoneEvent:
         return cls(event, bool(flags & END_BIT), flags & VOLUME_MASK, duration)
 
 
-def rtp_payload(packet: bytes | bytearray | memoryview) -> memoryview:
-    """The payload of an RTP packet: after CSRCs and extension, before padding
-    (RFC 3550 §5.1, §5.3.1); :class:`ValueError` when the lengths do not add up."""
-    view = memoryview(packet)
-    if len(view) < 12:
-        raise ValueError("shorter than an RTP header")
-    first = view[0]
-    start = 12 + 4 * (first & 0x0F)
-    if first & 0x10:  # header extension: 4 octets, then its length in words
-        if len(view) < start + 4:
-            raise ValueError("truncated RTP header extension")
-        start += 4 + 4 * int.from_bytes(view[start + 2 : start + 4], "big")
-    end = len(view)
-    if first & 0x20:  # padding: its count is the last octet
-        end -= view[end - 1]
-    if start > end:
-        raise ValueError("RTP header longer than the packet")
-    return view[start:end]
-
-
 @dataclass(frozen=True, slots=True)
 class Digit:
     """A detected DTMF digit and how long it lasted."""

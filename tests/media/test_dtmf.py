@@ -17,8 +17,8 @@ from sbc.media.dtmf import (
     TelephoneEvent,
     digit_of,
     event_of,
-    rtp_payload,
 )
+from sbc.media.relay.rtp import rtp_payload
 
 
 def payload(event: int, end: bool, duration: int, volume: int = 10) -> bytes:

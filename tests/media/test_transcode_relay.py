@@ -20,6 +20,7 @@ import struct
 
 import numpy as np
 import numpy.typing as npt
+import pytest
 from audio_check import frequency, opus_decode, opus_encode, snr_db, tone, ulaw_decode, ulaw_encode
 from media_sockets import free_port_pair
 from test_relay_engine import address, collect, endpoint_socket, run
@@ -247,7 +248,7 @@ def test_telephone_events_cross_with_the_other_legs_payload_type() -> None:
 
 
 def test_the_payload_follows_csrcs_header_extension_and_padding() -> None:
-    from sbc.media.relay.transcoding import rtp_payload
+    from sbc.media.relay.rtp import rtp_payload
 
     plain = HEADER.pack(0x80, 0, 1, 160, 0xA) + b"audio"
     assert rtp_payload(plain) == b"audio"
@@ -256,4 +257,5 @@ def test_the_payload_follows_csrcs_header_extension_and_padding() -> None:
     extension = struct.pack("!HH", 0xBEDE, 1) + b"\x10\xaa\x00\x00"
     padded = HEADER.pack(0x80 | 0x20 | 0x10 | 2, 0, 1, 160, 0xA) + csrcs + extension
     assert rtp_payload(padded + b"audio" + b"\x00\x00\x03") == b"audio"
-    assert rtp_payload(HEADER.pack(0x90, 0, 1, 160, 0xA) + b"\xbe") is None  # cut extension
+    with pytest.raises(ValueError, match="extension"):  # cut extension: not decoded
+        rtp_payload(HEADER.pack(0x90, 0, 1, 160, 0xA) + b"\xbe")

@@ -21,8 +21,8 @@ from collections.abc import Callable
 from functools import partial
 
 from sbc.media.control import DtmfCallback, SideSpec
-from sbc.media.dtmf import EventDetector, EventSender, rtp_payload
-from sbc.media.relay.rtp import PT_MASK
+from sbc.media.dtmf import EventDetector, EventSender
+from sbc.media.relay.rtp import PT_MASK, rtp_payload
 
 log = logging.getLogger(__name__)
 

@@ -1,8 +1,9 @@
 """Minimal RTP/RTCP header view for the relay (RFC 3550 §5.1, §6.4; RFC 5761 §4).
 
-The relay never builds RTP; it only needs to tell RTP from RTCP on a muxed
-port, read the few header fields statistics and latching use, and rewrite
-the payload type in place. Everything here works on the receive buffer
+The plain relay never builds RTP; it only needs to tell RTP from RTCP on a
+muxed port, read the few header fields statistics and latching use, and
+rewrite the payload type in place (:func:`rtp_payload` serves the slow paths
+that look inside: DTMF taps and transcoding). Everything here works on the receive buffer
 (``bytearray``/``memoryview``) and a length, without copying.
 
 RTP fixed header (RFC 3550 §5.1)::
@@ -92,3 +93,23 @@ def rewrite_pt(buf: bytearray | memoryview, table: bytes) -> None:
     """Rewrite the payload type in place, keeping the marker bit (RFC 3550 §5.1)."""
     second = buf[1]
     buf[1] = (second & MARKER_BIT) | table[second & PT_MASK]
+
+
+def rtp_payload(packet: bytes | bytearray | memoryview) -> memoryview:
+    """The payload of an RTP packet: after CSRCs and extension, before padding
+    (RFC 3550 §5.1, §5.3.1); :class:`ValueError` when the lengths do not add up."""
+    view = memoryview(packet)
+    if len(view) < RTP_HEADER_LENGTH:
+        raise ValueError("shorter than an RTP header")
+    first = view[0]
+    start = RTP_HEADER_LENGTH + 4 * (first & 0x0F)
+    if first & 0x10:  # header extension: 4 octets, then its length in words
+        if len(view) < start + 4:
+            raise ValueError("truncated RTP header extension")
+        start += 4 + 4 * int.from_bytes(view[start + 2 : start + 4], "big")
+    end = len(view)
+    if first & 0x20:  # padding: its count is the last octet
+        end -= view[end - 1]
+    if start > end:
+        raise ValueError("RTP header longer than the packet")
+    return view[start:end]

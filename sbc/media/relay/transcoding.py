@@ -48,7 +48,13 @@ from typing import TYPE_CHECKING, Protocol
 from sbc.media.codec_negotiation import ADDED_RTPMAP
 from sbc.media.control import TranscodeDirection, TranscodeSpec
 from sbc.media.relay.latch import Address, Latch
-from sbc.media.relay.rtp import MARKER_BIT, PT_MASK, RTP_HEADER_LENGTH, SEQ_TS_SSRC, VERSION_BITS
+from sbc.media.relay.rtp import (
+    MARKER_BIT,
+    PT_MASK,
+    SEQ_TS_SSRC,
+    VERSION_BITS,
+    rtp_payload,
+)
 from sbc.media.relay.stats import DirectionCounter
 from sbc.media.srtp import SrtpContext, SrtpError
 
@@ -69,20 +75,6 @@ def rtp_clock(codec: str) -> int:
     """The RTP clock rate of a transcodable codec, as the SBC writes its rtpmap."""
     rtpmap = ADDED_RTPMAP.get(codec.lower())
     return int(rtpmap[1].split("/")[1]) if rtpmap is not None else DEFAULT_RTP_CLOCK
-
-
-def rtp_payload(packet: bytes) -> bytes | None:
-    """The payload of an RTP packet (RFC 3550 §5.1, §5.3.1), None when malformed."""
-    first = packet[0]
-    start = RTP_HEADER_LENGTH + 4 * (first & _CSRC_COUNT)
-    if first & _EXTENSION:
-        if len(packet) < start + 4:
-            return None
-        start += 4 + 4 * int.from_bytes(packet[start + 2 : start + 4], "big")
-    end = len(packet)
-    if first & _PADDING and end > start:
-        end -= packet[-1]
-    return packet[start:end] if end >= start else None
 
 
 class TranscodingDirection:
@@ -136,7 +128,10 @@ class TranscodingDirection:
         second = packet[1]
         payload_type = second & PT_MASK
         timestamp = _unpack_rtp(packet, 2)[1]
-        payload = rtp_payload(packet)
+        try:
+            payload: bytes | None = bytes(rtp_payload(packet))
+        except ValueError:  # lengths that do not add up: not decodable
+            payload = None
         source, destination = self.spec.source, self.spec.destination
         if payload is None:
             self.dropped += 1

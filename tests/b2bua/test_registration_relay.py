@@ -537,3 +537,19 @@ def test_binds_source_names_hosts_with_a_confirmed_binding(tmp_path: Path) -> No
     assert not registrar.binds_source(ATTACKER_HOST)
     net.advance(75)  # the phone never refreshes: dropped
     assert not registrar.binds_source(PHONE_HOST)
+
+
+def test_a_challenged_phone_retries_in_the_same_upstream_call_id(tmp_path: Path) -> None:
+    """RFC 3261 §22.2 / §10.2.4: nothing is bound after the 401, yet the
+    phone's retry with credentials goes upstream in the same Call-ID with the
+    next CSeq (registrars and SIPp match the retry to the challenge)."""
+    net, phone = make_net(tmp_path)
+    send_register(net, VICTIM, 1)
+    challenged = confirm(net, 401)
+    phone.take_response(401)
+    send_register(net, VICTIM, 2, headers=(f"Authorization: {CREDENTIALS}",))
+    retry = confirm(net)
+    phone.take_response(200)
+    assert retry.call_id == challenged.call_id
+    assert retry.cseq.seq == challenged.cseq.seq + 1
+    assert retry.headers.get("Contact") == challenged.headers.get("Contact")

@@ -1,12 +1,14 @@
 """REGISTER handling through the registration relay, without sockets.
 
-Phones (distinct users, each from its own NAT port) register through the
+Phones (distinct users, each from its own public address, as behind many
+home NATs: the relay caps bindings per source address) register through the
 demo's external interface, made a relay to the carrier trunk; the carrier
 answers every upstream REGISTER 200. First pass: every REGISTER is relayed
-(phone → SBC → registrar → SBC → phone, 4 messages). Second pass: the same
-phones refresh while their upstream bindings are fresh, and the SBC answers
-them itself (2 messages). Only the time inside the core is counted (CPU time
-of this thread). Prints one line.
+and held as pending until the registrar's 200 binds it (phone → SBC →
+registrar → SBC → phone, 4 messages). Second pass: the same phones refresh
+from the same address and port while their upstream bindings are fresh, and
+the SBC answers them itself (2 messages). Only the time inside the core is
+counted (CPU time of this thread). Prints one line.
 """
 
 from __future__ import annotations
@@ -52,6 +54,10 @@ def register(n: int, seq: int) -> bytes:
     ).encode()
 
 
+def phone_source(n: int) -> Target:
+    return Target("external", "udp", f"127.1.{n // 250}.{n % 250 + 1}", 10000 + n)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--phones", type=int, default=5000)
@@ -63,7 +69,7 @@ def main() -> None:
     carrier = Target("external", "udp", "127.0.0.10", 5060)
     now, relayed_s, absorbed_s = 1.0, 0.0, 0.0
     for n in range(args.phones):
-        phone = Target("external", "udp", "127.0.0.30", 10000 + n)
+        phone = phone_source(n)
         start = time.thread_time()
         out = core.receive(register(n, 1), phone, now)
         upstream = parse_message(out[0].data)
@@ -76,7 +82,7 @@ def main() -> None:
         assert back[0].target == phone, back
     now += 30.0
     for n in range(args.phones):
-        phone = Target("external", "udp", "127.0.0.30", 10000 + n)
+        phone = phone_source(n)
         start = time.thread_time()
         out = core.receive(register(n, 2), phone, now)
         absorbed_s += time.thread_time() - start

@@ -304,6 +304,14 @@ class RuntimeFacade:
         pool = media.transcoding
         return {"in_use": pool.in_use, "capacity": pool.max_sessions, "refused": pool.refused}
 
+    def registration_relay(self) -> Mapping[str, int]:
+        registrar = self.rt.core.registrar
+        return {
+            **registrar.stats,
+            "bindings": len(registrar.relay.bindings),
+            "pending": len(registrar.pending),
+        }
+
     def cdr_stats(self) -> Mapping[str, int]:
         writer = self.rt.cdr
         if writer is None:

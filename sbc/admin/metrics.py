@@ -85,6 +85,11 @@ class MetricsSource(Protocol):
 
     def transcoding(self) -> Mapping[str, int]: ...  # in_use, capacity, refused (since start)
 
+    def registration_relay(self) -> Mapping[str, int]: ...  # bindings, pending (now) and the
+
+    # counters of sbc.b2bua.registrar.STATS: hijack_refused, queries_hidden, pending_expired,
+    # refused_pending_cap, refused_binding_cap
+
 
 # --- the names, as data: (source key, metric name, help) ------------------------------
 
@@ -144,6 +149,31 @@ MEDIA_COUNTERS: tuple[tuple[str, str, str, str], ...] = (
     ),
 )
 
+#: ``registration_relay`` counters exported one each (docs/policies.md, registration relay).
+RELAY_COUNTERS: tuple[tuple[str, str, str], ...] = (
+    (
+        "hijack_refused",
+        "sbc_registration_relay_hijacks_refused_total",
+        "REGISTERs from another source than a binding's own that the registrar did not"
+        " accept: the binding stayed.",
+    ),
+    (
+        "queries_hidden",
+        "sbc_registration_relay_queries_hidden_total",
+        "Registration queries from another source than the binding's, answered without it.",
+    ),
+    (
+        "pending_expired",
+        "sbc_registration_relay_pending_expired_total",
+        "Relayed REGISTERs the registrar never answered (timeout; the phone got 408).",
+    ),
+)
+#: ``registration_relay`` refusal keys, as ``reason`` labels.
+RELAY_REFUSALS: tuple[tuple[str, str], ...] = (
+    ("refused_pending_cap", "pending_cap"),
+    ("refused_binding_cap", "binding_cap"),
+)
+
 CDR_RESULTS = ("written", "dropped", "failed")
 CALL_DISPOSITIONS = tuple(d.value for d in Disposition)
 
@@ -176,6 +206,7 @@ class SbcCollector(Collector):
             self._admission,
             self._media,
             self._transcoding,
+            self._registration_relay,
             self._runtime,
         )
 
@@ -309,6 +340,34 @@ class SbcCollector(Collector):
                 value=pool.get("refused", 0),
             ),
         ]
+
+    def _registration_relay(self) -> list[Metric]:
+        relay = self.source.registration_relay()
+        families: list[Metric] = [
+            GaugeMetricFamily(
+                "sbc_registration_relay_bindings",
+                "Phones registered through the relay now (confirmed by the registrar).",
+                value=relay.get("bindings", 0),
+            ),
+            GaugeMetricFamily(
+                "sbc_registration_relay_pending",
+                "Relayed REGISTERs waiting for the registrar's answer now.",
+                value=relay.get("pending", 0),
+            ),
+        ]
+        families.extend(
+            CounterMetricFamily(name, text, value=relay.get(key, 0))
+            for key, name, text in RELAY_COUNTERS
+        )
+        refused = CounterMetricFamily(
+            "sbc_registration_relay_refused_total",
+            "REGISTERs refused 503 by a relay cap (max_pending*, max_bindings*), by cap.",
+            labels=["reason"],
+        )
+        for key, reason in RELAY_REFUSALS:
+            refused.add_metric([reason], relay.get(key, 0))
+        families.append(refused)
+        return families
 
     def _runtime(self) -> list[Metric]:
         lag = GaugeMetricFamily(

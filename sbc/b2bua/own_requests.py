@@ -21,8 +21,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from sbc.b2bua.liveness import Probe, options_probe, probe_target
+from sbc.b2bua.registrar import Keepalive, RelayedRegister
 from sbc.b2bua.registration import RegistrationContext
-from sbc.b2bua.regrelay import Keepalive, RelayedRegister
 from sbc.sip.message import Response
 
 if TYPE_CHECKING:

@@ -55,16 +55,13 @@ from sbc.sip.errors import ParseError
 from sbc.sip.headers import Headers
 from sbc.sip.ids import new_call_id, new_tag
 from sbc.sip.message import Request, Response
-from sbc.sip.params import is_digits
+from sbc.sip.params import MAX_DELTA_SECONDS, delta_seconds
 from sbc.sip.target import Target
 from sbc.sip.uri import SipUri, Uri, unescape
 
 log = structlog.get_logger("sbc.registration")
 
 REGISTER = "REGISTER"
-#: RFC 3261 §20.19 / §20.37: delta-seconds run up to 2**32 - 1.
-MAX_DELTA_SECONDS = 2**32 - 1
-_MAX_DELTA_DIGITS = 10
 #: A registrar granting a second or two must not make us send a REGISTER storm.
 MIN_REFRESH_S = 1.0
 #: Retry-After beyond a day is treated as a day: the trunk must come back some time.
@@ -354,7 +351,7 @@ class Registration:
 
     def _too_brief(self, response: Response, now: float) -> Request | None:
         """RFC 3261 §10.3 step 7: ask again for at least Min-Expires."""
-        minimum = _delta_seconds(response.headers.get("Min-Expires"))
+        minimum = delta_seconds(response.headers.get("Min-Expires"))
         if minimum is None or minimum <= self.expires:
             error = "423 without a usable Min-Expires"
             self._failed(_Outcome.REJECTED, response.status, error, now)
@@ -537,23 +534,11 @@ def _answers(sent: Request, response: Response) -> bool:
         return False
 
 
-def _delta_seconds(text: str | None) -> int | None:
-    """``delta-seconds = 1*DIGIT`` (RFC 3261 §25.1), capped at 2**32-1; else None."""
-    if text is None:
-        return None
-    text = text.strip()
-    if not is_digits(text):
-        return None
-    if len(text) > _MAX_DELTA_DIGITS:
-        return MAX_DELTA_SECONDS
-    return min(int(text), MAX_DELTA_SECONDS)
-
-
 def _retry_after(value: str | None) -> float | None:
     """``Retry-After = delta-seconds [ comment ] *( SEMI retry-param )`` (§20.33)."""
     if value is None:
         return None
-    seconds = _delta_seconds(value.split(";", 1)[0].split("(", 1)[0])
+    seconds = delta_seconds(value.split(";", 1)[0].split("(", 1)[0])
     return None if seconds is None else min(float(seconds), MAX_RETRY_AFTER_S)
 
 
@@ -570,10 +555,10 @@ def _granted_expires(response: Response, ours: SipUri, asked: int) -> int:
         contacts = []
     mine = _our_contact(contacts, ours)
     if mine is not None:
-        granted = _delta_seconds(mine.params.get("expires"))
+        granted = delta_seconds(mine.params.get("expires"))
         if granted is not None:
             return granted
-    header = _delta_seconds(response.headers.get("Expires"))
+    header = delta_seconds(response.headers.get("Expires"))
     return asked if header is None else header
 
 

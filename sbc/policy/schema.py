@@ -172,6 +172,21 @@ class RegistrationRelaySpec(_Strict):
     client_expires_s: Annotated[int, Strict(), Field(ge=20, le=3600)] = 60
     upstream_expires_s: Annotated[int, Strict(), Field(ge=60, le=86400)] = 3600
     keepalive_s: Annotated[int, Strict(), Field(ge=1, le=3600)] = 25
+    # Bounds on what strangers can make the relay remember (docs/policies.md):
+    # bindings exist only once the registrar said 2xx; pending REGISTERs are
+    # the ones it has not answered yet (unauthenticated, forgotten after 32 s).
+    max_bindings: Annotated[int, Strict(), Field(ge=1, le=10_000_000)] = 50_000
+    max_bindings_per_source: Annotated[int, Strict(), Field(ge=1, le=10_000_000)] = 1000
+    max_pending: Annotated[int, Strict(), Field(ge=1, le=1_000_000)] = 5000
+    max_pending_per_source: Annotated[int, Strict(), Field(ge=1, le=1_000_000)] = 100
+
+    @model_validator(mode="after")
+    def _per_source_within_total(self) -> RegistrationRelaySpec:
+        if self.max_bindings_per_source > self.max_bindings:
+            raise ValueError("max_bindings_per_source must not exceed max_bindings")
+        if self.max_pending_per_source > self.max_pending:
+            raise ValueError("max_pending_per_source must not exceed max_pending")
+        return self
 
 
 class InterfaceSpec(_Strict):

@@ -27,6 +27,25 @@ def is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
+#: RFC 3261 §20.19 / §20.37: delta-seconds run up to 2**32 - 1.
+MAX_DELTA_SECONDS = 2**32 - 1
+#: More digits than 2**32 - 1 has: clamped without converting (int() of
+#: thousands of digits is slow, and raises past sys.get_int_max_str_digits()).
+_MAX_DELTA_DIGITS = 10
+
+
+def delta_seconds(text: str | None) -> int | None:
+    """``delta-seconds = 1*DIGIT`` (RFC 3261 §25.1), capped at 2**32-1; else None."""
+    if text is None:
+        return None
+    text = text.strip()
+    if not is_digits(text):
+        return None
+    if len(text) > _MAX_DELTA_DIGITS:
+        return MAX_DELTA_SECONDS
+    return min(int(text), MAX_DELTA_SECONDS)
+
+
 def split_outside_quotes(text: str, sep: str) -> Iterator[str]:
     """Split on ``sep`` except inside double quotes or angle brackets.
 

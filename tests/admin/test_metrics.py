@@ -73,6 +73,17 @@ class FakeSource:
     reload_counts: tuple[int, int] = (3, 1)
     up: dict[str, bool] = field(default_factory=lambda: {"carrier": True, "pbx": False})
     cdr: dict[str, int] = field(default_factory=lambda: {"written": 110, "dropped": 1, "failed": 0})
+    relay: dict[str, int] = field(
+        default_factory=lambda: {
+            "bindings": 40,
+            "pending": 2,
+            "hijack_refused": 5,
+            "queries_hidden": 6,
+            "pending_expired": 7,
+            "refused_pending_cap": 8,
+            "refused_binding_cap": 9,
+        }
+    )
 
     def core_stats(self) -> Mapping[str, int]:
         return self.core
@@ -119,6 +130,9 @@ class FakeSource:
     def transcoding(self) -> Mapping[str, int]:
         return {"in_use": 3, "capacity": 100, "refused": 7}
 
+    def registration_relay(self) -> Mapping[str, int]:
+        return self.relay
+
 
 #: Every sbc_ family: name as the text-format parser reports it -> type (the text
 #: format 0.0.4 has no info type: sbc_build_info is a gauge of 1 there).
@@ -158,6 +172,12 @@ EXPECTED_TYPES = {
     "sbc_transcoding_sessions": "gauge",
     "sbc_transcoding_capacity": "gauge",
     "sbc_transcoding_refused": "counter",
+    "sbc_registration_relay_bindings": "gauge",
+    "sbc_registration_relay_pending": "gauge",
+    "sbc_registration_relay_hijacks_refused": "counter",
+    "sbc_registration_relay_queries_hidden": "counter",
+    "sbc_registration_relay_pending_expired": "counter",
+    "sbc_registration_relay_refused": "counter",
 }
 
 
@@ -318,6 +338,17 @@ def test_media_loop_lag_reloads_and_cdrs() -> None:
     assert value(families, "sbc_transcoding_refused_total") == 7
 
 
+def test_registration_relay_state_and_refusals() -> None:
+    families = scrape(FakeSource())
+    assert value(families, "sbc_registration_relay_bindings") == 40
+    assert value(families, "sbc_registration_relay_pending") == 2
+    assert value(families, "sbc_registration_relay_hijacks_refused_total") == 5
+    assert value(families, "sbc_registration_relay_queries_hidden_total") == 6
+    assert value(families, "sbc_registration_relay_pending_expired_total") == 7
+    assert value(families, "sbc_registration_relay_refused_total", reason="pending_cap") == 8
+    assert value(families, "sbc_registration_relay_refused_total", reason="binding_cap") == 9
+
+
 def test_build_info_carries_the_version() -> None:
     registry = build_registry(FakeSource())
     assert registry.get_sample_value("sbc_build_info", {"version": "1.2.3"}) is None
@@ -342,6 +373,7 @@ def test_an_empty_sbc_still_exports_every_family() -> None:
         reload_counts=(0, 0),
         up={},
         cdr={},
+        relay={},
     )
     assert sbc_families(scrape(empty)) == EXPECTED_TYPES
 

@@ -202,6 +202,22 @@ CASES: dict[str, tuple[dict[str, str | None], list[str]]] = {
             "sbc.yaml:3: transcoding.opus_complexity: Input should be less than or equal to 10",
         ],
     ),
+    "registration relay caps": (
+        {
+            "interfaces": INTERFACES.replace(
+                "    transports: [udp, tcp]\n  - name: internal",
+                "    transports: [udp, tcp]\n    registration:\n      registrar: carrier\n"
+                "      max_pending: 0\n  - name: internal",
+            )
+            + "    registration: {registrar: pbx, max_bindings: 10, max_bindings_per_source: 20}\n"
+        },
+        [
+            "interfaces.yaml:8: interfaces[0].registration.max_pending:"
+            " Input should be greater than or equal to 1",
+            "interfaces.yaml:13: interfaces[1].registration: max_bindings_per_source"
+            " must not exceed max_bindings",
+        ],
+    ),
     "settings consistency": (
         {"sbc": "sip:\n  t1_ms: 5000\ncalls: {}\n"},
         ["sbc.yaml:1: sip: t2_ms (4000) must be at least t1_ms (5000)"],

@@ -10,6 +10,7 @@ and reload as an edit on disk.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import tempfile
 import time
@@ -303,6 +304,9 @@ class RuntimeFacade:
             return {"in_use": 0, "capacity": 0, "refused": 0}
         pool = media.transcoding
         return {"in_use": pool.in_use, "capacity": pool.max_sessions, "refused": pool.refused}
+
+    def transport_stats(self) -> Mapping[str, int]:
+        return dataclasses.asdict(self.rt.transport.stats)
 
     def cdr_stats(self) -> Mapping[str, int]:
         writer = self.rt.cdr

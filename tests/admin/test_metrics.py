@@ -73,6 +73,18 @@ class FakeSource:
     reload_counts: tuple[int, int] = (3, 1)
     up: dict[str, bool] = field(default_factory=lambda: {"carrier": True, "pbx": False})
     cdr: dict[str, int] = field(default_factory=lambda: {"written": 110, "dropped": 1, "failed": 0})
+    transport: dict[str, int] = field(
+        default_factory=lambda: {
+            "connections": 42,
+            "refused_screened": 5,
+            "refused_per_source": 300,
+            "refused_pool_full": 2,
+            "refused_handshakes": 7,
+            "message_timeouts": 9,
+            "oversized_datagrams": 4,
+            "tls_handshake_failures": 6,
+        }
+    )
 
     def core_stats(self) -> Mapping[str, int]:
         return self.core
@@ -119,6 +131,9 @@ class FakeSource:
     def transcoding(self) -> Mapping[str, int]:
         return {"in_use": 3, "capacity": 100, "refused": 7}
 
+    def transport_stats(self) -> Mapping[str, int]:
+        return self.transport
+
 
 #: Every sbc_ family: name as the text-format parser reports it -> type (the text
 #: format 0.0.4 has no info type: sbc_build_info is a gauge of 1 there).
@@ -158,6 +173,11 @@ EXPECTED_TYPES = {
     "sbc_transcoding_sessions": "gauge",
     "sbc_transcoding_capacity": "gauge",
     "sbc_transcoding_refused": "counter",
+    "sbc_transport_connections": "gauge",
+    "sbc_transport_connections_refused": "counter",
+    "sbc_transport_message_timeouts": "counter",
+    "sbc_transport_oversized_datagrams": "counter",
+    "sbc_tls_handshake_failures": "counter",
 }
 
 
@@ -316,6 +336,20 @@ def test_media_loop_lag_reloads_and_cdrs() -> None:
     assert value(families, "sbc_transcoding_sessions") == 3
     assert value(families, "sbc_transcoding_capacity") == 100
     assert value(families, "sbc_transcoding_refused_total") == 7
+
+
+def test_transport_edge_counters() -> None:
+    families = scrape(FakeSource())
+    assert value(families, "sbc_transport_connections") == 42
+    refused = {
+        s.labels["reason"]: s.value for s in families["sbc_transport_connections_refused"].samples
+    }
+    assert refused == {"screened": 5, "per_source": 300, "pool_full": 2, "handshakes": 7}
+    assert value(families, "sbc_transport_message_timeouts_total") == 9
+    assert value(families, "sbc_transport_oversized_datagrams_total") == 4
+    assert value(families, "sbc_tls_handshake_failures_total") == 6
+    empty = scrape(FakeSource(transport={}))
+    assert value(empty, "sbc_transport_connections_refused_total", reason="handshakes") == 0
 
 
 def test_build_info_carries_the_version() -> None:

@@ -154,7 +154,8 @@ TRANSPORT_REFUSALS: tuple[tuple[str, str], ...] = (
     ("refused_handshakes", "handshakes"),
 )
 
-#: ``transport_stats`` keys exported one counter each (docs/security.md, "Connections").
+#: ``transport_stats`` keys exported one counter each (docs/security.md, "Connections
+#: and message sizes").
 TRANSPORT_COUNTERS: tuple[tuple[str, str, str], ...] = (
     (
         "message_timeouts",

@@ -446,7 +446,7 @@ class SipSettings(_Strict):
 
 
 class TransportSettings(_Strict):
-    """Edge limits of the SIP transports (docs/security.md, "Connections").
+    """Edge limits of the SIP transports (docs/security.md, "Connections and message sizes").
 
     Sizes are checked before anything parses a message; connection caps at
     accept, before any TLS handshake. A hot reload applies them to new

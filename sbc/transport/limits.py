@@ -1,7 +1,8 @@
 """Edge limits of the transport: message sizes, connection slots, deadlines.
 
 One host must not be able to take what every peer shares. These numbers
-(``transport:`` in ``sbc.yaml``, docs/security.md "Connections") bound:
+(``transport:`` in ``sbc.yaml``; docs/security.md, "Connections and message
+sizes") bound:
 
 - the size of one message: a UDP datagram is read into a buffer one byte
   larger than ``max_udp_message``, so a longer one shows as too long and is

@@ -24,8 +24,8 @@ only then does a failed handshake come back as an exception: it is counted
 and logged (once per peer address) instead of vanishing inside asyncio.
 
 Every inbound connection is admitted when it is accepted, before a byte
-is read or a TLS handshake starts (:mod:`sbc.transport.gate`, and
-docs/security.md "Connections"): refused sources, per-source caps, TLS
+is read or a TLS handshake starts (:mod:`sbc.transport.gate`; docs/security.md,
+"Connections and message sizes"): refused sources, per-source caps, TLS
 handshakes in progress per source, and slots reserved for the SBC's own
 and its trunks' connections. Outbound connections take their slot there too.
 

@@ -63,7 +63,7 @@ class Screening(enum.Enum):
 
     The transport knows no policy: the runtime's screen (ban table and ACL,
     trunk addresses) answers, and the pool applies the matching limits
-    (docs/security.md, "Connections").
+    (docs/security.md, "Connections and message sizes").
     """
 
     REFUSE = "refuse"  # banned or refused by an ACL: closed before anything is read

@@ -40,15 +40,17 @@ from sbc.media.ports import PortPool
 from sbc.media.relay.engine import RelayEngine
 from sbc.media.relay.workers import WorkerPool
 from sbc.media.transcode.pool import TranscodePool
-from sbc.policy import Interface, Policy
+from sbc.policy import Interface, Policy, TransportSettings
 from sbc.sip.target import Target
 from sbc.sip.transaction import Transmit
 from sbc.transport import (
     Inbound,
     Peer,
+    Screening,
     TlsClientConfig,
     TlsConfigError,
     TlsServerConfig,
+    TransportLimits,
     TransportManager,
     install_best_event_loop,
 )
@@ -75,6 +77,8 @@ class Runtime:
             on_transport_error=self._on_transport_error,
             on_connected=self._on_connected,
             tcp_idle_timeout=float(policy.settings.sip.tcp_idle_timeout_s),
+            limits=transport_limits(policy.settings.transport),
+            screen=self._screen_source,
         )
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.TimerHandle | None = None
@@ -190,6 +194,10 @@ class Runtime:
     def apply_policy(self, policy: Policy) -> None:
         """Swap in a validated policy: new calls follow it, established calls go on."""
         self.policy = policy
+        self.transport.set_limits(
+            transport_limits(policy.settings.transport),
+            float(policy.settings.sip.tcp_idle_timeout_s),
+        )
         try:
             self.transport.set_tls_clients(tls_clients(policy))
         except TlsConfigError as exc:  # files went missing since validation: keep the old
@@ -296,6 +304,16 @@ class Runtime:
         source = Target(inbound.interface, peer.transport, peer.host, peer.port, inbound.connection)
         self._send(self.core.receive(inbound.data, source, self.loop.time()))
 
+    def _screen_source(self, host: str, interface: str) -> Screening:
+        """Asked by the transport once per inbound TCP/TLS connection, before a
+        byte is read or a TLS handshake starts: the guard's ban table and ACL
+        (cheap), then whether a trunk connects (its own cap, the reserve)."""
+        if not self.core.guard.check_source(host, interface, self.loop.time()).allowed:
+            return Screening.REFUSE
+        if self.policy.trunk_for_source(interface, host) is not None:
+            return Screening.TRUNK
+        return Screening.STRANGER
+
     def _on_transport_error(self, peer: Peer, reason: str) -> None:
         log.warning(
             "transport.error", peer=f"{peer.transport}:{peer.host}:{peer.port}", reason=reason
@@ -367,6 +385,21 @@ def generated_token(path: Path) -> str:
     os.chmod(path, 0o600)  # an older file may have had wider permissions
     log.warning("admin.token_generated", file=str(path.resolve()))
     return token
+
+
+def transport_limits(settings: TransportSettings) -> TransportLimits:
+    """The transport's edge limits from ``sbc.yaml`` (``transport:``)."""
+    return TransportLimits(
+        max_udp_message=settings.max_udp_message,
+        max_stream_message=settings.max_stream_message,
+        max_connections=settings.max_connections,
+        reserved_outbound_connections=settings.reserved_outbound_connections,
+        max_connections_per_source=settings.max_connections_per_source,
+        max_connections_per_trunk_source=settings.max_connections_per_trunk_source,
+        max_tls_handshakes_per_source=settings.max_tls_handshakes_per_source,
+        message_timeout=float(settings.message_timeout_s),
+        tls_handshake_timeout=float(settings.tls_handshake_timeout_s),
+    )
 
 
 def tls_server(interface: Interface) -> TlsServerConfig | None:

@@ -72,6 +72,9 @@ class PopulatedSource:
     def transcoding(self) -> Mapping[str, int]:
         return {"in_use": 1, "capacity": 100, "refused": 1}
 
+    def transport_stats(self) -> Mapping[str, int]:
+        return {"connections": 1, "refused_per_source": 1}
+
 
 def exported() -> tuple[set[str], set[str]]:
     """(sample names a scrape contains, sbc_ family names)."""

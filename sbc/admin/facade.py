@@ -10,6 +10,7 @@ and reload as an edit on disk.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import tempfile
 import time
@@ -311,6 +312,9 @@ class RuntimeFacade:
             "bindings": len(registrar.relay.bindings),
             "pending": len(registrar.pending),
         }
+
+    def transport_stats(self) -> Mapping[str, int]:
+        return dataclasses.asdict(self.rt.transport.stats)
 
     def cdr_stats(self) -> Mapping[str, int]:
         writer = self.rt.cdr

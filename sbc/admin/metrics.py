@@ -85,10 +85,11 @@ class MetricsSource(Protocol):
 
     def transcoding(self) -> Mapping[str, int]: ...  # in_use, capacity, refused (since start)
 
-    def registration_relay(self) -> Mapping[str, int]: ...  # bindings, pending (now) and the
+    # bindings, pending (now) and the counters of sbc.b2bua.registrar.STATS: hijack_refused,
+    # queries_hidden, pending_expired, refused_pending_cap, refused_binding_cap
+    def registration_relay(self) -> Mapping[str, int]: ...
 
-    # counters of sbc.b2bua.registrar.STATS: hijack_refused, queries_hidden, pending_expired,
-    # refused_pending_cap, refused_binding_cap
+    def transport_stats(self) -> Mapping[str, int]: ...  # TransportStats fields (sbc.transport)
 
 
 # --- the names, as data: (source key, metric name, help) ------------------------------
@@ -174,6 +175,34 @@ RELAY_REFUSALS: tuple[tuple[str, str], ...] = (
     ("refused_binding_cap", "binding_cap"),
 )
 
+#: ``transport_stats`` keys of connections refused at accept, as ``reason`` labels.
+TRANSPORT_REFUSALS: tuple[tuple[str, str], ...] = (
+    ("refused_screened", "screened"),
+    ("refused_per_source", "per_source"),
+    ("refused_pool_full", "pool_full"),
+    ("refused_handshakes", "handshakes"),
+)
+
+#: ``transport_stats`` keys exported one counter each (docs/security.md, "Connections
+#: and message sizes").
+TRANSPORT_COUNTERS: tuple[tuple[str, str, str], ...] = (
+    (
+        "message_timeouts",
+        "sbc_transport_message_timeouts_total",
+        "TCP/TLS connections closed because a message was not complete in time.",
+    ),
+    (
+        "oversized_datagrams",
+        "sbc_transport_oversized_datagrams_total",
+        "UDP datagrams over transport.max_udp_message, dropped before parsing.",
+    ),
+    (
+        "tls_handshake_failures",
+        "sbc_tls_handshake_failures_total",
+        "TLS handshakes that failed, were refused or timed out, both ways.",
+    ),
+)
+
 CDR_RESULTS = ("written", "dropped", "failed")
 CALL_DISPOSITIONS = tuple(d.value for d in Disposition)
 
@@ -207,6 +236,7 @@ class SbcCollector(Collector):
             self._media,
             self._transcoding,
             self._registration_relay,
+            self._transport,
             self._runtime,
         )
 
@@ -367,6 +397,30 @@ class SbcCollector(Collector):
         for key, reason in RELAY_REFUSALS:
             refused.add_metric([reason], relay.get(key, 0))
         families.append(refused)
+        return families
+
+    def _transport(self) -> list[Metric]:
+        stats = self.source.transport_stats()
+        families: list[Metric] = [
+            GaugeMetricFamily(
+                "sbc_transport_connections",
+                "TCP and TLS connections open or being opened.",
+                value=stats.get("connections", 0),
+            )
+        ]
+        refused = CounterMetricFamily(
+            "sbc_transport_connections_refused_total",
+            "Inbound TCP/TLS connections closed at accept: screened (banned or ACL),"
+            " per_source (cap), pool_full, handshakes (TLS handshakes per source).",
+            labels=["reason"],
+        )
+        for key, reason in TRANSPORT_REFUSALS:
+            refused.add_metric([reason], stats.get(key, 0))
+        families.append(refused)
+        families.extend(
+            CounterMetricFamily(name, text, value=stats.get(key, 0))
+            for key, name, text in TRANSPORT_COUNTERS
+        )
         return families
 
     def _runtime(self) -> list[Metric]:

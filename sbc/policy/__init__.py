@@ -13,6 +13,7 @@ from sbc.policy.schema import (
     MediaSettings,
     Settings,
     SipSettings,
+    TransportSettings,
 )
 
 __all__ = [
@@ -28,6 +29,7 @@ __all__ = [
     "RouteContext",
     "Settings",
     "SipSettings",
+    "TransportSettings",
     "Trunk",
     "load_policy",
 ]

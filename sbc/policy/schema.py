@@ -460,6 +460,34 @@ class SipSettings(_Strict):
         return self
 
 
+class TransportSettings(_Strict):
+    """Edge limits of the SIP transports (docs/security.md, "Connections and message sizes").
+
+    Sizes are checked before anything parses a message; connection caps at
+    accept, before any TLS handshake. A hot reload applies them to new
+    datagrams and connections at once, and deadlines at the next sweep.
+    """
+
+    max_udp_message: Annotated[int, Strict(), Field(ge=1024, le=65535)] = 16384
+    max_stream_message: Annotated[int, Strict(), Field(ge=1024, le=1048576)] = 65536
+    max_connections: Annotated[int, Strict(), Field(ge=1)] = 10000
+    reserved_outbound_connections: Annotated[int, Strict(), Field(ge=0)] = 500
+    max_connections_per_source: Annotated[int, Strict(), Field(ge=1)] = 100
+    max_connections_per_trunk_source: Annotated[int, Strict(), Field(ge=1)] = 1000
+    max_tls_handshakes_per_source: Annotated[int, Strict(), Field(ge=1)] = 20
+    message_timeout_s: Annotated[int, Strict(), Field(gt=0)] = 10
+    tls_handshake_timeout_s: Annotated[int, Strict(), Field(gt=0)] = 5
+
+    @model_validator(mode="after")
+    def _reserve_within_pool(self) -> TransportSettings:
+        if self.reserved_outbound_connections >= self.max_connections:
+            raise ValueError(
+                f"reserved_outbound_connections ({self.reserved_outbound_connections})"
+                f" must be below max_connections ({self.max_connections})"
+            )
+        return self
+
+
 class CallSettings(_Strict):
     """Call lifetime limits."""
 
@@ -513,6 +541,7 @@ class Settings(_Strict):
     """``sbc.yaml``: global settings, every field optional."""
 
     sip: SipSettings = SipSettings()
+    transport: TransportSettings = TransportSettings()
     calls: CallSettings = CallSettings()
     media: MediaSettings = MediaSettings()
     transcoding: TranscodingSettings = TranscodingSettings()

@@ -89,14 +89,22 @@ class StreamFramer:
         "_error",
         "_max_body",
         "_max_header",
+        "_max_message",
         "_message_end",
         "_scan_from",
     )
 
     def __init__(
-        self, *, max_header: int = DEFAULT_MAX_HEADER, max_body: int = DEFAULT_MAX_BODY
+        self,
+        *,
+        max_header: int = DEFAULT_MAX_HEADER,
+        max_body: int = DEFAULT_MAX_BODY,
+        max_message: int | None = None,
     ) -> None:
-        self._max_header = max_header
+        # ``max_message`` caps a whole message (header section plus body), so a
+        # peer cannot send a full-size header section and a full-size body.
+        self._max_message = max_message if max_message is not None else max_header + max_body
+        self._max_header = min(max_header, self._max_message)
         self._max_body = max_body
         self._buffer = bytearray()
         # Where the next search for CRLF CRLF resumes, so byte-by-byte feeding
@@ -179,7 +187,10 @@ class StreamFramer:
             return None
         if head_end + 4 - start > self._max_header:
             raise FramingError("header section too large")
-        return head_end + 4 + self._content_length(start, head_end + 2)
+        end = head_end + 4 + self._content_length(start, head_end + 2)
+        if end - start > self._max_message:
+            raise FramingError("message too large")
+        return end
 
     def _content_length(self, start: int, end: int) -> int:
         """Read the mandatory Content-Length (§18.3); all copies must agree."""

@@ -29,9 +29,20 @@ from collections.abc import Callable, Iterable, Mapping
 import structlog
 
 from sbc.transport.backoff import BackoffPolicy, ConnectBackoff
+from sbc.transport.limits import TransportLimits
 from sbc.transport.pool import TcpPool
 from sbc.transport.tls import TlsClientConfig, TlsClients, TlsServerConfig, server_context
-from sbc.transport.types import STREAMS, TCP, TLS, TRANSPORTS, UDP, Inbound, Peer, TransportStats
+from sbc.transport.types import (
+    STREAMS,
+    TCP,
+    TLS,
+    TRANSPORTS,
+    UDP,
+    Inbound,
+    Peer,
+    Screening,
+    TransportStats,
+)
 from sbc.transport.udp import UdpEndpoint
 
 __all__ = ["TransportManager"]
@@ -59,6 +70,13 @@ class TransportManager:
     verify; None refuses them). ``connect_backoff`` says how long connects
     toward a destination that just failed are held back, and for which
     transports (TLS only by default).
+
+    ``limits`` caps message sizes, connections and the time a message or a
+    TLS handshake may take (:mod:`sbc.transport.limits`); ``screen(host,
+    interface)`` is asked once per inbound connection, before any byte is
+    read or any TLS handshake starts: a source it refuses (banned, denied by
+    an ACL) is closed at once, a trunk's address gets the trunk limits.
+    Without it every source is a stranger.
     """
 
     def __init__(
@@ -69,8 +87,8 @@ class TransportManager:
         on_connected: Callable[[Peer], None] | None = None,
         tcp_idle_timeout: float = 300.0,
         tcp_connect_timeout: float = 10.0,
-        max_connections: int = 10000,
-        max_message: int = 65535,
+        limits: TransportLimits = TransportLimits(),  # noqa: B008 - frozen
+        screen: Callable[[str, str], Screening] | None = None,
         tls_clients: Mapping[tuple[str, int], TlsClientConfig] | None = None,
         tls_default: TlsClientConfig | None = TlsClientConfig(),  # noqa: B008 - frozen
         connect_backoff: BackoffPolicy = BackoffPolicy(),  # noqa: B008 - frozen
@@ -80,15 +98,15 @@ class TransportManager:
         self._stats = TransportStats()
         self._hosts: dict[str, str] = {}
         self._udp: dict[str, UdpEndpoint] = {}
-        self._max_message = max_message
+        self._limits = limits
         self._tcp = TcpPool(
             deliver=self._deliver,
             report_error=self._report_error,
             stats=self._stats,
             idle_timeout=tcp_idle_timeout,
             connect_timeout=tcp_connect_timeout,
-            max_connections=max_connections,
-            max_message=max_message,
+            limits=limits,
+            screen=screen,
             backoff=ConnectBackoff(connect_backoff),
             tls_clients=_tls_clients(tls_clients or {}, tls_default),
             connected=on_connected,
@@ -165,7 +183,7 @@ class TransportManager:
                     deliver=self._deliver,
                     report_error=self._report_error,
                     stats=self._stats,
-                    max_message=self._max_message,
+                    max_message=self._limits.max_udp_message,
                 )
             except BaseException:
                 await self._tcp.unlisten(interface)
@@ -198,6 +216,18 @@ class TransportManager:
         Open connections keep the settings they were verified with.
         """
         self._tcp.tls_clients = _tls_clients(configs, default)
+
+    def set_limits(self, limits: TransportLimits, tcp_idle_timeout: float | None = None) -> None:
+        """Apply new limits (a policy reload).
+
+        Size caps apply to datagrams read from now on and to connections
+        accepted or opened from now on; slot caps to the next accept;
+        deadlines and the idle timeout at the next sweep, to every connection.
+        """
+        self._limits = limits
+        for endpoint in self._udp.values():
+            endpoint.set_max_message(limits.max_udp_message)
+        self._tcp.set_limits(limits, tcp_idle_timeout)
 
     def alias(self, connection: int, dest: Peer) -> bool:
         """Let requests to ``dest`` reuse TLS ``connection`` (RFC 5923 Via ``alias``).

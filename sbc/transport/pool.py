@@ -23,9 +23,14 @@ TLS listeners accept with ``sock_accept`` and run each handshake with
 only then does a failed handshake come back as an exception: it is counted
 and logged (once per peer address) instead of vanishing inside asyncio.
 
-Idle connections are closed by one periodic sweep rather than a timer per
-connection, and the number of connections is capped so a flood of
-connects cannot exhaust file descriptors.
+Every inbound connection is admitted when it is accepted, before a byte
+is read or a TLS handshake starts (:mod:`sbc.transport.gate`; docs/security.md,
+"Connections and message sizes"): refused sources, per-source caps, TLS
+handshakes in progress per source, and slots reserved for the SBC's own
+and its trunks' connections. Outbound connections take their slot there too.
+
+Idle connections, and messages not complete by their deadline, are closed
+by one periodic sweep rather than a timer per connection.
 """
 
 from __future__ import annotations
@@ -42,9 +47,11 @@ from typing import Any
 import structlog
 
 from sbc.transport.backoff import ConnectBackoff
+from sbc.transport.gate import AcceptGate
+from sbc.transport.limits import TransportLimits
 from sbc.transport.tcp import TcpConnection
 from sbc.transport.tls import TlsClients, certificate_names, fingerprint, names_host
-from sbc.transport.types import TCP, TLS, Inbound, Peer, TransportStats
+from sbc.transport.types import TCP, TLS, Inbound, Peer, Screening, TransportStats
 from sbc.transport.udp import socket_family
 
 __all__ = ["TcpPool"]
@@ -76,8 +83,8 @@ class TcpPool:
         stats: TransportStats,
         idle_timeout: float,
         connect_timeout: float,
-        max_connections: int,
-        max_message: int,
+        limits: TransportLimits,
+        screen: Callable[[str, str], Screening] | None,
         backoff: ConnectBackoff,
         tls_clients: TlsClients,
         connected: Callable[[Peer], None] | None = None,
@@ -88,8 +95,8 @@ class TcpPool:
         self._stats = stats
         self._idle_timeout = idle_timeout
         self._connect_timeout = connect_timeout
-        self._max_connections = max_connections
-        self._max_message = max_message
+        self._limits = limits
+        self._gate = AcceptGate(limits, screen, stats)
         self._backoff = backoff
         #: Replaced whole by the manager when the policy changes.
         self.tls_clients = tls_clients
@@ -99,7 +106,6 @@ class TcpPool:
         self._listen_addresses: dict[tuple[str, str], tuple[str, int]] = {}
         self._connections: dict[int, TcpConnection] = {}
         self._by_peer: dict[tuple[str, Peer], TcpConnection] = {}
-        self._handshakes = 0
         self._tls_logged: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
         self._sweeper: asyncio.TimerHandle | None = None
@@ -157,7 +163,7 @@ class TcpPool:
             interface,
             peer=None,
             local=self._listen_addresses.get((interface, TCP)),
-            max_message=self._max_message,
+            max_message=self._limits.max_stream_message,
         )
 
     async def _accept_tls(
@@ -180,40 +186,57 @@ class TcpPool:
                 await asyncio.sleep(_ACCEPT_PAUSE)
                 continue
             starved = False
-            if len(self._connections) + self._handshakes >= self._max_connections:
+            ident = next(self._ids)
+            key = self._gate.admit(ident, address[0], interface, tls=True)
+            if key is None:  # refused before the handshake: it costs no crypto
                 client.close()
-                self._stats.dropped += 1
-                log.warning("tcp_connection_limit", peer=address[0], interface=interface)
                 continue
             conn = TcpConnection(
                 self,
-                next(self._ids),
+                ident,
                 interface,
                 peer=None,
                 local=self._listen_addresses.get((interface, TLS)),
-                max_message=self._max_message,
+                max_message=self._limits.max_stream_message,
                 kind=TLS,
                 pins=pins,
             )
-            self._handshakes += 1
-            self._spawn(self._handshake(conn, client, Peer(TLS, *address[:2]), context))
+            self._spawn(self._handshake(conn, client, Peer(TLS, *address[:2]), context, key))
 
     async def _handshake(
-        self, conn: TcpConnection, client: socket.socket, peer: Peer, context: ssl.SSLContext
+        self,
+        conn: TcpConnection,
+        client: socket.socket,
+        peer: Peer,
+        context: ssl.SSLContext,
+        key: str,
     ) -> None:
         """Run the server side of a handshake; on success asyncio calls connection_made.
 
         A refused or failed handshake closes the socket (asyncio does) and
-        is counted; nothing reaches the core.
+        is counted; nothing reaches the core. The handshake has its own
+        deadline, ``tls_handshake_timeout``.
         """
         try:
             await self._ensure_loop().connect_accepted_socket(
-                lambda: conn, client, ssl=context, ssl_handshake_timeout=self._connect_timeout
+                lambda: conn,
+                client,
+                ssl=context,
+                ssl_handshake_timeout=self._limits.tls_handshake_timeout,
             )
         except OSError as exc:  # ssl.SSLError, resets and the handshake timeout are OSErrors
+            self._gate.release(conn.id)
             self._tls_failed(peer, conn.interface, _reason(exc))
         finally:
-            self._handshakes -= 1
+            self._gate.handshake_ended(key)
+
+    def set_limits(self, limits: TransportLimits, idle_timeout: float | None = None) -> None:
+        """New limits: caps at the next accept, sizes for new connections, deadlines
+        and the idle timeout at the next sweep (slots already held are kept)."""
+        self._limits = limits
+        self._gate.set_limits(limits)
+        if idle_timeout is not None:
+            self._idle_timeout = idle_timeout
 
     # -- sending -----------------------------------------------------------
 
@@ -242,22 +265,23 @@ class TcpPool:
             conn.write(data)
 
     def _open(self, interface: str, local_host: str, dest: Peer) -> TcpConnection | None:
-        if len(self._connections) >= self._max_connections:
-            self._stats.dropped += 1
-            self._report_error(dest, "tcp connection limit reached")
-            return None
         tls = self.tls_clients.for_peer(dest) if dest.transport == TLS else None
         if dest.transport == TLS and tls is None:
             self._stats.dropped += 1
             self._report_error(dest, "no tls settings for this destination")
             return None
+        ident = next(self._ids)
+        if not self._gate.take_outbound(ident):  # the reserve is for connections like this
+            self._stats.dropped += 1
+            self._report_error(dest, "tcp connection limit reached")
+            return None
         conn = TcpConnection(
             self,
-            next(self._ids),
+            ident,
             interface,
             peer=dest,
             local=self._listen_addresses.get((interface, dest.transport)),
-            max_message=self._max_message,
+            max_message=self._limits.max_stream_message,
             pins=tls.pins if tls is not None else (),
         )
         self._register(conn)
@@ -378,9 +402,9 @@ class TcpPool:
             self._backoff.succeeded(conn.peer)
             self._outbound_up(conn.peer)
         else:
-            if len(self._connections) >= self._max_connections:
-                self._stats.dropped += 1
-                log.warning("tcp_connection_limit", peer=conn.peer, interface=conn.interface)
+            # A TLS connection was admitted at accept, before its handshake.
+            tcp = conn.peer.transport == TCP
+            if tcp and self._gate.admit(conn.id, conn.peer.host, conn.interface) is None:
                 conn.abort()
                 return
             self._register(conn)
@@ -445,13 +469,14 @@ class TcpPool:
 
     def _unregister(self, conn: TcpConnection) -> None:
         self._retire(conn)
+        self._gate.release(conn.id)
         if self._connections.pop(conn.id, None) is not None:
             self._stats.connections = len(self._connections)
 
-    # -- idle sweep --------------------------------------------------------
+    # -- idle and deadline sweep ---------------------------------------------
 
     def _sweep_interval(self) -> float:
-        quarter = self._idle_timeout / 4
+        quarter = min(self._idle_timeout, self._limits.message_timeout) / 4
         return min(max(quarter, _MIN_SWEEP_INTERVAL), _MAX_SWEEP_INTERVAL)
 
     def _start_sweeping(self) -> None:
@@ -459,14 +484,31 @@ class TcpPool:
             self._sweeper = self._loop.call_later(self._sweep_interval(), self._sweep)
 
     def _sweep(self) -> None:
-        """Close connections silent for ``idle_timeout``; re-arm while any remain."""
+        """Abort connections whose message is overdue, close those silent for
+        ``idle_timeout``; re-arm while any remain.
+
+        A message is overdue ``message_timeout`` after its first byte, whatever
+        arrived since (slowloris); a new connection's first message counts
+        from its accept. Deadlines are met within a quarter of the shorter one.
+        """
         self._sweeper = None
-        deadline = self.now() - self._idle_timeout
-        idle = [
-            conn
-            for conn in self._connections.values()
-            if conn.transport is not None and conn.last_activity <= deadline
-        ]
+        now = self.now()
+        idle_before = now - self._idle_timeout
+        late_before = now - self._limits.message_timeout
+        late: list[TcpConnection] = []
+        idle: list[TcpConnection] = []
+        for conn in self._connections.values():
+            if conn.transport is None or conn.closing:
+                continue
+            started = conn.message_started
+            if started is not None and started <= late_before:
+                late.append(conn)
+            elif conn.last_activity <= idle_before:
+                idle.append(conn)
+        for conn in late:
+            self._stats.message_timeouts += 1
+            self._retire(conn)
+            conn.abort()  # mid-message: nothing queued is worth flushing
         for conn in idle:
             log.debug("tcp_idle_close", peer=conn.peer, interface=conn.interface)
             self._retire(conn)
@@ -510,6 +552,7 @@ class TcpPool:
             conn.abort()
         self._connections.clear()
         self._by_peer.clear()
+        self._gate.clear()
         self._stats.connections = 0
         for task in list(self._tasks):
             with contextlib.suppress(asyncio.CancelledError):

@@ -10,6 +10,16 @@ connections); the queue is flushed in :meth:`connection_made`.
 Stream keepalives (RFC 5626 §3.5.1) are answered here: a double-CRLF ping
 gets a single-CRLF pong on the same connection.
 
+The connection also notes when the message it is receiving began
+(``message_started``), for the owner's sweep to enforce a deadline: a
+message must be complete some time after its first byte, however slowly
+the rest trickles in (any byte counts as activity for the idle timeout, so
+idleness alone would let a half-sent message hold the connection forever).
+An accepted connection starts with its first message pending from the
+moment it was accepted, and keepalives never lift that: a connection that
+never carries a message cannot live on pings. Once it has carried one,
+pings between messages keep it (that is what they are for).
+
 TLS needs nothing different here: asyncio's SSL transport hands this
 protocol plaintext once the handshake is done (RFC 3261 §26.2.1 frames SIP
 over TLS exactly like SIP over TCP). The owner checks the peer certificate
@@ -80,10 +90,14 @@ class TcpConnection(asyncio.Protocol):
         # The listener address for accepted connections; for outbound ones the
         # owner fills it from the interface's listener or the socket name.
         self.local = local if local is not None else ("", 0)
-        self.framer = StreamFramer(max_body=max_message)
+        self.framer = StreamFramer(max_body=max_message, max_message=max_message)
         self.transport: asyncio.Transport | None = None
         self.pending: list[bytes] | None = [] if self.outbound else None
         self.last_activity = owner.now()
+        # When the message being received began (None: between messages); an
+        # inbound connection owes its first message from the moment it is up.
+        self.message_started: float | None = None
+        self._carried_message = self.outbound
         self.closing = False
 
     # -- asyncio.Protocol -------------------------------------------------
@@ -94,6 +108,8 @@ class TcpConnection(asyncio.Protocol):
             host, port = transport.get_extra_info("peername")[:2]
             self.peer = Peer(self.peer.transport, host, port)
         self.last_activity = self.owner.now()
+        if not self._carried_message:
+            self.message_started = self.last_activity
         self.owner.connection_up(self)
         pending, self.pending = self.pending, None
         if pending and not self.closing:
@@ -105,7 +121,7 @@ class TcpConnection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
-        self.last_activity = self.owner.now()
+        now = self.last_activity = self.owner.now()
         try:
             frames = self.framer.feed(data)
         except FramingError as exc:
@@ -113,14 +129,27 @@ class TcpConnection(asyncio.Protocol):
                 self.owner.message_received(self, message)
             self.owner.framing_failed(self, exc.reason)
             return
+        completed = False
         for frame in frames:
             if frame == KEEPALIVE_PING:
                 self.owner.keepalive_received(self)
                 self._write_raw(KEEPALIVE_PONG)
             else:
+                completed = True
                 self.owner.message_received(self, frame)
             if self.closing:  # a callback closed us: drop the rest
                 return
+        self._track_message(completed, now)
+
+    def _track_message(self, completed: bool, now: float) -> None:
+        """Start, keep or end the deadline of the message being received."""
+        if completed:
+            self._carried_message = True
+        if self.framer.buffered:
+            if completed or self.message_started is None:
+                self.message_started = now  # the bytes left begin a new message
+        elif self._carried_message:
+            self.message_started = None
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closing = True

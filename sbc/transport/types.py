@@ -8,10 +8,21 @@ These are frozen so they can be used as dict keys and shared freely.
 
 from __future__ import annotations
 
+import enum
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["STREAMS", "TCP", "TLS", "TRANSPORTS", "UDP", "Inbound", "Peer", "TransportStats"]
+__all__ = [
+    "STREAMS",
+    "TCP",
+    "TLS",
+    "TRANSPORTS",
+    "UDP",
+    "Inbound",
+    "Peer",
+    "Screening",
+    "TransportStats",
+]
 
 UDP: Final = "udp"
 TCP: Final = "tcp"
@@ -47,6 +58,19 @@ class Inbound:
     queued: float = 0.0  # seconds it waited in the kernel's receive buffer (UDP, Linux)
 
 
+class Screening(enum.Enum):
+    """What the runtime says of a connecting source, asked once per accept.
+
+    The transport knows no policy: the runtime's screen (ban table and ACL,
+    trunk addresses) answers, and the pool applies the matching limits
+    (docs/security.md, "Connections and message sizes").
+    """
+
+    REFUSE = "refuse"  # banned or refused by an ACL: closed before anything is read
+    STRANGER = "stranger"  # anyone else: the per-source cap, never the reserved slots
+    TRUNK = "trunk"  # a trunk's address: the trunk cap, and the reserved slots too
+
+
 @dataclass(slots=True)
 class TransportStats:
     """Counters for metrics; the manager hands out copies, never this object.
@@ -57,6 +81,14 @@ class TransportStats:
     is the number of TCP and TLS connections open or being opened right now.
     ``tls_handshake_failures`` counts refused or failed TLS handshakes, both
     ways (bad certificate, old protocol version, pin mismatch, timeout).
+
+    ``refused_*`` count inbound connections closed at accept, by reason:
+    ``screened`` (banned or refused by an ACL), ``per_source`` (the source
+    holds its cap), ``pool_full`` (no slot left outside the reserve),
+    ``handshakes`` (the source has its cap of TLS handshakes in progress).
+    ``message_timeouts`` counts connections closed because a message (or a
+    new connection's first one) was not complete in time;
+    ``oversized_datagrams`` UDP datagrams over the size cap (also in ``dropped``).
     """
 
     received: int = 0
@@ -67,3 +99,9 @@ class TransportStats:
     connections_opened: int = 0
     errors: int = 0
     tls_handshake_failures: int = 0
+    refused_screened: int = 0
+    refused_per_source: int = 0
+    refused_pool_full: int = 0
+    refused_handshakes: int = 0
+    message_timeouts: int = 0
+    oversized_datagrams: int = 0

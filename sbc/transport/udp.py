@@ -9,7 +9,10 @@ is read on the next iteration.
 
 Sends go out synchronously with ``sendto`` from the interface's own socket,
 so the source address is the interface's (topology: replies must leave from
-the address the peer talks to). A full send buffer drops the datagram: SIP
+the address the peer talks to). A datagram longer than the interface's cap
+(``transport.max_udp_message``) is dropped and counted before any parsing:
+it is read into a buffer one byte larger than the cap, so the kernel's
+truncation shows. A full send buffer drops the datagram: SIP
 over UDP already retransmits (RFC 3261 §17.1.1.2), and queueing would only
 add latency under overload.
 """
@@ -133,6 +136,12 @@ class UdpEndpoint:
             sock.close()
             raise
 
+    def set_max_message(self, max_message: int) -> None:
+        """Cap datagrams read from now on (a policy reload)."""
+        if max_message != self._max_message:
+            self._max_message = max_message
+            self._view = memoryview(bytearray(max_message + 1))
+
     def send(self, data: bytes, dest: Peer) -> None:
         """Send one datagram now; failures are counted and reported, never raised."""
         if self._closed:
@@ -175,7 +184,8 @@ class UdpEndpoint:
                 self._stats.errors += 1
                 log.debug("udp_receive_error", interface=self._interface, error=str(exc))
                 continue
-            if size > self._max_message:
+            if size > self._max_message:  # dropped before anything parses it
+                self._stats.oversized_datagrams += 1
                 self._stats.dropped += 1
                 continue
             data = view[:size].tobytes()

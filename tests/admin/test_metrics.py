@@ -84,6 +84,18 @@ class FakeSource:
             "refused_binding_cap": 9,
         }
     )
+    transport: dict[str, int] = field(
+        default_factory=lambda: {
+            "connections": 42,
+            "refused_screened": 5,
+            "refused_per_source": 300,
+            "refused_pool_full": 2,
+            "refused_handshakes": 7,
+            "message_timeouts": 9,
+            "oversized_datagrams": 4,
+            "tls_handshake_failures": 6,
+        }
+    )
 
     def core_stats(self) -> Mapping[str, int]:
         return self.core
@@ -133,6 +145,9 @@ class FakeSource:
     def registration_relay(self) -> Mapping[str, int]:
         return self.relay
 
+    def transport_stats(self) -> Mapping[str, int]:
+        return self.transport
+
 
 #: Every sbc_ family: name as the text-format parser reports it -> type (the text
 #: format 0.0.4 has no info type: sbc_build_info is a gauge of 1 there).
@@ -178,6 +193,11 @@ EXPECTED_TYPES = {
     "sbc_registration_relay_queries_hidden": "counter",
     "sbc_registration_relay_pending_expired": "counter",
     "sbc_registration_relay_refused": "counter",
+    "sbc_transport_connections": "gauge",
+    "sbc_transport_connections_refused": "counter",
+    "sbc_transport_message_timeouts": "counter",
+    "sbc_transport_oversized_datagrams": "counter",
+    "sbc_tls_handshake_failures": "counter",
 }
 
 
@@ -347,6 +367,20 @@ def test_registration_relay_state_and_refusals() -> None:
     assert value(families, "sbc_registration_relay_pending_expired_total") == 7
     assert value(families, "sbc_registration_relay_refused_total", reason="pending_cap") == 8
     assert value(families, "sbc_registration_relay_refused_total", reason="binding_cap") == 9
+
+
+def test_transport_edge_counters() -> None:
+    families = scrape(FakeSource())
+    assert value(families, "sbc_transport_connections") == 42
+    refused = {
+        s.labels["reason"]: s.value for s in families["sbc_transport_connections_refused"].samples
+    }
+    assert refused == {"screened": 5, "per_source": 300, "pool_full": 2, "handshakes": 7}
+    assert value(families, "sbc_transport_message_timeouts_total") == 9
+    assert value(families, "sbc_transport_oversized_datagrams_total") == 4
+    assert value(families, "sbc_tls_handshake_failures_total") == 6
+    empty = scrape(FakeSource(transport={}))
+    assert value(empty, "sbc_transport_connections_refused_total", reason="handshakes") == 0
 
 
 def test_build_info_carries_the_version() -> None:

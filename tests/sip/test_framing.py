@@ -152,6 +152,21 @@ def test_body_over_limit() -> None:
         framer.feed(message(b"x" * 11))
 
 
+def test_whole_message_over_limit() -> None:
+    """Header section and body each under their caps, together over the message cap."""
+    fits = message(b"x" * 100)
+    framer = StreamFramer(max_message=len(fits))
+    assert framer.feed(fits) == [fits]
+    with pytest.raises(FramingError, match="message too large"):
+        framer.feed(message(b"x" * 101))
+
+
+def test_message_limit_also_caps_an_unterminated_header_section() -> None:
+    framer = StreamFramer(max_message=100)
+    with pytest.raises(FramingError, match="header section too large"):
+        framer.feed(b"OPTIONS sip:a SIP/2.0\r\nX: " + b"a" * 100)
+
+
 def test_header_section_over_limit_without_terminator() -> None:
     framer = StreamFramer(max_header=1024)
     framer.feed(b"OPTIONS sip:a SIP/2.0\r\n")

@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from sbc.transport import TCP, Peer, TransportManager
+from sbc.transport.limits import TransportLimits
 
 WAIT = 5.0
 Run = Callable[[Awaitable[Any]], Any]
@@ -308,7 +309,8 @@ def test_connection_limit_refuses_extra_connections(
     run: Run, inbox: Any, make_sip: Callable[..., bytes]
 ) -> None:
     async def scenario() -> None:
-        manager = TransportManager(inbox.on_message, max_connections=1)
+        limits = TransportLimits(max_connections=1, reserved_outbound_connections=0)
+        manager = TransportManager(inbox.on_message, limits=limits)
         await manager.listen("ext", "127.0.0.1", 0, ["tcp"])
         address = manager.bound("ext", "tcp")
         _, first = await connect(address)

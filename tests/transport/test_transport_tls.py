@@ -20,7 +20,7 @@ import pytest
 from cryptography import x509
 
 from sbc import tlsdev
-from sbc.transport import TLS, Peer, TransportManager
+from sbc.transport import TLS, Peer, Screening, TransportLimits, TransportManager
 from sbc.transport import pool as pool_module
 from sbc.transport.backoff import BackoffPolicy, ConnectBackoff
 from sbc.transport.tls import (
@@ -628,6 +628,115 @@ def test_backoff_doubles_up_to_its_cap_and_success_resets_it() -> None:
     assert backoff.wait(tcp, 100.0) == 0.0
     with pytest.raises(ValueError, match="initial"):
         BackoffPolicy(initial=0.0)
+
+
+# -- limits at accept -------------------------------------------------------------
+
+ATTACKER = "127.0.0.66"
+
+
+async def raw_from(source: str, address: tuple[str, int]) -> Streams:
+    """A plain TCP connection to the TLS port from ``source``; no handshake started."""
+    return await asyncio.wait_for(asyncio.open_connection(*address, local_addr=(source, 0)), WAIT)
+
+
+async def closed_silently(reader: asyncio.StreamReader) -> bool:
+    """The listener closed without sending a byte (no ServerHello); a hang fails."""
+    try:
+        return await asyncio.wait_for(reader.read(), WAIT) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_a_refused_source_is_closed_before_any_tls_handshake(
+    run: Run, inbox: Any, make_sip: Callable[..., bytes], pki: Pki
+) -> None:
+    async def scenario() -> None:
+        def screen(host: str, _interface: str) -> Screening:
+            return Screening.REFUSE if host == ATTACKER else Screening.STRANGER
+
+        config = TlsServerConfig(pki.sbc.cert, pki.sbc.key)
+        manager = await tls_manager(inbox, config, screen=screen)
+        address = manager.bound("ext", "tls")
+        try:
+            reader, writer = await raw_from(ATTACKER, address)
+            assert await closed_silently(reader)
+            writer.close()
+            with pytest.raises((ssl.SSLError, ConnectionError)):
+                await asyncio.wait_for(
+                    asyncio.open_connection(
+                        *address,
+                        ssl=client_context(pki),
+                        server_hostname="127.0.0.1",
+                        local_addr=(ATTACKER, 0),
+                    ),
+                    WAIT,
+                )
+            _, good = await tls_connect(address, client_context(pki))
+            good.write(make_sip())
+            assert (await inbox.message()).data == make_sip()
+            good.close()
+            stats = manager.stats
+            assert (stats.refused_screened, stats.tls_handshake_failures) == (2, 0)
+        finally:
+            await manager.close()
+
+    run(scenario())
+
+
+def test_tls_handshakes_in_progress_are_capped_per_source(
+    run: Run, inbox: Any, make_sip: Callable[..., bytes], pki: Pki
+) -> None:
+    async def scenario() -> None:
+        config = TlsServerConfig(pki.sbc.cert, pki.sbc.key)
+        limits = TransportLimits(max_tls_handshakes_per_source=2)
+        manager = await tls_manager(inbox, config, limits=limits)
+        address = manager.bound("ext", "tls")
+        pending = [await raw_from(ATTACKER, address) for _ in range(2)]
+        try:
+            third, writer = await raw_from(ATTACKER, address)
+            assert await closed_silently(third)
+            writer.close()
+            assert manager.stats.refused_handshakes == 1
+            _, good = await tls_connect(address, client_context(pki))  # another source
+            good.write(make_sip())
+            assert (await inbox.message()).data == make_sip()
+            good.close()
+            for _, stalled in pending:  # their handshakes fail: the source may try again
+                stalled.close()
+            await eventually(lambda: manager.stats.tls_handshake_failures == 2)
+            _, again = await asyncio.wait_for(
+                asyncio.open_connection(
+                    *address,
+                    ssl=client_context(pki),
+                    server_hostname="127.0.0.1",
+                    local_addr=(ATTACKER, 0),
+                ),
+                WAIT,
+            )
+            again.write(make_sip())
+            assert (await inbox.message()).source.host == ATTACKER
+            again.close()
+        finally:
+            await manager.close()
+
+    run(scenario())
+
+
+def test_a_stalled_tls_handshake_is_closed_at_its_deadline(run: Run, inbox: Any, pki: Pki) -> None:
+    async def scenario() -> None:
+        config = TlsServerConfig(pki.sbc.cert, pki.sbc.key)
+        limits = TransportLimits(tls_handshake_timeout=0.3)
+        manager = await tls_manager(inbox, config, limits=limits)
+        try:
+            reader, writer = await raw_from(ATTACKER, manager.bound("ext", "tls"))
+            assert await closed_silently(reader)
+            writer.close()
+            await eventually(lambda: manager.stats.tls_handshake_failures == 1)
+        finally:
+            await manager.close()
+
+    run(scenario())
 
 
 # -- idle sweep, configuration --------------------------------------------------

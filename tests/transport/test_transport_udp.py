@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from sbc.transport import UDP, Inbound, Peer, TransportManager
+from sbc.transport.limits import TransportLimits
 
 WAIT = 5.0
 Run = Callable[[Awaitable[Any]], Any]
@@ -100,7 +101,7 @@ def test_crlf_keepalives_and_oversized_datagrams_are_dropped(
     run: Run, inbox: Any, make_sip: Callable[..., bytes]
 ) -> None:
     async def scenario() -> None:
-        manager = TransportManager(inbox.on_message, max_message=300)
+        manager = TransportManager(inbox.on_message, limits=TransportLimits(max_udp_message=300))
         await manager.listen("ext", "127.0.0.1", 0, ["udp"])
         local = manager.bound("ext", "udp")
         client = await udp_client()

@@ -18,10 +18,11 @@ never more bytes than the request.
 
 1. The full answer (reason phrase, the headers the caller asked for) goes
    out when it fits — any ordinary request is far larger than its refusal.
-2. Otherwise the smallest answer RFC 3261 allows (``refusals_trimmed``): an
-   empty reason phrase (§25.1 allows it), compact header names (§7.3.3),
-   no optional headers (a 405 keeps its Allow, §21.4.6), no Content-Length
-   (optional over UDP, §18.3), the Vias as received.
+2. Otherwise the smallest answer RFC 3261 allows (``refusals_trimmed``):
+   compact header names (§7.3.3), no optional headers (a 405 keeps its
+   Allow, §21.4.6), no Content-Length (optional over UDP, §18.3), the Vias
+   as received, and the reason phrase cut to the room left (it may be
+   empty, §25.1; a 400 naming the problem keeps as much of it as fits).
 3. If even that is larger (a request crafted with compact names and no
    Max-Forwards: only the To-tag an answer must add makes it grow), nothing
    is sent (``refusals_suppressed``). Dropping rather than truncating: a
@@ -87,7 +88,7 @@ def refuse(
     if source.reliable or len(data) <= request.wire_size:
         core.emit(Transmit(data, source))
         return
-    data = minimal(response)
+    data = minimal(response, request.wire_size)
     if len(data) <= request.wire_size:
         core.stats["refusals_trimmed"] += 1
         core.emit(Transmit(data, source))
@@ -95,12 +96,20 @@ def refuse(
     core.stats["refusals_suppressed"] += 1
 
 
-def minimal(response: Response) -> bytes:
-    """The smallest wire form of ``response`` that RFC 3261 accepts over UDP."""
+def minimal(response: Response, budget: int) -> bytes:
+    """The smallest wire form of ``response`` that RFC 3261 accepts over UDP,
+    its reason phrase cut to fit in ``budget`` bytes (empty if nothing fits)."""
     required = _REQUIRED_EXTRA.get(response.status)
     lines = [f"SIP/2.0 {response.status} "]
     for name, value in response.headers:
         if name in _MANDATORY or name == required:
             lines.append(f"{_COMPACT.get(name, name)}:{value.strip()}")
     lines.append("\r\n")
-    return "\r\n".join(lines).encode("utf-8", "surrogateescape")
+    data = "\r\n".join(lines).encode("utf-8", "surrogateescape")
+    room = budget - len(data)
+    if room <= 0 or not response.reason:
+        return data
+    cut = response.reason.encode("utf-8", "replace")[:room]
+    reason = cut.decode("utf-8", "ignore").rstrip()
+    head = len(f"SIP/2.0 {response.status} ")
+    return data[:head] + reason.encode() + data[head:]

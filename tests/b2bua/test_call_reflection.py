@@ -161,3 +161,12 @@ def test_a_400_to_a_stranger_is_bounded_too(net: Net) -> None:
     out = net.deliver_from(Target("external", "udp", STRANGER, 5060), data)
     assert all(len(t.data) <= len(data) for t in out)
     assert net.core.stats["parse_errors"] == 1
+
+
+def test_a_trimmed_400_keeps_as_much_of_its_reason_as_fits(net: Net) -> None:
+    data = _request("OPTIONS", to_tag=None).replace(b"CSeq: 1 OPTIONS", b"CSeq: x OPTIONS")
+    (transmit,) = net.deliver_from(Target("external", "udp", STRANGER, 5060), data)
+    assert len(transmit.data) <= len(data)
+    status_line = transmit.data.split(b"\r\n", 1)[0]
+    assert status_line.startswith(b"SIP/2.0 400 Bad Request (invalid CSeq"), status_line
+    assert net.core.stats["refusals_trimmed"] == 1

@@ -398,13 +398,15 @@ class Core:
     # --- requests ---------------------------------------------------------------
 
     def _dialog_admits(self, request: Request, source: Target, *, known: bool) -> bool:
-        """An in-dialog request names a dialog we have (else a stateless 481,
-        RFC 3261 §12.2.2) and comes from that leg's peer (else a stateless 403:
-        knowing the Call-ID and tags is not enough, :meth:`Leg.sent_by_peer`)."""
-        leg = self._leg_for(request, source)
-        if leg is None:
-            if known:
-                return True  # an ACK or retransmission its transaction absorbs
+        """An in-dialog request names a dialog we have on the interface it came
+        in on (else a stateless 481, RFC 3261 §12.2.2) and comes from that leg's
+        peer (else a stateless 403: knowing the Call-ID and tags is not enough,
+        :meth:`Leg.sent_by_peer`). An ACK is never answered, only dropped."""
+        entry = self.dialogs.get((request.call_id, request.to.tag or ""))
+        if entry is None and known:
+            return True  # a retransmission, or an ACK its transaction absorbs
+        leg = entry[0].leg(entry[1]) if entry is not None else None
+        if leg is None or leg.interface.name != source.interface:
             self.stats["unknown_dialog"] += 1
             refuse(self, request, source, 481)
             return False
@@ -413,14 +415,6 @@ class Core:
         self.stats["foreign_in_dialog"] += 1
         refuse(self, request, source, 403)
         return False
-
-    def _leg_for(self, request: Request, source: Target) -> Leg | None:
-        """The leg an in-dialog request belongs to, on the interface it came in on."""
-        entry = self.dialogs.get((request.call_id, request.to.tag or ""))
-        if entry is None:
-            return None
-        leg = entry[0].leg(entry[1])
-        return leg if leg.interface.name == source.interface else None
 
     def _failed(self, message: Request | Response, source: Target, exc: Exception) -> None:
         """Handling ``message`` raised outside any call's guard: a request is
@@ -460,7 +454,7 @@ class Core:
     def _in_dialog(self, request: Request, source: Target, tx: ServerTransaction | None) -> None:
         entry = self.dialogs.get((request.call_id, request.to.tag or ""))
         if entry is None:
-            return  # an ACK whose transaction absorbed it (see _dialog_admits)
+            return  # an ACK for a dialog already gone, let through for its transaction
         call, side = entry
         if tx is not None:
             # A CANCEL of a re-INVITE must find the call (see _dispatch); other

@@ -85,6 +85,19 @@ def test_a_foreign_ack_cannot_answer_a_late_offer(net: Net) -> None:
     assert ATTACKER.encode() not in ack.body
 
 
+def test_an_ack_on_the_other_interface_is_not_the_callers(net: Net) -> None:
+    """Matching a 2xx still awaiting its ACK (RFC 3261 §13.3.1.4) is not enough either."""
+    a = net.carrier.invite(body=b"")
+    invite = net.pbx.take_request("INVITE")
+    net.pbx.respond(invite, 200, body=sdp(PBX_HOST))
+    net.carrier.take_response(200, "INVITE")
+    forged = net.carrier.request(a, "ACK", body=sdp(ATTACKER), cseq=1, send=False)
+    net.deliver_from(Target("internal", "udp", ATTACKER, 5060), forged.serialize())
+    assert not net.pbx.requests("ACK")
+    net.carrier.ack(a, body=sdp("127.0.0.10", version=2))
+    assert ATTACKER.encode() not in net.pbx.take_request("ACK").body
+
+
 def test_the_peer_may_use_another_source_port(net: Net) -> None:
     """Trunks are known by address, on any source port (docs/policies.md)."""
     _, b = established(net, net.carrier, net.pbx)

@@ -118,6 +118,27 @@ CORE_COUNTERS: tuple[tuple[str, str, str], ...] = (
         "sbc_dtmf_undelivered_total",
         "SIP INFO digits towards a leg that negotiated no telephone-event.",
     ),
+    ("unknown_dialog", "sbc_sip_unknown_dialog_total", "In-dialog requests for no dialog (481)."),
+    (
+        "foreign_in_dialog",
+        "sbc_sip_in_dialog_foreign_total",
+        "In-dialog requests and ACKs from a source that is not the leg's peer (403 or dropped).",
+    ),
+    (
+        "refusals_trimmed",
+        "sbc_sip_refusals_trimmed_total",
+        "Stateless refusals cut to their minimal form to stay no larger than the request.",
+    ),
+    (
+        "refusals_suppressed",
+        "sbc_sip_refusals_suppressed_total",
+        "Stateless refusals not sent: even their minimal form was larger than the request.",
+    ),
+    (
+        "request_errors",
+        "sbc_sip_request_errors_total",
+        "Requests whose handling raised outside any call (answered 500).",
+    ),
 )
 
 #: ``core_stats`` keys that are a reason for refusing a new call, as ``reason`` labels.

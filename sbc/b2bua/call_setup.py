@@ -239,6 +239,7 @@ def _call_registered(core: Core, arrival: Arrival, ruri_user: str, route: str) -
     interface = core.policy.interfaces[binding.interface]
     b = Leg(Side.B, interface, binding.source.transport, binding.source, None, core.config)
     b.observed = binding.source
+    b.binding = binding  # its requests must come from the phone's flow
     b_invite = build_b_invite(view, b, None, core.config, source=trunk, ruri=contact)
     try:
         call = _create_call(core, arrival, trunk, ruri_user, b_leg=(b, b_invite))

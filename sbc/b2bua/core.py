@@ -9,7 +9,11 @@ transport. Data flows one way: parse → transaction layer → trust and routing
 
 Errors never escape: a parse error is answered 400 with the problem in the
 reason phrase (or dropped when not even a request), a request from no trunk
-gets 403, and an exception inside one call tears that call down alone.
+gets 403, an exception inside one call tears that call down alone, and one
+anywhere else in handling a request answers it 500 (:meth:`Core.receive`).
+Refusals before any state exists are stateless and bounded in size
+(:mod:`sbc.b2bua.refusal`); an in-dialog request must name a dialog we have
+and come from that leg's peer (:meth:`Core._dialog_admits`).
 
 The core owns the state and the dispatch; the steps live beside it as
 functions of the core: who may reach it (:mod:`sbc.b2bua.screening`), how
@@ -37,6 +41,7 @@ from sbc.b2bua.call_timers import CallTimers
 from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS
 from sbc.b2bua.counters import CallCounters
 from sbc.b2bua.dtmf import send_dtmf_info
+from sbc.b2bua.failures import FailureLog
 from sbc.b2bua.leg import Leg, Side
 from sbc.b2bua.liveness import Liveness
 from sbc.b2bua.own_requests import on_answer, send_due_registrations, send_probes
@@ -48,6 +53,7 @@ from sbc.b2bua.policy_values import (
     timer_config,
     wanted_registrations,
 )
+from sbc.b2bua.refusal import refuse
 from sbc.b2bua.registrar import Registrar
 from sbc.b2bua.registration import (
     Registrations,
@@ -64,7 +70,7 @@ from sbc.guard import Admission, Guard
 from sbc.media.interface import MediaHandler, PassthroughMedia
 from sbc.policy import Policy, Trunk
 from sbc.sip.dialog import Dialog
-from sbc.sip.errors import ParseError
+from sbc.sip.errors import ParseError, SipError
 from sbc.sip.ids import new_tag
 from sbc.sip.message import Request, Response, build_response, parse_message
 from sbc.sip.target import Target
@@ -89,6 +95,8 @@ M = TypeVar("M", Request, Response)
 
 #: Methods the SBC answers itself when they arrive outside a dialog.
 _REJECT_OUT_OF_DIALOG = {"BYE": 481, "PRACK": 481, "UPDATE": 481, "INFO": 481, "NOTIFY": 481}
+#: Methods it handles outside a dialog; any other is refused 405 (or the above).
+_OUT_OF_DIALOG = frozenset(("INVITE", "OPTIONS", "REGISTER", "ACK", "CANCEL"))
 
 
 class Core:
@@ -143,7 +151,13 @@ class Core:
             "dtmf_to_info": 0,  # RFC 4733 digits sent on as INFO
             "dtmf_from_info": 0,  # INFO digits sent on as RFC 4733 events
             "dtmf_undelivered": 0,  # INFO digits towards a leg without telephone-event
+            "unknown_dialog": 0,  # in-dialog requests for no dialog we have (481)
+            "foreign_in_dialog": 0,  # in-dialog requests not from the leg's peer (403)
+            "refusals_trimmed": 0,  # stateless answers cut to their minimal form
+            "refusals_suppressed": 0,  # ... and not sent, as larger than the request
+            "request_errors": 0,  # requests whose handling raised (answered 500)
         }
+        self.failures = FailureLog()
         self.now = 0.0
         self._out: list[Transmit] = []
         self.call_timers = CallTimers()
@@ -160,19 +174,34 @@ class Core:
         except ParseError as exc:
             answer_parse_error(self, exc, source)
             return self._flush()
-        if isinstance(message, Request):
-            # A retransmission goes to its transaction (RFC 3261 §17.2.1): it was
-            # screened and charged when it first came, not again now.
-            if not self.layer.known(message):
-                trunk = ingress_trunk(self, message, source)
-                if not screened(self, message, source, trunk) or not trusted(
-                    self, message, source, trunk
-                ):
-                    return self._flush()
-            self._dispatch(self.layer.receive_request(message, source, now))
-        else:
-            self._dispatch(self.layer.receive_response(message, source, now))
+        try:
+            if isinstance(message, Request):
+                if self._admit(message, source):
+                    self._dispatch(self.layer.receive_request(message, source, now))
+            else:
+                self._dispatch(self.layer.receive_response(message, source, now))
+        except Exception as exc:  # a bug or hostile input must not leak state
+            self._failed(message, source, exc)
         return self._flush()
+
+    def _admit(self, request: Request, source: Target) -> bool:
+        """Whether ``request`` goes on to the transaction layer; what does not
+        is refused statelessly here (or dropped), leaving no state behind."""
+        # A retransmission goes to its transaction (RFC 3261 §17.2.1): it was
+        # screened and charged when it first came, not again now.
+        known = self.layer.known(request)
+        if not known:
+            trunk = ingress_trunk(self, request, source)
+            if not screened(self, request, source, trunk) or not trusted(
+                self, request, source, trunk
+            ):
+                return False
+        if request.to.tag is not None:
+            return self._dialog_admits(request, source, known=known)
+        if known or request.method in _OUT_OF_DIALOG:
+            return True
+        refuse(self, request, source, _REJECT_OUT_OF_DIALOG.get(request.method, 405))
+        return False
 
     def get_timer(self) -> float | None:
         deadlines = [
@@ -368,10 +397,49 @@ class Core:
 
     # --- requests ---------------------------------------------------------------
 
+    def _dialog_admits(self, request: Request, source: Target, *, known: bool) -> bool:
+        """An in-dialog request names a dialog we have on the interface it came
+        in on (else a stateless 481, RFC 3261 §12.2.2) and comes from that leg's
+        peer (else a stateless 403: knowing the Call-ID and tags is not enough,
+        :meth:`Leg.sent_by_peer`). An ACK is never answered, only dropped."""
+        entry = self.dialogs.get((request.call_id, request.to.tag or ""))
+        if entry is None and known:
+            return True  # a retransmission, or an ACK its transaction absorbs
+        leg = entry[0].leg(entry[1]) if entry is not None else None
+        if leg is None or leg.interface.name != source.interface:
+            self.stats["unknown_dialog"] += 1
+            refuse(self, request, source, 481)
+            return False
+        if leg.sent_by_peer(source):
+            return True
+        self.stats["foreign_in_dialog"] += 1
+        refuse(self, request, source, 403)
+        return False
+
+    def _failed(self, message: Request | Response, source: Target, exc: Exception) -> None:
+        """Handling ``message`` raised outside any call's guard: a request is
+        answered (its SipError status, else 500) and its transaction, if one
+        was made, ends as any answered one does (Timer J or H); a call it
+        had started is torn down. Counted, and logged with throttling."""
+        self.failures.report("request.error", exc, self.now, source=source.host)
+        if not isinstance(message, Request):
+            return
+        self.stats["request_errors"] += 1
+        status = exc.status if isinstance(exc, SipError) else 500
+        tx = self.layer.server_transaction(message)
+        if tx is None:
+            refuse(self, message, source, status)  # nothing kept: answered statelessly
+            return
+        if isinstance(tx.context, Call) and tx.context.ended is None:
+            self._abort(tx.context)
+        last = tx.last_response
+        if last is None or last.status < 200:
+            response = build_response(message, status, to_tag=new_tag())
+            self._dispatch(self.layer.send_response(tx, response, self.now))
+
     def _on_request(self, request: Request, source: Target, tx: ServerTransaction | None) -> None:
-        to_tag = request.to.tag
-        if to_tag is not None:
-            self._in_dialog(request, source, tx, to_tag)
+        if request.to.tag is not None:
+            self._in_dialog(request, source, tx)
         elif tx is None:
             return  # ACK outside any dialog: nothing to do (RFC 3261 §17.2.3)
         elif not authenticated(self, request, source, tx):
@@ -382,19 +450,11 @@ class Core:
             self._options(request, source, tx)
         elif request.method == "REGISTER":
             self.registrar.on_register(self, request, source, tx, self.now)
-        elif request.method in _REJECT_OUT_OF_DIALOG:
-            self.reply(tx, _REJECT_OUT_OF_DIALOG[request.method])
-        else:
-            self.reply(tx, 405)
 
-    def _in_dialog(
-        self, request: Request, source: Target, tx: ServerTransaction | None, to_tag: str
-    ) -> None:
-        entry = self.dialogs.get((request.call_id, to_tag))
-        if entry is None or entry[0].leg(entry[1]).interface.name != source.interface:
-            if tx is not None:
-                self.reply(tx, 481)
-            return
+    def _in_dialog(self, request: Request, source: Target, tx: ServerTransaction | None) -> None:
+        entry = self.dialogs.get((request.call_id, request.to.tag or ""))
+        if entry is None:
+            return  # an ACK for a dialog already gone, let through for its transaction
         call, side = entry
         if tx is not None:
             # A CANCEL of a re-INVITE must find the call (see _dispatch); other

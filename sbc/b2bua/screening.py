@@ -11,26 +11,26 @@ gates before the transaction layer keeps any state for it, in this order:
    ``require_auth`` wants valid digest credentials (RFC 3261 §22.1).
 
 What the first two refuse is answered statelessly, straight back to the
-source, or not at all (an ACK, a ``drop`` verdict): a flood leaves no state.
+source, or not at all (an ACK, a ``drop`` verdict): a flood leaves no state,
+and no answer is larger than its request (:func:`sbc.b2bua.refusal.refuse`).
 A message that does not parse is answered 400 by :func:`answer_parse_error`
 when it can be answered. Each refusal is counted in the core's ``stats``.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 import structlog
 
 from sbc.auth.server import AuthStatus
+from sbc.b2bua.refusal import refuse
 from sbc.b2bua.registrar import relay_settings
 from sbc.policy import Trunk
 from sbc.sip.errors import ParseError
-from sbc.sip.ids import new_tag
-from sbc.sip.message import Request, build_response, error_reason
+from sbc.sip.message import Request, error_reason
 from sbc.sip.target import Target
-from sbc.sip.transaction import ServerTransaction, Transmit
+from sbc.sip.transaction import ServerTransaction
 
 if TYPE_CHECKING:
     from sbc.b2bua.core import Core
@@ -53,9 +53,7 @@ def screened(core: Core, request: Request, source: Target, trunk: Trunk | None) 
         return True
     core.stats["screened"] += 1
     if verdict.action == "respond" and request.method != "ACK":
-        core.emit(
-            _stateless_reply(request, source, verdict.status, verdict.reason, verdict.headers)
-        )
+        refuse(core, request, source, verdict.status, verdict.reason, extra=verdict.headers)
     return False
 
 
@@ -68,22 +66,8 @@ def trusted(core: Core, request: Request, source: Target, trunk: Trunk | None) -
         return True  # phones register through a relay interface from anywhere
     core.stats["forbidden"] += 1
     if request.method != "ACK":
-        core.emit(_stateless_reply(request, source, 403))
+        refuse(core, request, source, 403)
     return False
-
-
-def _stateless_reply(
-    request: Request,
-    source: Target,
-    status: int,
-    reason: str | None = None,
-    extra: Mapping[str, str] | None = None,
-) -> Transmit:
-    """An answer straight back to the source, for no transaction to keep."""
-    response = build_response(request, status, reason or None, to_tag=new_tag())
-    for name, value in (extra or {}).items():
-        response.headers.add(name, value)
-    return Transmit(response.serialize(), source)
 
 
 def answer_parse_error(core: Core, exc: ParseError, source: Target) -> None:
@@ -92,10 +76,9 @@ def answer_parse_error(core: Core, exc: ParseError, source: Target) -> None:
     request = exc.message
     if not isinstance(request, Request) or request.method == "ACK":
         return
-    response = build_response(request, exc.status, error_reason(exc))
-    if all(response.headers.get(n) for n in ("Via", "From", "To", "Call-ID", "CSeq")):
+    if all(request.headers.get(n) for n in ("Via", "From", "To", "Call-ID", "CSeq")):
         # Straight back to the source, never to a Via that may be forged.
-        core.emit(Transmit(response.serialize(), source))
+        refuse(core, request, source, exc.status, error_reason(exc))
 
 
 def ingress_trunk(core: Core, request: Request, source: Target) -> Trunk | None:

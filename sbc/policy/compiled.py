@@ -77,11 +77,22 @@ class Trunk:
     srtp_keying: Literal["sdes", "dtls"] = "sdes"  # SDES a=crypto or DTLS-SRTP offers
     dtmf: Literal["rfc4733", "info"] = "rfc4733"  # RFC 4733 events, or SIP INFO
     dtmf_info: Literal["dtmf-relay", "dtmf"] = "dtmf-relay"  # INFO body type we send
+    peer_may_move: bool = False  # in-dialog requests from it accepted from any address
+    trust_route: bool = False  # its Contact/Record-Route may send in-dialog requests anywhere
 
     @property
     def scheme(self) -> str:
         """``sips`` toward a TLS trunk (RFC 5630), else ``sip``."""
         return "sips" if self.transport == "tls" else "sip"
+
+    def owns_address(self, ip: str) -> bool:
+        """Whether ``ip`` is this trunk's: its literal address or in its ``sources``."""
+        address = _parse_ip(ip)
+        if address is None:
+            return False
+        if _parse_ip(self.address) == address:
+            return True
+        return any(address in network for network in self.sources)
 
 
 @dataclass(frozen=True)
@@ -130,14 +141,7 @@ class Policy:
         """Whether a request from ``ip`` on ``interface`` may come from ``trunk``:
         its own address or one of its ``sources`` (whichever trunk the source
         index would pick when several share them)."""
-        if trunk.interface != interface:
-            return False
-        address = _parse_ip(ip)
-        if address is None:
-            return False
-        if _parse_ip(trunk.address) == address:
-            return True
-        return any(address in network for network in trunk.sources)
+        return trunk.interface == interface and trunk.owns_address(ip)
 
     def route_for(self, call: RouteContext) -> Route | None:
         """Return the first route (in file order) that matches, or None."""

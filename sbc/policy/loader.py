@@ -346,6 +346,8 @@ def _trunk(spec: TrunkSpec) -> Trunk:
         srtp_keying=spec.srtp_keying,
         dtmf=spec.dtmf,
         dtmf_info=spec.dtmf_info,
+        peer_may_move=spec.peer_may_move,
+        trust_route=spec.trust_route,
     )
 
 

@@ -274,6 +274,10 @@ class TrunkSpec(_Strict):
     srtp_keying: Literal["sdes", "dtls"] = "sdes"  # how our SRTP offers to it are keyed
     dtmf: Literal["rfc4733", "info"] = "rfc4733"  # how DTMF crosses to/from this trunk
     dtmf_info: Literal["dtmf-relay", "dtmf"] = "dtmf-relay"  # the INFO body we send it
+    # In-dialog trust (docs/policies.md): requests in its dialogs come from its
+    # own addresses, and ours go to them, unless these say otherwise.
+    peer_may_move: Annotated[bool, Strict()] = False
+    trust_route: Annotated[bool, Strict()] = False
 
     @model_validator(mode="after")
     def _tls_for_tls(self) -> TrunkSpec:

@@ -73,7 +73,7 @@ _address_line_memo: ParseMemo[tuple[Address, ...]] = ParseMemo(
 class Message:
     """What requests and responses share: headers, body and typed views."""
 
-    __slots__ = ("body", "headers", "manipulated")
+    __slots__ = ("body", "headers", "manipulated", "wire_size")
 
     def __init__(self, headers: Headers | None = None, body: bytes = b"") -> None:
         self.headers = headers if headers is not None else Headers()
@@ -81,6 +81,9 @@ class Message:
         # Policy rules ran on it already: a re-sent message (an ACK for a
         # retransmitted 2xx, a reliable provisional) must not get them twice.
         self.manipulated = False
+        # Bytes it had on the wire (0: built here): what an answer to an
+        # unproven source may not exceed (sbc.b2bua.refusal).
+        self.wire_size = 0
 
     # --- typed views of the headers every transaction and dialog needs ---
 
@@ -272,12 +275,16 @@ def parse_message(data: bytes) -> Request | Response:
     Raises :class:`ParseError` and nothing else, whatever the bytes.
     """
     try:
-        return _parse_message(data)
-    except ParseError:
+        message = _parse_message(data)
+    except ParseError as exc:
+        if exc.message is not None:
+            exc.message.wire_size = len(data)
         raise
     except (ValueError, IndexError, UnicodeError, OverflowError) as exc:  # pragma: no cover
         # Last resort only: every case found by the fuzz tests is fixed above.
         raise ParseError(f"malformed message ({type(exc).__name__})") from None
+    message.wire_size = len(data)
+    return message
 
 
 def _parse_message(data: bytes) -> Request | Response:

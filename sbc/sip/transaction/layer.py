@@ -124,6 +124,15 @@ class TransactionLayer:
             )
         return server_key(request, request.method) in self._servers
 
+    def server_transaction(self, request: Request) -> ServerTransaction | None:
+        """The server transaction ``request`` created or belongs to (an ACK's:
+        its INVITE's), if any; None too when its Via cannot even be read."""
+        method = "INVITE" if request.method == "ACK" else request.method
+        try:
+            return self._servers.get(server_key(request, method))
+        except ParseError:
+            return None
+
     # --- network input ----------------------------------------------------
 
     def receive_request(self, request: Request, source: Target, now: float) -> list[Action]:

@@ -8,9 +8,11 @@ go out, and one ``loop.call_at`` is kept armed at the core's next deadline.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import secrets
 import signal
+import tempfile
 from pathlib import Path
 
 import structlog
@@ -379,10 +381,19 @@ def generated_token(path: Path) -> str:
     token never is).
     """
     token = secrets.token_urlsafe(32)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as file:
-        file.write(token + "\n")
-    os.chmod(path, 0o600)  # an older file may have had wider permissions
+    # A new owner-only file renamed over the old one: an older file, perhaps
+    # readable by others, is never written into, and no reader sees half a token.
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w") as file:
+            file.write(token + "\n")
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temporary)
+        raise
     log.warning("admin.token_generated", file=str(path.resolve()))
     return token
 

@@ -10,21 +10,32 @@ Without a token (allowed on a loopback bind only, see
 only requests whose ``Host`` is a loopback name are served: a web page on
 the same machine cannot reach it through DNS rebinding.
 
+Failed tokens are counted per client address (:mod:`sbc.admin.throttle`):
+past its burst a client gets 429 with ``Retry-After`` (RFC 6585 §4, RFC 9110
+§10.2.3) and its token is not even looked at, so guessing gains nothing.
+
 Refusals are problem documents (:mod:`sbc.admin.problems`): 401 with a
-``WWW-Authenticate`` challenge, or 421 for a foreign ``Host``.
+``WWW-Authenticate`` challenge, 429, or 421 for a foreign ``Host``.
 """
 
 from __future__ import annotations
 
 import hmac
 import ipaddress
+import math
+import time
+from collections.abc import Callable
 from http import HTTPStatus
 
+import structlog
 from fastapi import Response
 from starlette.datastructures import Headers
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from sbc.admin.problems import problem_response
+from sbc.admin.throttle import FailureThrottle, client_key
+
+log = structlog.get_logger("sbc.admin")
 
 OPEN_PATHS = frozenset({"/health"})  # liveness probes carry no credentials
 
@@ -53,9 +64,16 @@ def _host_of(header: str) -> str:
 class AccessGuard:
     """ASGI middleware run before routing: bearer token, or loopback ``Host`` when open."""
 
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        token: str | None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.app = app
         self.token = token.encode() if token is not None else None
+        self.clock = clock
+        self.throttle = FailureThrottle()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -77,6 +95,23 @@ class AccessGuard:
             )
         if scope["path"] in OPEN_PATHS:
             return None
+        peer = scope.get("client")
+        client = client_key(peer[0]) if peer else "unknown"
+        now = self.clock()
+        wait = self.throttle.retry_after(client, now)
+        if wait > 0:
+            return problem_response(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                "too many failed bearer tokens from this address: retry later",
+                headers={"Retry-After": str(math.ceil(wait))},
+            )
+        refusal = self._token_refusal(headers, self.token)
+        if refusal is not None and self.throttle.failed(client, now):
+            log.warning("admin.auth_throttled", client=client, burst=self.throttle.burst)
+        return refusal
+
+    @staticmethod
+    def _token_refusal(headers: Headers, token: bytes) -> Response | None:
         scheme, _, credentials = headers.get("authorization", "").partition(" ")
         if scheme.lower() != "bearer" or not credentials.strip():
             return problem_response(
@@ -84,7 +119,7 @@ class AccessGuard:
                 "a bearer token is required",
                 headers={"WWW-Authenticate": 'Bearer realm="sbc-admin"'},
             )
-        if not hmac.compare_digest(credentials.strip().encode(), self.token):
+        if not hmac.compare_digest(credentials.strip().encode(), token):
             return problem_response(
                 HTTPStatus.UNAUTHORIZED,
                 "the bearer token is not valid",

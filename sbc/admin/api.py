@@ -21,6 +21,8 @@ token like everything else.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, FastAPI
@@ -80,6 +82,7 @@ def _problems_as_problem_json(schema: dict[str, Any]) -> None:
             responses = operation.get("responses", {})
             if path in OPEN_PATHS or not schema.get("components", {}).get("securitySchemes"):
                 responses.pop("401", None)
+                responses.pop("429", None)
             for response in responses.values():
                 content = response.get("content", {})
                 for media_type, body in list(content.items()):
@@ -99,11 +102,18 @@ def _require_bearer(schema: dict[str, Any]) -> None:
             operation["security"] = [] if path in OPEN_PATHS else [{"bearer": []}]
 
 
-def create_app(ctx: AdminContext, *, token: str | None, metrics: Metrics | None = None) -> FastAPI:
+def create_app(
+    ctx: AdminContext,
+    *,
+    token: str | None,
+    metrics: Metrics | None = None,
+    clock: Callable[[], float] = time.monotonic,
+) -> FastAPI:
     """The admin API over ``ctx``.
 
     ``token`` None leaves the API open (loopback binds only: the server
-    refuses anything else); ``metrics`` None makes ``/metrics`` a 503.
+    refuses anything else); ``metrics`` None makes ``/metrics`` a 503;
+    ``clock`` times the throttling of failed tokens.
     """
     app = AdminApp(
         title=API_TITLE,
@@ -127,5 +137,5 @@ def create_app(ctx: AdminContext, *, token: str | None, metrics: Metrics | None 
 
     app.include_router(router)
     add_problem_handlers(app)
-    app.add_middleware(AccessGuard, token=token)
+    app.add_middleware(AccessGuard, token=token, clock=clock)
     return app

@@ -155,5 +155,6 @@ def problem_doc(description: str) -> dict[str, Any]:
 #: The refusals any route but ``/health`` can give.
 COMMON_ERRORS: Responses = {
     401: problem_doc("missing or wrong bearer token"),
+    429: problem_doc("too many failed bearer tokens from this address (see Retry-After)"),
     500: problem_doc("internal error"),
 }

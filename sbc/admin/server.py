@@ -12,7 +12,9 @@ the caller rather than uvicorn's ``sys.exit``.
 Binding: loopback by default; :func:`check_bind` refuses any other address
 unless a token is set. The token comes from :func:`load_token`: a file
 (the deliberate, secret-friendly way: a Docker or systemd credential, mode
-0600) wins over the environment variable when both are given.
+0600 or 0400) wins over the environment variable when both are given; a
+token shorter than :data:`MIN_TOKEN_LENGTH` or a file others may read stops
+the start.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from sbc.admin.routers.health import Metrics
 log = structlog.get_logger("sbc.admin")
 
 TOKEN_ENV = "SBC_ADMIN_TOKEN"
+MIN_TOKEN_LENGTH = 32  # characters; the generated token has 43 (256 bits)
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8080
 START_TIMEOUT_S = 5.0
@@ -69,29 +72,46 @@ def load_token(
     """The bearer token: from ``file`` when given, else from ``env_var``; None if neither.
 
     Surrounding whitespace (a trailing newline) is stripped. An empty
-    variable counts as unset; a given file that is missing, unreadable or
-    empty is an :class:`AdminConfigError`: the operator asked for a token,
-    and silently running without one would be worse than not starting.
+    variable counts as unset; a given file that is missing, unreadable,
+    empty, or reachable by anyone but its owner is an :class:`AdminConfigError`,
+    and so is a token shorter than :data:`MIN_TOKEN_LENGTH`: the operator
+    asked for a token, and running with a weak or exposed one would be worse
+    than not starting. No message ever holds the token.
     """
     if file is not None:
-        try:
-            text = file.read_text(encoding="utf-8")
-            mode = file.stat().st_mode
-        except (OSError, UnicodeDecodeError) as exc:
-            raise AdminConfigError(f"admin token file {file}: {exc}") from exc
-        token = text.strip()
+        token = _read_token_file(file)
         if not token:
             raise AdminConfigError(f"admin token file {file} is empty")
-        if mode & (stat.S_IRWXG | stat.S_IRWXO):
-            log.warning("admin token file is readable by others", file=str(file), mode=oct(mode))
+        source = str(file)
     else:
         token = (environ if environ is not None else os.environ).get(env_var, "").strip()
         if not token:
             return None
+        source = env_var
     if not token.isascii() or not token.isprintable() or " " in token:
-        source = str(file) if file is not None else env_var
         raise AdminConfigError(f"admin token from {source}: printable ASCII without spaces only")
+    if len(token) < MIN_TOKEN_LENGTH:
+        raise AdminConfigError(
+            f"admin token from {source} is too short: use at least {MIN_TOKEN_LENGTH} characters"
+            " (e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(32))')"
+        )
     return token
+
+
+def _read_token_file(file: Path) -> str:
+    """The stripped text of an owner-only ``file`` (mode and content read from one open)."""
+    try:
+        fd = os.open(file, os.O_RDONLY)
+        with os.fdopen(fd, encoding="utf-8") as handle:
+            mode = stat.S_IMODE(os.fstat(handle.fileno()).st_mode)
+            if mode & (stat.S_IRWXG | stat.S_IRWXO):
+                raise AdminConfigError(
+                    f"admin token file {file} has mode {mode:04o}: group and others must have"
+                    f" no access; run: chmod 600 {file}"
+                )
+            return handle.read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise AdminConfigError(f"admin token file {file}: {exc}") from exc
 
 
 def check_bind(host: str, token: str | None) -> None:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
 from collections.abc import Iterable
 from dataclasses import replace
 from pathlib import Path
@@ -47,13 +46,14 @@ from sbc.policy.crossref import (
 from sbc.policy.issues import PolicyError, PolicyIssue
 from sbc.policy.manipulation_schema import MANIPULATIONS_FILE, ManipulationsFile
 from sbc.policy.manipulations import compile_manipulations, manipulation_references
+from sbc.policy.regex import compile_regex
 from sbc.policy.routing import (
     Group,
     NumberRange,
     Route,
-    Translation,
     header_patterns,
     time_window,
+    translation,
 )
 from sbc.policy.schema import (
     InterfacesFile,
@@ -358,12 +358,12 @@ def _route(spec: RouteSpec) -> Route:
         from_trunk=spec.from_trunk,
         from_interface=spec.from_interface,
         prefix=spec.prefix,
-        ruri_regex=re.compile(spec.ruri_regex) if spec.ruri_regex is not None else None,
+        ruri_regex=compile_regex(spec.ruri_regex) if spec.ruri_regex is not None else None,
         ruri_range=NumberRange(spec.ruri_range.first, spec.ruri_range.last)
         if spec.ruri_range is not None
         else None,
         from_prefix=spec.from_prefix,
-        from_regex=re.compile(spec.from_regex) if spec.from_regex is not None else None,
+        from_regex=compile_regex(spec.from_regex) if spec.from_regex is not None else None,
         headers=header_patterns({canonical_name(k): v for k, v in spec.headers.items()}),
         time=time_window(window.days, window.start, window.end, window.timezone)
         if window is not None
@@ -371,7 +371,7 @@ def _route(spec: RouteSpec) -> Route:
         to=tuple(_target(entry) for entry in spec.to),
         reject=(spec.reject.status, spec.reject.reason) if spec.reject is not None else None,
         to_registered=spec.to_registered,
-        translate=Translation(re.compile(spec.translate.regex), spec.translate.replacement)
+        translate=translation(spec.translate.regex, spec.translate.replacement)
         if spec.translate is not None
         else None,
         failover_on=frozenset(spec.failover_on),

@@ -32,6 +32,7 @@ from pydantic import (
     model_validator,
 )
 
+from sbc.policy.regex import RegexError, compile_regex
 from sbc.policy.schema import Name, _Strict
 from sbc.sip.headers import canonical_name
 
@@ -182,10 +183,10 @@ def _removable_header(value: str) -> str:
 
 
 def _regex(value: str) -> str:
-    """Compile here so a bad pattern is reported at its line, never at call time."""
+    """Compile here (RE2: linear time) so a bad pattern is reported at its line."""
     try:
-        re.compile(value)
-    except re.error as exc:
+        compile_regex(value)
+    except RegexError as exc:
         raise ValueError(f"invalid regex: {exc}") from None
     return value
 
@@ -222,9 +223,8 @@ def _check_replacement(replacement: str, info: ValidationInfo) -> str:
     if regex is None:
         return replacement  # the regex itself is reported
     try:
-        # sub() parses the template before searching, so an empty subject suffices.
-        re.compile(regex).sub(replacement, "")
-    except (re.error, IndexError) as exc:
+        compile_regex(regex).replacement(replacement)
+    except RegexError as exc:
         raise ValueError(f"invalid replacement: {exc}") from None
     return replacement
 

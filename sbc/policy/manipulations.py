@@ -2,8 +2,9 @@
 
 :func:`compile_manipulations` turns a validated ``manipulations.yaml`` into a
 :class:`Manipulations`: per ``(trunk, direction)`` a tuple of rules whose
-regexes are compiled and whose value templates are pre-split, so applying
-them does no parsing of policy text. A message for a trunk and direction
+regexes are compiled (RE2, linear in the subject: :mod:`sbc.policy.regex`) and
+whose value templates and replacements are pre-split, so applying them does no
+parsing of policy text. A message for a trunk and direction
 without rules costs one dict lookup.
 
 Rules run in order, each on the message as the rules before left it. A rule
@@ -17,7 +18,6 @@ through :class:`~sbc.sip.headers.Headers`, which drops its parsed views.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -38,6 +38,7 @@ from sbc.policy.manipulation_schema import (
     parse_template,
 )
 from sbc.policy.refs import Reference
+from sbc.policy.regex import LinearRegex, Replacement, compile_regex
 from sbc.sip.address import Address
 from sbc.sip.errors import ParseError
 from sbc.sip.message import Request, Response
@@ -203,7 +204,7 @@ class HeaderMatches:
     """Some line of the header matches (``re.search``); an absent header does not."""
 
     name: str
-    pattern: re.Pattern[str]
+    pattern: LinearRegex
 
     def holds(self, message: Message) -> bool:
         return any(self.pattern.search(line) for line in message.headers.get_all(self.name))
@@ -274,8 +275,8 @@ class SetLine:
 @dataclass(frozen=True, slots=True)
 class RewriteLines:
     name: str
-    pattern: re.Pattern[str]
-    replacement: str
+    pattern: LinearRegex
+    replacement: Replacement
 
     def apply(self, message: Message) -> bool:
         lines = message.headers.get_all(self.name)
@@ -295,8 +296,8 @@ class RewriteUserPart:
     """Rewrite the user part of the Request-URI, From or To; nothing else of it."""
 
     target: UserTarget
-    pattern: re.Pattern[str]
-    replacement: str
+    pattern: LinearRegex
+    replacement: Replacement
 
     def apply(self, message: Message) -> bool:
         if self.target == "ruri":
@@ -473,7 +474,7 @@ def _compile_rule(rule: Rule, label: str, trunk: str) -> CompiledRule:
 
 
 def _compile_match(spec: HeaderMatch) -> HeaderMatches:
-    return HeaderMatches(spec.header, re.compile(spec.regex))
+    return HeaderMatches(spec.header, compile_regex(spec.regex))
 
 
 def _compile_action(rule: Rule, trunk: str) -> Action:
@@ -487,7 +488,9 @@ def _compile_action(rule: Rule, trunk: str) -> Action:
         case ReplaceHeader(header=name, value=value):
             return SetLine(name, Template.compile(value, trunk))
         case RewriteHeader(header=name, regex=regex, replacement=replacement):
-            return RewriteLines(name, re.compile(regex), replacement)
+            pattern = compile_regex(regex)
+            return RewriteLines(name, pattern, pattern.replacement(replacement))
         case RewriteUser(target=target, regex=regex, replacement=replacement):
-            return RewriteUserPart(target, re.compile(regex), replacement)
+            pattern = compile_regex(regex)
+            return RewriteUserPart(target, pattern, pattern.replacement(replacement))
     raise AssertionError(f"rule without an action: {rule!r}")  # the schema forbids it

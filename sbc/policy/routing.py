@@ -2,6 +2,8 @@
 
 Everything here is built once at load (regexes compiled, ranges parsed, time
 zones resolved); matching a call costs a few string operations per route.
+Regexes are the operator's, run on what callers send: RE2, linear in the
+subject (:mod:`sbc.policy.regex`).
 The wall clock (for time-of-day routes) and the random source (for weighted
 groups) are passed in, so the core stays deterministic under test.
 """
@@ -9,12 +11,12 @@ groups) are passed in, so the core stays deterministic under test.
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, time
 from zoneinfo import ZoneInfo
 
+from sbc.policy.regex import LinearRegex, Replacement, compile_regex
 from sbc.sip.headers import Headers
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
@@ -90,8 +92,8 @@ class Group:
 
 @dataclass(frozen=True, slots=True)
 class Translation:
-    pattern: re.Pattern[str]
-    replacement: str
+    pattern: LinearRegex
+    replacement: Replacement
 
     def apply(self, user: str) -> str:
         return self.pattern.sub(self.replacement, user, count=1)
@@ -105,11 +107,11 @@ class Route:
     from_trunk: str | None = None
     from_interface: str | None = None
     prefix: str = ""
-    ruri_regex: re.Pattern[str] | None = None
+    ruri_regex: LinearRegex | None = None
     ruri_range: NumberRange | None = None
     from_prefix: str = ""
-    from_regex: re.Pattern[str] | None = None
-    headers: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    from_regex: LinearRegex | None = None
+    headers: tuple[tuple[str, LinearRegex], ...] = ()
     time: TimeWindow | None = None
     to: tuple[str | Group, ...] = ()
     reject: tuple[int, str | None] | None = None
@@ -125,17 +127,17 @@ class Route:
             return False
         if not call.ruri_user.startswith(self.prefix):
             return False
-        if self.ruri_regex is not None and self.ruri_regex.search(call.ruri_user) is None:
+        if self.ruri_regex is not None and not self.ruri_regex.search(call.ruri_user):
             return False
         if self.ruri_range is not None and call.ruri_user not in self.ruri_range:
             return False
         if not call.from_user.startswith(self.from_prefix):
             return False
-        if self.from_regex is not None and self.from_regex.search(call.from_user) is None:
+        if self.from_regex is not None and not self.from_regex.search(call.from_user):
             return False
         for name, pattern in self.headers:
             value = call.headers.get(name)
-            if value is None or pattern.search(value) is None:
+            if value is None or not pattern.search(value):
                 return False
         return self.time is None or call.wall in self.time
 
@@ -165,5 +167,11 @@ def time_window(days: Sequence[str], start: str, end: str, zone: str) -> TimeWin
     )
 
 
-def header_patterns(headers: Mapping[str, str]) -> tuple[tuple[str, re.Pattern[str]], ...]:
-    return tuple((name, re.compile(pattern)) for name, pattern in headers.items())
+def header_patterns(headers: Mapping[str, str]) -> tuple[tuple[str, LinearRegex], ...]:
+    return tuple((name, compile_regex(pattern)) for name, pattern in headers.items())
+
+
+def translation(regex: str, replacement: str) -> Translation:
+    """A validated ``translate`` (the schema checked both) compiled for calls."""
+    pattern = compile_regex(regex)
+    return Translation(pattern, pattern.replacement(replacement))

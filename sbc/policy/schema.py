@@ -28,6 +28,7 @@ from pydantic import (
 
 from sbc.auth.secrets import SecretRef
 from sbc.fingerprints import normalize_fingerprint
+from sbc.policy.regex import RegexError, compile_regex
 from sbc.sip.headers import canonical_name
 
 # RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
@@ -296,10 +297,10 @@ class TrunkSpec(_Strict):
 
 
 def _regex(value: str) -> str:
-    """Compile once here so a bad pattern is reported at its line, not at call time."""
+    """Compile once here (RE2: linear time) so a bad pattern is reported at its line."""
     try:
-        re.compile(value)
-    except re.error as exc:
+        compile_regex(value)
+    except RegexError as exc:
         raise ValueError(f"invalid regex {value!r}: {exc}") from None
     return value
 
@@ -371,10 +372,22 @@ class Rejection(_Strict):
 
 
 class Translation(_Strict):
-    """Rewrite the Request-URI user sent to the trunk (``re.sub`` semantics)."""
+    """Rewrite the Request-URI user sent to the trunk (``re.sub`` semantics, first match)."""
 
     regex: Regex
     replacement: StrictStr
+
+    @field_validator("replacement")
+    @classmethod
+    def _groups_exist(cls, replacement: str, info: ValidationInfo) -> str:
+        """A group the regex lacks would otherwise fail on the first call it routes."""
+        regex = info.data.get("regex")
+        if regex is not None:  # else the regex itself is reported
+            try:
+                compile_regex(regex).replacement(replacement)
+            except RegexError as exc:
+                raise ValueError(f"invalid replacement: {exc}") from None
+        return replacement
 
 
 #: RFC 3261 §16.7-style failover: no answer (408) or a server that cannot take it.

@@ -25,7 +25,7 @@ from sbc.admin.context import (
 from sbc.cdr import CdrQuery, CdrRecord, CdrStoreError, Disposition
 from sbc.guard import Ban
 
-TOKEN = "s3cret-Token_with.various~chars"
+TOKEN = "s3cret-Token_with.various~chars-and-more"  # at least 32 characters
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 LOOPBACK_URL = "http://127.0.0.1"
 T0 = 1_700_000_000.0  # 2023-11-14T22:13:20Z

@@ -2,8 +2,25 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
-from admin_fakes import AUTH, OPERATIONS, TOKEN, FakeContext, assert_problem, call, client
+from admin_fakes import (
+    AUTH,
+    LOOPBACK_URL,
+    OPERATIONS,
+    T0,
+    TOKEN,
+    FakeContext,
+    assert_problem,
+    call,
+    client,
+)
+from fastapi.testclient import TestClient
+
+from sbc.admin.api import create_app
+
+AUTH_BURST = 10  # failed attempts a client gets before 429
 
 
 def guarded_context() -> FakeContext:
@@ -102,5 +119,66 @@ def test_open_api_documents_no_security() -> None:
     assert all(
         "401" not in operation["responses"]
         for operations in schema["paths"].values()
+        for operation in operations.values()
+    )
+
+
+# --- throttled failures ------------------------------------------------------------------
+
+
+def client_from(address: str, clock: Callable[[], float] | None = None) -> TestClient:
+    kwargs = {"clock": clock} if clock is not None else {}
+    app = create_app(guarded_context(), token=TOKEN, **kwargs)
+    return TestClient(app, base_url=LOOPBACK_URL, client=(address, 40000))
+
+
+def test_repeated_wrong_tokens_are_throttled_with_retry_after() -> None:
+    http = client_from("198.51.100.7")
+    wrong = {"Authorization": f"Bearer {TOKEN}x"}
+    statuses = [http.get("/calls", headers=wrong).status_code for _ in range(AUTH_BURST)]
+    assert statuses == [401] * AUTH_BURST
+    held = http.get("/calls", headers=wrong)
+    body = assert_problem(held, 429)
+    assert int(held.headers["retry-after"]) >= 1
+    assert "failed" in body["detail"]
+    # While held, even the right token is not looked at: guessing gains nothing.
+    assert http.get("/calls", headers=AUTH).status_code == 429
+    assert http.get("/health").status_code == 200  # liveness probes carry no token
+
+
+def test_a_throttled_client_does_not_lock_out_another() -> None:
+    now = [T0]
+    app = create_app(guarded_context(), token=TOKEN, clock=lambda: now[0])
+    attacker = TestClient(app, base_url=LOOPBACK_URL, client=("198.51.100.7", 40000))
+    operator = TestClient(app, base_url=LOOPBACK_URL, client=("198.51.100.8", 40000))
+    for _ in range(AUTH_BURST + 5):
+        attacker.get("/calls", headers={"Authorization": "Bearer wrong"})
+    assert attacker.get("/calls", headers=AUTH).status_code == 429
+    assert operator.get("/calls", headers=AUTH).status_code == 200
+
+
+def test_a_throttled_client_is_served_again_once_drained() -> None:
+    now = [T0]
+    http = client_from("198.51.100.7", clock=lambda: now[0])
+    for _ in range(AUTH_BURST):
+        http.get("/calls")  # no credentials at all counts too
+    held = http.get("/calls", headers=AUTH)
+    assert held.status_code == 429
+    now[0] += int(held.headers["retry-after"])
+    assert http.get("/calls", headers=AUTH).status_code == 200
+
+
+def test_the_open_api_documents_no_throttling_and_the_guarded_one_does() -> None:
+    guarded = client().get("/openapi.json").json()
+    assert all(
+        "429" in operation["responses"]
+        for path, operations in guarded["paths"].items()
+        for operation in operations.values()
+        if path != "/health"
+    )
+    open_schema = client(token=None).get("/openapi.json").json()
+    assert all(
+        "429" not in operation["responses"]
+        for operations in open_schema["paths"].values()
         for operation in operations.values()
     )

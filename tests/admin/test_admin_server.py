@@ -15,6 +15,7 @@ from admin_fakes import AUTH, TOKEN, FakeContext, call
 
 from sbc.admin.api import create_app
 from sbc.admin.server import (
+    MIN_TOKEN_LENGTH,
     AdminConfigError,
     AdminServer,
     AdminSettings,
@@ -32,7 +33,7 @@ WAIT_S = 10.0  # bound on every wait below; nothing is timed
 
 def test_token_from_the_environment_is_stripped() -> None:
     assert load_token(environ={"SBC_ADMIN_TOKEN": f"  {TOKEN}\n"}) == TOKEN
-    assert load_token("OTHER", environ={"OTHER": "abc"}) == "abc"
+    assert load_token("OTHER", environ={"OTHER": "b" * 32}) == "b" * 32
 
 
 @pytest.mark.parametrize("environ", [{}, {"SBC_ADMIN_TOKEN": ""}, {"SBC_ADMIN_TOKEN": " \n"}])
@@ -51,6 +52,7 @@ def test_the_file_wins_over_the_environment(tmp_path: Path) -> None:
 def test_an_empty_token_file_is_an_error(tmp_path: Path, content: str) -> None:
     path = tmp_path / "token"
     path.write_text(content)
+    path.chmod(0o600)
     with pytest.raises(AdminConfigError, match="is empty"):
         load_token(file=path, environ={"SBC_ADMIN_TOKEN": "from-env"})
 
@@ -65,6 +67,55 @@ def test_a_token_that_cannot_travel_in_a_header_is_an_error(token: str) -> None:
     with pytest.raises(AdminConfigError, match="printable ASCII") as caught:
         load_token(environ={"SBC_ADMIN_TOKEN": token})
     assert token not in str(caught.value)
+
+
+SHORT_TOKEN = "0123456789abcdefghij-short_token"[: MIN_TOKEN_LENGTH - 1]
+
+
+def test_a_short_token_from_the_environment_is_refused_without_showing_it() -> None:
+    with pytest.raises(AdminConfigError, match=f"at least {MIN_TOKEN_LENGTH} characters") as caught:
+        load_token(environ={"SBC_ADMIN_TOKEN": SHORT_TOKEN})
+    assert "SBC_ADMIN_TOKEN" in str(caught.value)
+    assert SHORT_TOKEN not in str(caught.value)
+
+
+def test_a_short_token_in_a_file_is_refused_without_showing_it(tmp_path: Path) -> None:
+    path = tmp_path / "token"
+    path.write_text(SHORT_TOKEN + "\n")
+    path.chmod(0o600)
+    with pytest.raises(AdminConfigError, match=f"at least {MIN_TOKEN_LENGTH} characters") as caught:
+        load_token(file=path, environ={"SBC_ADMIN_TOKEN": TOKEN})
+    assert str(path) in str(caught.value)
+    assert SHORT_TOKEN not in str(caught.value)
+
+
+def test_a_token_of_exactly_the_minimum_length_is_accepted() -> None:
+    token = "k" * MIN_TOKEN_LENGTH
+    assert load_token(environ={"SBC_ADMIN_TOKEN": token}) == token
+
+
+@pytest.mark.parametrize(
+    "mode", [0o644, 0o640, 0o604, 0o620, 0o602, 0o660, 0o610, 0o601], ids="{:04o}".format
+)
+def test_a_token_file_group_or_others_can_reach_is_refused(tmp_path: Path, mode: int) -> None:
+    """Readable (or writable) by anyone but its owner: refused, with the mode and the fix."""
+    path = tmp_path / "token"
+    path.write_text(TOKEN + "\n")
+    path.chmod(mode)
+    with pytest.raises(AdminConfigError) as caught:
+        load_token(file=path, environ={})
+    message = str(caught.value)
+    assert f"mode {mode:04o}" in message
+    assert f"chmod 600 {path}" in message
+    assert TOKEN not in message
+
+
+@pytest.mark.parametrize("mode", [0o600, 0o400, 0o700], ids="{:04o}".format)
+def test_an_owner_only_token_file_is_accepted(tmp_path: Path, mode: int) -> None:
+    path = tmp_path / "token"
+    path.write_text(TOKEN + "\n")
+    path.chmod(mode)
+    assert load_token(file=path, environ={}) == TOKEN
 
 
 def test_settings_never_show_the_token() -> None:

@@ -11,7 +11,7 @@ import httpx
 import pytest
 from harness import CARRIER_IP, PBX_IP, SbcProcess, Sipp
 
-TOKEN = "s3cret-admin-token"
+TOKEN = "s3cret-admin-token-for-the-live-tests"  # 32+ characters
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 
@@ -133,3 +133,46 @@ def test_no_token_on_a_public_address_refuses_to_start(tmp_path: Path) -> None:
     log = process.stdout_path.read_text() + process.stderr_tail()
     assert "sbc.start_failed" in log
     assert "token" in log
+
+
+def start_refused(process: SbcProcess) -> str:
+    """Start ``process``, expect the start-failure exit status, return what it logged."""
+    with pytest.raises(RuntimeError, match="exited early rc=3"):
+        process.start()
+    log = process.stdout_path.read_text() + process.stderr_tail()
+    assert "sbc.start_failed" in log
+    return log
+
+
+def test_a_short_token_refuses_to_start_without_printing_it(tmp_path: Path) -> None:
+    short = "only-twenty-six-characters"
+    log = start_refused(SbcProcess(tmp_path / "short", admin_token=short))
+    assert "at least 32 characters" in log
+    assert short not in log
+
+
+def test_a_token_file_others_can_read_refuses_to_start(tmp_path: Path) -> None:
+    process = SbcProcess(tmp_path / "exposed", admin_token=TOKEN)
+    token_file = process.workdir / "admin.token"
+    token_file.chmod(0o644)
+    log = start_refused(process)
+    assert f"chmod 600 {token_file}" in log
+    assert TOKEN not in log
+
+
+def test_wrong_tokens_are_throttled_per_address(sbc: SbcProcess) -> None:
+    """An attacker on 127.0.0.66 is held after its burst; the operator on 127.0.0.1 is not."""
+    attacker = httpx.Client(
+        base_url=sbc.admin_url,
+        timeout=5.0,
+        transport=httpx.HTTPTransport(local_address="127.0.0.66"),
+    )
+    with attacker, api(sbc) as operator:
+        wrong = {"Authorization": "Bearer " + "x" * 40}
+        statuses = [attacker.get("/calls", headers=wrong).status_code for _ in range(10)]
+        assert statuses == [401] * 10
+        held = attacker.get("/calls", headers=wrong)
+        assert held.status_code == 429
+        assert int(held.headers["retry-after"]) >= 1
+        assert attacker.get("/calls", headers=AUTH).status_code == 429  # the token is not tried
+        assert operator.get("/calls").status_code == 200

@@ -23,7 +23,7 @@ from schemathesis.checks import (
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "schemathesis-admin-token"
+TOKEN = "schemathesis-admin-token-32-chars-or-more"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 

@@ -56,7 +56,7 @@ from harness import (
 
 pytestmark = pytest.mark.integration
 
-TOKEN = "registrations-admin-token"
+TOKEN = "registrations-admin-token-32-chars-or-more"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 
 # --- outbound registration ------------------------------------------------------------

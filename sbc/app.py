@@ -39,6 +39,7 @@ from sbc.media.portcheck import pair_free
 from sbc.media.ports import PortPool
 from sbc.media.relay.engine import RelayEngine
 from sbc.media.relay.workers import WorkerPool
+from sbc.media.stats import REJECTED
 from sbc.media.transcode.pool import TranscodePool
 from sbc.policy import Interface, Policy
 from sbc.sip.target import Target
@@ -267,6 +268,10 @@ class Runtime:
             self.media_totals["packets"] += stats.packets
             self.media_totals["octets"] += stats.octets
             self.media_totals["lost"] += stats.lost
+            for reason in REJECTED:
+                self.media_totals[reason] = self.media_totals.get(reason, 0.0) + stats.extra.get(
+                    reason, 0.0
+                )
         if self.cdr is None or self._loop is None:
             return
         record = record_of(call, self.facade.wall)

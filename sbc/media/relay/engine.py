@@ -26,6 +26,13 @@ everything it needs. What is not plain RTP leaves the hot loop:
   (:mod:`sbc.media.relay.slow_path`), chosen by one test per wake-up;
 - anything else is dropped and counted.
 
+Anyone may send anything to a relay port: every parser on the way refuses
+bad bytes with a counted reason (``stun_malformed``, ``stun_refused``,
+``rtp_malformed``, ``rtcp_malformed``, ``srtp_failed`` in the stream's
+stats), and the readers are :func:`guarded`: should a packet still make
+one raise, that packet is dropped and counted (``packet_errors``), the
+reader lives on, and the log gets at most one line a minute about it.
+
 DTMF (:mod:`sbc.media.relay.events`): a side whose spec has ``dtmf_report``
 gets a tap, and telephone events from it are reported through ``on_dtmf``
 instead of relayed; :meth:`RelayEngine.send_dtmf` injects a digit towards a
@@ -82,6 +89,21 @@ DEFAULT_INACTIVITY_TIMEOUT = 60.0
 DEFAULT_SWEEP_INTERVAL = 1.0
 
 _unpack_rtp = SEQ_TS_SSRC.unpack_from
+
+
+def guarded(drain: Callable[[Side], None], side: Side) -> None:
+    """A socket reader: ``drain`` whatever a packet makes it raise.
+
+    The packet that raised is dropped and counted (``packet_errors``), and
+    logged at most once a minute (:mod:`sbc.media.relay.faults`); the
+    packets still queued are read at the next wake-up, as the socket stays
+    readable. One try per wake-up, not per packet: the hot loop is unchanged.
+    """
+    try:
+        drain(side)
+    except Exception as error:
+        side.counter.packet_errors += 1
+        side.shared.faults.record(error, side.shared.time())
 
 
 def _drain_rtp(side: Side) -> None:
@@ -306,9 +328,9 @@ class RelayEngine:
 
     def _open_side(self, spec: SideSpec) -> Side:
         side = Side(self._shared, spec, self._clock_rate)
-        self._loop.add_reader(side.rtp.fileno(), _drain_rtp, side)
+        self._loop.add_reader(side.rtp.fileno(), guarded, _drain_rtp, side)
         if side.rtcp is not None:
-            self._loop.add_reader(side.rtcp.fileno(), drain_rtcp, side)
+            self._loop.add_reader(side.rtcp.fileno(), guarded, drain_rtcp, side)
         return side
 
     def _reconfigure(self, side: Side, spec: SideSpec) -> Side:

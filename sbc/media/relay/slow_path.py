@@ -16,6 +16,10 @@ rewrite, and hands the whole wake-up to :func:`drain_slow` when one does:
 - A DTMF tap (:mod:`sbc.media.relay.events`): telephone events are
   reported, never relayed; the side's other traffic goes as usual.
 
+A packet whose RTP the DTMF tap or the transcoder cannot read (lengths
+that do not add up, a payload the decoder refuses) raises ``ValueError``
+there: it is dropped and counted in ``rtp_malformed``.
+
 Every packet is copied out of the shared buffer (``bytes``): libsrtp and
 the transcoder need their own, and this path is not the hot one.
 """
@@ -72,7 +76,10 @@ def drain_slow(side: Side, now: float) -> None:
             if RTCP_PT_MIN <= buf[1] <= RTCP_PT_MAX:
                 relay_rtcp(side, view, n, source, latch)
                 continue
-            relay(side, other, bytes(view[:n]), source, now)
+            try:
+                relay(side, other, bytes(view[:n]), source, now)
+            except ValueError:  # lengths or a payload that do not add up (tap, transcoder)
+                counter.rtp_malformed += 1
         elif is_stun(buf, n):
             answer_stun(side, side.rtp, bytes(buf[:n]), source, latch)
         elif n >= RTCP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:

@@ -29,9 +29,10 @@ everything it needs. What is not plain RTP leaves the hot loop:
 Anyone may send anything to a relay port: every parser on the way refuses
 bad bytes with a counted reason (``stun_malformed``, ``stun_refused``,
 ``rtp_malformed``, ``rtcp_malformed``, ``srtp_failed`` in the stream's
-stats), and the readers are :func:`guarded`: should a packet still make
-one raise, that packet is dropped and counted (``packet_errors``), the
-reader lives on, and the log gets at most one line a minute about it.
+stats), and each reader catches what a packet still makes raise
+(:meth:`~sbc.media.relay.side.Side.fault`): that packet is dropped and
+counted (``packet_errors``), the reader lives on, and the log gets at most
+one line a minute about it.
 
 DTMF (:mod:`sbc.media.relay.events`): a side whose spec has ``dtmf_report``
 gets a tap, and telephone events from it are reported through ``on_dtmf``
@@ -91,23 +92,13 @@ DEFAULT_SWEEP_INTERVAL = 1.0
 _unpack_rtp = SEQ_TS_SSRC.unpack_from
 
 
-def guarded(drain: Callable[[Side], None], side: Side) -> None:
-    """A socket reader: ``drain`` whatever a packet makes it raise.
-
-    The packet that raised is dropped and counted (``packet_errors``), and
-    logged at most once a minute (:mod:`sbc.media.relay.faults`); the
-    packets still queued are read at the next wake-up, as the socket stays
-    readable. One try per wake-up, not per packet: the hot loop is unchanged.
-    """
-    try:
-        drain(side)
-    except Exception as error:
-        side.counter.packet_errors += 1
-        side.shared.faults.record(error, side.shared.time())
-
-
 def _drain_rtp(side: Side) -> None:
-    """Relay what is waiting on ``side``'s RTP socket (RTCP too when muxed)."""
+    """Relay what is waiting on ``side``'s RTP socket (RTCP too when muxed).
+
+    Whatever a packet makes raise drops that packet only (:meth:`Side.fault`);
+    the next wake-up reads on. The try costs nothing until something raises
+    (zero-cost exceptions), so the hot loop is as fast as without it.
+    """
     shared = side.shared
     buf = shared.buf
     view = shared.view
@@ -115,6 +106,7 @@ def _drain_rtp(side: Side) -> None:
     now = shared.time()
     counter = side.counter
     latch = side.rtp_latch
+    accept = latch.accept
     other = side.other
     out = other.rtp
     peer = other.rtp_latch
@@ -127,38 +119,41 @@ def _drain_rtp(side: Side) -> None:
     ):
         drain_slow(side, now)  # off the plain path: one test per wake-up
         return
-    for _ in range(BATCH):
-        try:
-            n, source = recv(buf)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            return  # a queued ICMP error; the socket stays readable if more is waiting
-        if n >= RTP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
-            second = buf[1]
-            if RTCP_PT_MIN <= second <= RTCP_PT_MAX:
-                relay_rtcp(side, view, n, source, latch)
-                continue
-            seq, timestamp, ssrc = _unpack_rtp(buf, 2)
-            if (source != latch.latched or ssrc != latch.ssrc) and not latch.accept(source, ssrc):
-                counter.dropped += 1
-                continue
-            counter.on_rtp(seq, timestamp, ssrc, n, now)
-            destination = peer.destination
-            if destination is None:
-                continue  # the other leg's SDP is not known yet
-            if table is not None:
-                buf[1] = (second & MARKER_BIT) | table[second & PT_MASK]
+    try:
+        for _ in range(BATCH):
             try:
-                out.sendto(view[:n], destination)
+                n, source = recv(buf)
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError:
+                return  # a queued ICMP error; the socket stays readable if more is waiting
+            if n >= RTP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
+                second = buf[1]
+                if RTCP_PT_MIN <= second <= RTCP_PT_MAX:
+                    relay_rtcp(side, view, n, source, latch)
+                    continue
+                seq, timestamp, ssrc = _unpack_rtp(buf, 2)
+                if (source != latch.latched or ssrc != latch.ssrc) and not accept(source, ssrc):
+                    counter.dropped += 1
+                    continue
+                counter.on_rtp(seq, timestamp, ssrc, n, now)
+                destination = peer.destination
+                if destination is None:
+                    continue  # the other leg's SDP is not known yet
+                if table is not None:
+                    buf[1] = (second & MARKER_BIT) | table[second & PT_MASK]
+                try:
+                    out.sendto(view[:n], destination)
+                except OSError:
+                    counter.dropped += 1
+            elif is_stun(buf, n):
+                answer_stun(side, side.rtp, bytes(buf[:n]), source, latch)
+            elif n >= RTCP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
+                relay_rtcp(side, view, n, source, latch)  # short RTCP (an empty RR)
+            else:
                 counter.dropped += 1
-        elif is_stun(buf, n):
-            answer_stun(side, side.rtp, bytes(buf[:n]), source, latch)
-        elif n >= RTCP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
-            relay_rtcp(side, view, n, source, latch)  # short RTCP (an empty RR)
-        else:
-            counter.dropped += 1
+    except Exception as error:  # a bug or an unforeseen input: never the reader's end
+        side.fault(error)
 
 
 class _Stream:
@@ -328,9 +323,9 @@ class RelayEngine:
 
     def _open_side(self, spec: SideSpec) -> Side:
         side = Side(self._shared, spec, self._clock_rate)
-        self._loop.add_reader(side.rtp.fileno(), guarded, _drain_rtp, side)
+        self._loop.add_reader(side.rtp.fileno(), _drain_rtp, side)
         if side.rtcp is not None:
-            self._loop.add_reader(side.rtcp.fileno(), guarded, drain_rtcp, side)
+            self._loop.add_reader(side.rtcp.fileno(), drain_rtcp, side)
         return side
 
     def _reconfigure(self, side: Side, spec: SideSpec) -> Side:

@@ -3,9 +3,9 @@
 Every parser on the relay's path refuses bad input with its own counted
 reason (``stun_malformed``, ``rtp_malformed``, ``rtcp_malformed``,
 ``srtp_failed``); an exception that still escapes one packet's handling is
-a bug or an input nobody foresaw. The engine's socket readers catch it
-(:func:`sbc.media.relay.engine.guarded`): that packet is dropped and counted
-in ``packet_errors``, and the reader goes on with the next one. Anyone can
+a bug or an input nobody foresaw. The relay's socket readers catch it
+(:meth:`sbc.media.relay.side.Side.fault`): that packet is dropped and
+counted in ``packet_errors``, and the reader goes on with the next one. Anyone can
 send such packets at line rate, so the log gets at most one line (with its
 traceback) per :data:`LOG_INTERVAL`, saying how many it left out.
 

@@ -140,6 +140,13 @@ class Side:
             self.counter.srtp_failed += 1
             return None
 
+    def fault(self, error: Exception) -> None:
+        """A packet made a drain raise: it is dropped, counted in ``packet_errors``
+        and logged at most once a minute (:mod:`sbc.media.relay.faults`); the
+        packets still queued are read at the next wake-up (the socket stays readable)."""
+        self.counter.packet_errors += 1
+        self.shared.faults.record(error, self.shared.time())
+
     def rtcp_out(self) -> tuple[socket.socket, Address | None]:
         """The socket and destination for RTCP sent to this side's peer."""
         if self.rtcp is None:

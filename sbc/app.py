@@ -199,6 +199,7 @@ class Runtime:
         if isinstance(self.core.media, MediaAnchor):  # calls above a lower capacity go on
             self.core.media.transcoding.resize(policy.settings.transcoding.max_sessions)
             self.core.media.opus_complexity = policy.settings.transcoding.opus_complexity
+            self.core.media.max_streams = policy.settings.media.max_streams
         if self._load is not None:
             self._load.max_delay = policy.settings.calls.overload_delay_ms / 1000
         self._rearm()  # liveness probes may be due sooner
@@ -232,6 +233,7 @@ class Runtime:
             PortPool(available=pair_free),
             transcoding=TranscodePool(transcoding.max_sessions),
             opus_complexity=transcoding.opus_complexity,
+            max_streams=settings.max_streams,
         )
 
     async def _start_admin(self) -> AdminServer | None:

@@ -202,6 +202,10 @@ CASES: dict[str, tuple[dict[str, str | None], list[str]]] = {
             "sbc.yaml:3: transcoding.opus_complexity: Input should be less than or equal to 10",
         ],
     ),
+    "media settings": (
+        {"sbc": "media:\n  max_streams: 0\n"},
+        ["sbc.yaml:2: media.max_streams: Input should be greater than or equal to 1"],
+    ),
     "settings consistency": (
         {"sbc": "sip:\n  t1_ms: 5000\ncalls: {}\n"},
         ["sbc.yaml:1: sip: t2_ms (4000) must be at least t1_ms (5000)"],

@@ -18,6 +18,7 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from sbc.media.relay.stun import IceLite, answer_binding, answer_check
+from sbc.media.relay.stun_message import StunError, parse_binding_request
 
 SOURCE = ("203.0.113.5", 40000)
 ICE = IceLite("ours", b"ourpasswordourpassword12", "theirs")
@@ -139,3 +140,56 @@ def test_no_input_raises(data: bytes, trusted: bool) -> None:
     assert (checked.response is None) == (checked.refusal is not None)
     if checked.response is not None:
         assert stun.parse_message(checked.response).transaction_id == data[8:20]
+
+
+@settings(max_examples=600, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.binary(max_size=200) | stun_like())
+def test_the_parser_raises_only_stun_error(data: bytes) -> None:
+    try:
+        request = parse_binding_request(data)
+    except StunError:
+        return
+    assert request is None or request.transaction_id == data[8:20]
+
+
+@settings(max_examples=200)
+@given(
+    username=st.text(min_size=1, max_size=60),
+    key=st.binary(min_size=1, max_size=40),
+    nominate=st.booleans(),
+    controlled=st.booleans(),
+)
+def test_what_aioice_writes_reads_back(
+    username: str, key: bytes, nominate: bool, controlled: bool
+) -> None:
+    """A check as a full ICE agent writes it (RFC 8445 §7.2.2): every field read,
+    the integrity verified with the right key only."""
+    message = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+    message.attributes["USERNAME"] = username
+    message.attributes["PRIORITY"] = 1845501695
+    message.attributes["ICE-CONTROLLED" if controlled else "ICE-CONTROLLING"] = 42
+    if nominate:
+        message.attributes["USE-CANDIDATE"] = None
+    message.add_message_integrity(key)
+    request = parse_binding_request(bytes(message))
+    assert request is not None
+    assert request.transaction_id == message.transaction_id
+    assert request.username == username
+    assert (request.use_candidate, request.ice_controlled) == (nominate, controlled)
+    assert request.verifies(key)
+    assert not request.verifies(key + b"x")
+
+
+def test_attributes_after_message_integrity_are_ignored() -> None:
+    """Only FINGERPRINT may follow MESSAGE-INTEGRITY (RFC 8489 §14.5): a
+    USE-CANDIDATE added after it must not nominate."""
+    message = stun.Message(stun.Method.BINDING, stun.Class.REQUEST)
+    message.attributes["USERNAME"] = "ours:theirs"
+    message.add_message_integrity(ICE.password)
+    signed = bytes(message)[:-8]  # without its FINGERPRINT
+    tail = attribute(0x0025, b"")
+    data = signed[:2] + struct.pack("!H", len(signed) - 20 + len(tail)) + signed[4:] + tail
+    request = parse_binding_request(data)
+    assert request is not None
+    assert not request.use_candidate
+    assert request.verifies(ICE.password)

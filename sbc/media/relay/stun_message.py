@@ -14,7 +14,7 @@ any bytes (``tests/media/test_stun_hostile.py`` fuzzes it). The rules:
   must fit in the message, and the walk must end exactly at its end.
 - Attributes with a fixed form are checked, whatever the message (§14.1,
   §14.2 addresses of family 1 or 2 and their exact lengths, §14.3 USERNAME
-  as UTF-8 under 513 octets, §14.5 MESSAGE-INTEGRITY of 20, §14.7
+  of at most 763 octets (UTF-8 where read), §14.5 MESSAGE-INTEGRITY of 20, §14.7
   FINGERPRINT of 4, §14.8 ERROR-CODE of at least 4, RFC 8445 §16.1 PRIORITY,
   USE-CANDIDATE, ICE-CONTROLLED/-CONTROLLING); unknown ones are skipped.
 - The first occurrence of an attribute counts (§14). After
@@ -55,7 +55,7 @@ FINGERPRINT = 0x8028
 ICE_CONTROLLED = 0x8029
 ICE_CONTROLLING = 0x802A
 
-MAX_USERNAME = 512  # RFC 8489 §14.3: fewer than 513 octets
+MAX_USERNAME = 763  # RFC 8489 §14.3: what an agent must parse (RFC 5389 compatible)
 #: Address family -> value length (RFC 8489 §14.1: family, port, 4 or 16 octets).
 ADDRESS_LENGTHS = {0x01: 8, 0x02: 20}
 ADDRESSES = frozenset({MAPPED_ADDRESS, XOR_MAPPED_ADDRESS, ALTERNATE_SERVER})

@@ -41,6 +41,7 @@ from sbc.media.portcheck import pair_free
 from sbc.media.ports import PortPool
 from sbc.media.relay.engine import RelayEngine
 from sbc.media.relay.workers import WorkerPool
+from sbc.media.stats import REJECTED
 from sbc.media.transcode.pool import TranscodePool
 from sbc.policy import Interface, Policy, TransportSettings
 from sbc.sip.target import Target
@@ -208,6 +209,7 @@ class Runtime:
         if isinstance(self.core.media, MediaAnchor):  # calls above a lower capacity go on
             self.core.media.transcoding.resize(policy.settings.transcoding.max_sessions)
             self.core.media.opus_complexity = policy.settings.transcoding.opus_complexity
+            self.core.media.max_streams = policy.settings.media.max_streams
         if self._load is not None:
             self._load.max_delay = policy.settings.calls.overload_delay_ms / 1000
         self._rearm()  # liveness probes may be due sooner
@@ -241,6 +243,7 @@ class Runtime:
             PortPool(available=pair_free),
             transcoding=TranscodePool(transcoding.max_sessions),
             opus_complexity=transcoding.opus_complexity,
+            max_streams=settings.max_streams,
         )
 
     async def _start_admin(self) -> AdminServer | None:
@@ -277,6 +280,10 @@ class Runtime:
             self.media_totals["packets"] += stats.packets
             self.media_totals["octets"] += stats.octets
             self.media_totals["lost"] += stats.lost
+            for reason in REJECTED:
+                self.media_totals[reason] = self.media_totals.get(reason, 0.0) + stats.extra.get(
+                    reason, 0.0
+                )
         if self.cdr is None or self._loop is None:
             return
         record = record_of(call, self.facade.wall)

@@ -34,6 +34,7 @@ from sbc.b2bua.leg import Leg
 from sbc.cdr import CdrQuery, CdrRecord
 from sbc.guard import Ban
 from sbc.media.anchor import MediaAnchor
+from sbc.media.stats import REJECTED
 from sbc.policy import POLICY_FILES, PolicyError, RouteContext, load_policy
 from sbc.policy.admission import GLOBAL_SCOPE, interface_scope, trunk_scope
 from sbc.sip.errors import ParseError
@@ -286,6 +287,8 @@ class RuntimeFacade:
             totals["packets"] += stats.packets
             totals["octets"] += stats.octets
             totals["lost"] += stats.lost
+            for reason in REJECTED:
+                totals[reason] = totals.get(reason, 0.0) + stats.extra.get(reason, 0.0)
         return totals
 
     def loop_lag_seconds(self) -> float:

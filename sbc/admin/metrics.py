@@ -40,6 +40,7 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from sbc.cdr.record import Disposition
+from sbc.media.stats import REJECTED as MEDIA_REJECTED
 
 log = structlog.get_logger("sbc.admin.metrics")
 
@@ -74,6 +75,8 @@ class MetricsSource(Protocol):
     def admission_rejections(self) -> Mapping[str, int]: ...  # scope -> count
 
     def media_totals(self) -> Mapping[str, float]: ...  # packets, octets, lost (cumulative)
+
+    # ... and the MEDIA_REJECTED keys (sbc.media.stats): packets the relay refused, by reason
 
     def loop_lag_seconds(self) -> float: ...
 
@@ -367,10 +370,20 @@ class SbcCollector(Collector):
 
     def _media(self) -> list[Metric]:
         totals = self.source.media_totals()
-        return [
+        families: list[Metric] = [
             CounterMetricFamily(name, text, value=totals.get(key, 0.0), unit=unit)
             for key, name, text, unit in MEDIA_COUNTERS
         ]
+        rejected = CounterMetricFamily(
+            "sbc_media_packets_rejected_total",
+            "Packets refused on relay ports, by reason: malformed STUN/RTP/RTCP, STUN not"
+            " answered to a stranger, SRTP authentication failed, handling errors.",
+            labels=["reason"],
+        )
+        for reason in MEDIA_REJECTED:
+            rejected.add_metric([reason], totals.get(reason, 0.0))
+        families.append(rejected)
+        return families
 
     def _transcoding(self) -> list[Metric]:
         pool = self.source.transcoding()

@@ -47,6 +47,9 @@ Theory of operation, per call (legs ``"a"`` and ``"b"``):
   leg's side of the stream has its events reported instead of relayed
   (``SideSpec.dtmf_report``), and :meth:`MediaAnchor.send_dtmf` injects
   digits towards it.
+- **Limits**: an SDP with more m= lines than ``max_streams`` (default 8,
+  ``media.max_streams``) is a :class:`MediaError` (488) before anything is
+  allocated; a call never holds more than that many streams' ports.
 - **Failure** leaves nothing half set up: unusable SDP is a
   :class:`MediaError` (488) before anything is allocated, port exhaustion a
   503 after the offer's own allocations are released, a relay failure a 503
@@ -107,6 +110,8 @@ RTCP_MUX = "rtcp-mux"  # RFC 5761 §5.1.1
 FULL = 503
 #: Calls transcoding at once when the caller sets no capacity.
 DEFAULT_TRANSCODING_SESSIONS = 100
+#: m= lines an SDP may carry (``media.max_streams``); a call anchors at most that many.
+DEFAULT_MAX_STREAMS = 8
 
 
 class MediaAnchor:
@@ -121,9 +126,13 @@ class MediaAnchor:
         transcoding: TranscodePool | None = None,
         opus_complexity: int = DEFAULT_OPUS_COMPLEXITY,
         certificate: DtlsCertificate | None = None,
+        max_streams: int = DEFAULT_MAX_STREAMS,
     ) -> None:
+        if max_streams < 1:
+            raise ValueError(f"max_streams must be at least 1, not {max_streams}")
         self.relay = relay
         self.ports = ports
+        self.max_streams = max_streams  # per SDP, and so per call (see _count_streams)
         self.transcoding = transcoding or TranscodePool(DEFAULT_TRANSCODING_SESSIONS)
         self.opus_complexity = opus_complexity  # for the streams that start transcoding
         # One certificate for every call of the process (RFC 5763 §5 allows it).
@@ -151,6 +160,7 @@ class MediaAnchor:
         """RFC 3264 §5/§8: anchor an offer from ``from_leg``; return what ``to_leg`` sees."""
         state = self._session(session, from_leg, to_leg)
         body = _parse(sdp)
+        self._count_streams(body)
         peers = _read_offer(body)
         crypto = offer_crypto(state, body, peers, from_leg, to_leg)
         try:
@@ -205,7 +215,10 @@ class MediaAnchor:
             return
         state.pending = None
         state.last_answer = None
-        state.streams, state.answerer, state.offered = pending.previous
+        streams, state.answerer, state.offered = pending.previous
+        # Streams the offer dropped left the relay and gave their ports back
+        # then (_apply): they stay dropped, as after the answer they awaited.
+        state.streams = {index: stream for index, stream in streams.items() if stream.local}
         state.ice = pending.ice
         for index, stream in pending.created.items():
             if index not in state.streams:
@@ -347,6 +360,22 @@ class MediaAnchor:
         and no offer awaits an answer (one that must transcode took it)."""
         if not state.transcode and state.pending is None:
             self.transcoding.release(session)
+
+    def _count_streams(self, body: SessionDescription) -> None:
+        """An m= line bomb is refused before anything is allocated (488, RFC 3264 §6).
+
+        Every m= line counts, port 0 or not: each costs parsing and rewriting.
+        The cap holds per call as well: an anchored stream is an m= position
+        (RFC 3264 §8: positions are kept, never reused), a re-offer has at
+        most ``max_streams`` of them, and streams at positions it no longer
+        has are dropped. So a call never holds more than ``max_streams``
+        streams, two RTP/RTCP port pairs each (one per leg), whatever its
+        re-INVITEs; a lower cap after a reload only stops growth.
+        """
+        if len(body.media) > self.max_streams:
+            raise MediaError(
+                f"{len(body.media)} media streams (m= lines), at most {self.max_streams}"
+            )
 
     def _session(self, session: str, from_leg: str, to_leg: str) -> AnchorSession:
         if {from_leg, to_leg} != set(LEGS):

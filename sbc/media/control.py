@@ -188,6 +188,10 @@ class DirectionStats:
     reported_jitter_ms: float = 0.0  # the receiver's interarrival jitter, in ms
     rtcp_malformed: int = 0  # relayed all the same, but not valid RTCP (RFC 3550 A.2)
     srtp_failed: int = 0  # dropped: SRTP/SRTCP authentication or replay check failed
+    stun_malformed: int = 0  # dropped: STUN that does not parse (RFC 8489 §5, §14)
+    stun_refused: int = 0  # dropped: Binding requests from a source not trusted, unproven
+    rtp_malformed: int = 0  # dropped: RTP whose lengths or payload do not add up
+    packet_errors: int = 0  # dropped: a packet whose handling raised (logged, rate-limited)
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,6 +12,10 @@ endpoint: ``reported_lost`` adds up like ``lost``; ``reported_jitter_ms`` and
 ``reported_fraction_lost`` are the worst stream and direction. The
 ``a_to_b_reported_*`` figures are leg B's reports on what A sent, and
 ``b_to_a_reported_*`` leg A's reports on what B sent.
+
+The :data:`REJECTED` keys count, per reason, packets a relay port received
+and refused as malformed or not ours to answer (docs/security.md): both
+directions and every stream added up, as ``sbc_media_packets_rejected_total``.
 """
 
 from __future__ import annotations
@@ -20,6 +24,16 @@ from collections.abc import Iterable
 
 from sbc.media.control import DirectionStats, StreamStats
 from sbc.media.interface import MediaStats
+
+#: Packets refused by reason: :class:`DirectionStats` fields, and ``extra`` keys here.
+REJECTED = (
+    "stun_malformed",
+    "stun_refused",
+    "rtp_malformed",
+    "rtcp_malformed",
+    "srtp_failed",
+    "packet_errors",
+)
 
 
 def aggregate(streams: Iterable[StreamStats]) -> MediaStats:
@@ -32,9 +46,8 @@ def aggregate(streams: Iterable[StreamStats]) -> MediaStats:
         "streams": float(len(streams)),
         "jitter_ms": max((d.jitter_ms for d in both), default=0.0),
         "rtcp_packets": float(sum(d.rtcp_packets for d in both)),
-        "rtcp_malformed": float(sum(d.rtcp_malformed for d in both)),
         "dropped": float(sum(d.dropped for d in both)),
-        "srtp_failed": float(sum(d.srtp_failed for d in both)),
+        **{reason: float(sum(getattr(d, reason) for d in both)) for reason in REJECTED},
         "dtls_failed": float(sum((s.dtls_a == "failed") + (s.dtls_b == "failed") for s in streams)),
         "reported_lost": float(sum(d.reported_lost for d in both)),
         "reported_fraction_lost": max((d.reported_fraction_lost for d in both), default=0.0),

@@ -521,6 +521,8 @@ class MediaSettings(_Strict):
     workers: Annotated[int, Strict(), Field(ge=0)] | None = None
     inactivity_timeout_s: Annotated[int, Strict(), Field(gt=0)] = 60
     latch_any_source: Annotated[bool, Strict()] = False
+    # m= lines per SDP (more: 488 before any port); a call anchors at most as many streams
+    max_streams: Annotated[int, Strict(), Field(ge=1)] = 8
 
 
 class TranscodingSettings(_Strict):

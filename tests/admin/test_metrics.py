@@ -67,7 +67,13 @@ class FakeSource:
         default_factory=lambda: {"global": 1, "interface:external": 2, "trunk:carrier": 2}
     )
     media: dict[str, float] = field(
-        default_factory=lambda: {"packets": 5000.0, "octets": 860000.0, "lost": 25.0}
+        default_factory=lambda: {
+            "packets": 5000.0,
+            "octets": 860000.0,
+            "lost": 25.0,
+            "stun_malformed": 40.0,
+            "stun_refused": 12.0,
+        }
     )
     lag: float = 0.004
     reload_counts: tuple[int, int] = (3, 1)
@@ -186,6 +192,7 @@ EXPECTED_TYPES = {
     "sbc_media_packets": "counter",
     "sbc_media_bytes": "counter",
     "sbc_media_packets_lost": "counter",
+    "sbc_media_packets_rejected": "counter",
     "sbc_event_loop_lag_seconds": "gauge",
     "sbc_policy_reloads": "counter",
     "sbc_cdr_records": "counter",
@@ -352,6 +359,10 @@ def test_media_loop_lag_reloads_and_cdrs() -> None:
     assert value(families, "sbc_media_packets_total") == 5000
     assert value(families, "sbc_media_bytes_total") == 860000
     assert value(families, "sbc_media_packets_lost_total") == 25
+    rejected = "sbc_media_packets_rejected_total"
+    assert value(families, rejected, reason="stun_malformed") == 40
+    assert value(families, rejected, reason="stun_refused") == 12
+    assert value(families, rejected, reason="packet_errors") == 0  # present from the start
     assert value(families, "sbc_event_loop_lag_seconds") == pytest.approx(0.004)
     assert value(families, "sbc_policy_reloads_total", result="applied") == 3
     assert value(families, "sbc_policy_reloads_total", result="refused") == 1

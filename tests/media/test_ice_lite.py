@@ -227,7 +227,7 @@ def check(
 
 
 def answered(request: stun.Message) -> tuple[stun.Message | None, bool]:
-    answer = answer_check(bytes(request), SOURCE, ICE)
+    answer = answer_check(bytes(request), SOURCE, ICE, trusted=True)
     if answer.response is None:
         return None, answer.nominated
     return stun.parse_message(answer.response), answer.nominated
@@ -274,9 +274,30 @@ def test_a_bad_check_gets_an_error_never_success(request_: stun.Message, code: i
 
 def test_responses_and_garbage_are_dropped() -> None:
     response = stun.Message(stun.Method.BINDING, stun.Class.RESPONSE)
-    assert answer_check(bytes(response), SOURCE, ICE).response is None
+    assert answer_check(bytes(response), SOURCE, ICE, trusted=True).response is None
     truncated = b"\x00\x01\x00\x08\x21\x12\xa4\x42" + b"\x00" * 12  # 8 bytes promised
-    assert answer_check(truncated, SOURCE, ICE).response is None
+    assert answer_check(truncated, SOURCE, ICE, trusted=True).response is None
+
+
+@pytest.mark.parametrize(
+    "request_",
+    [check(key=b"wrongpasswordwrongpassword"), check(username="other:theirs"), check(key=None)],
+    ids=["bad-integrity", "our-ufrag", "no-mi"],
+)
+def test_a_stranger_gets_no_error(request_: stun.Message) -> None:
+    """Errors go only to a source the stream trusts: no reflection (rule 3)."""
+    answer = answer_check(bytes(request_), SOURCE, ICE, trusted=False)
+    assert answer.response is None
+    assert answer.refusal == "refused"
+
+
+def test_a_stranger_proving_our_password_is_answered() -> None:
+    answer = answer_check(bytes(check(USE_CANDIDATE=None)), SOURCE, ICE, trusted=False)
+    assert answer.response is not None
+    assert answer.nominated
+    conflict = answer_check(bytes(check(ICE_CONTROLLED=7)), SOURCE, ICE, trusted=False)
+    assert conflict.response is not None  # signed: the request proved our password
+    assert stun.parse_message(conflict.response).error_code == 487
 
 
 def test_unknown_remote_ufrag_accepts_any() -> None:
@@ -316,7 +337,8 @@ def test_wire_checks_error_bad_integrity_and_nomination_latches() -> None:
             a=SideSpec(
                 Endpoint("127.0.0.1", a),
                 remote=Endpoint("192.0.2.10", 6000),
-                allowed_sources=("192.0.2.10",),
+                # The peer's signalling IP is trusted: its failing checks get errors.
+                allowed_sources=("192.0.2.10", "127.0.0.1"),
                 ice_ufrag=creds.ufrag,
                 ice_pwd=creds.pwd,
                 ice_remote_ufrag="theirs",

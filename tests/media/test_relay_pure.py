@@ -230,7 +230,7 @@ def test_binding_answer_carries_xor_mapped_address() -> None:
     request = binding_request()
     data = bytes(request)
     assert is_stun(data, len(data))
-    answer = answer_binding(data, ("127.0.0.5", 40002))
+    answer = answer_binding(data, ("127.0.0.5", 40002)).response
     assert answer is not None
     response = stun.parse_message(answer)  # checks FINGERPRINT
     assert response.message_class == stun.Class.RESPONSE
@@ -240,15 +240,18 @@ def test_binding_answer_carries_xor_mapped_address() -> None:
 
 def test_short_term_credentials() -> None:
     password = b"ice-password-0123456789"
-    good = answer_binding(bytes(binding_request(password)), ("127.0.0.5", 1), password)
+    good = answer_binding(bytes(binding_request(password)), ("127.0.0.5", 1), password).response
     assert good is not None
     assert stun.parse_message(good).check_message_integrity(password)
-    assert answer_binding(bytes(binding_request(b"wrong")), ("127.0.0.5", 1), password) is None
-    assert answer_binding(bytes(binding_request()), ("127.0.0.5", 1), password) is None
+    wrong = answer_binding(bytes(binding_request(b"wrong")), ("127.0.0.5", 1), password)
+    assert wrong.response is None
+    assert wrong.refusal == "refused"
+    unsigned = answer_binding(bytes(binding_request()), ("127.0.0.5", 1), password)
+    assert unsigned.response is None
 
 
 def test_non_requests_are_dropped() -> None:
     response = stun.Message(stun.Method.BINDING, stun.Class.RESPONSE)
-    assert answer_binding(bytes(response), ("127.0.0.5", 1)) is None
-    assert answer_binding(b"\x00\x01" + bytes(30), ("127.0.0.5", 1)) is None
+    assert answer_binding(bytes(response), ("127.0.0.5", 1)).refusal == "ignored"
+    assert answer_binding(b"\x00\x01" + bytes(30), ("127.0.0.5", 1)).refusal == "malformed"
     assert not is_stun(bytes(rtp(1)) + bytes(8), 20)

@@ -51,6 +51,7 @@ def test_demo_settings_are_the_documented_defaults(demo: Policy) -> None:
     assert (sip.session_expires_s, sip.min_se_s, sip.tcp_idle_timeout_s) == (1800, 90, 300)
     assert demo.settings.calls.max_call_duration_s == 0
     assert demo.settings.logging.json_ is None
+    assert demo.settings.media.max_streams == 8
 
 
 def test_source_identifies_trunk_on_its_interface_only(demo: Policy) -> None:

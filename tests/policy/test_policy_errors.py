@@ -218,6 +218,10 @@ CASES: dict[str, tuple[dict[str, str | None], list[str]]] = {
             " must not exceed max_bindings",
         ],
     ),
+    "media settings": (
+        {"sbc": "media:\n  max_streams: 0\n"},
+        ["sbc.yaml:2: media.max_streams: Input should be greater than or equal to 1"],
+    ),
     "settings consistency": (
         {"sbc": "sip:\n  t1_ms: 5000\ncalls: {}\n"},
         ["sbc.yaml:1: sip: t2_ms (4000) must be at least t1_ms (5000)"],

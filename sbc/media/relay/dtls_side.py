@@ -57,7 +57,7 @@ def is_dtls_record(first_byte: int) -> bool:
 def may_handshake(latch: Latch, source: Address) -> bool:
     """DTLS only from the latched (or ICE-nominated) source or an allowed one:
     a spoofed ClientHello must not make us send a certificate flight anywhere."""
-    return source == latch.latched or latch.may_latch(source)
+    return latch.admits(source)
 
 
 class PendingSrtp(SrtpContext):

@@ -26,6 +26,14 @@ everything it needs. What is not plain RTP leaves the hot loop:
   (:mod:`sbc.media.relay.slow_path`), chosen by one test per wake-up;
 - anything else is dropped and counted.
 
+Anyone may send anything to a relay port: every parser on the way refuses
+bad bytes with a counted reason (``stun_malformed``, ``stun_refused``,
+``rtp_malformed``, ``rtcp_malformed``, ``srtp_failed`` in the stream's
+stats), and each reader catches what a packet still makes raise
+(:meth:`~sbc.media.relay.side.Side.fault`): that packet is dropped and
+counted (``packet_errors``), the reader lives on, and the log gets at most
+one line a minute about it.
+
 DTMF (:mod:`sbc.media.relay.events`): a side whose spec has ``dtmf_report``
 gets a tap, and telephone events from it are reported through ``on_dtmf``
 instead of relayed; :meth:`RelayEngine.send_dtmf` injects a digit towards a
@@ -85,7 +93,12 @@ _unpack_rtp = SEQ_TS_SSRC.unpack_from
 
 
 def _drain_rtp(side: Side) -> None:
-    """Relay what is waiting on ``side``'s RTP socket (RTCP too when muxed)."""
+    """Relay what is waiting on ``side``'s RTP socket (RTCP too when muxed).
+
+    Whatever a packet makes raise drops that packet only (:meth:`Side.fault`);
+    the next wake-up reads on. The try costs nothing until something raises
+    (zero-cost exceptions), so the hot loop is as fast as without it.
+    """
     shared = side.shared
     buf = shared.buf
     view = shared.view
@@ -93,6 +106,7 @@ def _drain_rtp(side: Side) -> None:
     now = shared.time()
     counter = side.counter
     latch = side.rtp_latch
+    accept = latch.accept
     other = side.other
     out = other.rtp
     peer = other.rtp_latch
@@ -105,38 +119,41 @@ def _drain_rtp(side: Side) -> None:
     ):
         drain_slow(side, now)  # off the plain path: one test per wake-up
         return
-    for _ in range(BATCH):
-        try:
-            n, source = recv(buf)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            return  # a queued ICMP error; the socket stays readable if more is waiting
-        if n >= RTP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
-            second = buf[1]
-            if RTCP_PT_MIN <= second <= RTCP_PT_MAX:
-                relay_rtcp(side, view, n, source, latch)
-                continue
-            seq, timestamp, ssrc = _unpack_rtp(buf, 2)
-            if (source != latch.latched or ssrc != latch.ssrc) and not latch.accept(source, ssrc):
-                counter.dropped += 1
-                continue
-            counter.on_rtp(seq, timestamp, ssrc, n, now)
-            destination = peer.destination
-            if destination is None:
-                continue  # the other leg's SDP is not known yet
-            if table is not None:
-                buf[1] = (second & MARKER_BIT) | table[second & PT_MASK]
+    try:
+        for _ in range(BATCH):
             try:
-                out.sendto(view[:n], destination)
+                n, source = recv(buf)
+            except (BlockingIOError, InterruptedError):
+                return
             except OSError:
+                return  # a queued ICMP error; the socket stays readable if more is waiting
+            if n >= RTP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
+                second = buf[1]
+                if RTCP_PT_MIN <= second <= RTCP_PT_MAX:
+                    relay_rtcp(side, view, n, source, latch)
+                    continue
+                seq, timestamp, ssrc = _unpack_rtp(buf, 2)
+                if (source != latch.latched or ssrc != latch.ssrc) and not accept(source, ssrc):
+                    counter.dropped += 1
+                    continue
+                counter.on_rtp(seq, timestamp, ssrc, n, now)
+                destination = peer.destination
+                if destination is None:
+                    continue  # the other leg's SDP is not known yet
+                if table is not None:
+                    buf[1] = (second & MARKER_BIT) | table[second & PT_MASK]
+                try:
+                    out.sendto(view[:n], destination)
+                except OSError:
+                    counter.dropped += 1
+            elif is_stun(buf, n):
+                answer_stun(side, side.rtp, bytes(buf[:n]), source, latch)
+            elif n >= RTCP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
+                relay_rtcp(side, view, n, source, latch)  # short RTCP (an empty RR)
+            else:
                 counter.dropped += 1
-        elif is_stun(buf, n):
-            answer_stun(side, side.rtp, bytes(buf[:n]), source, latch)
-        elif n >= RTCP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
-            relay_rtcp(side, view, n, source, latch)  # short RTCP (an empty RR)
-        else:
-            counter.dropped += 1
+    except Exception as error:  # a bug or an unforeseen input: never the reader's end
+        side.fault(error)
 
 
 class _Stream:

@@ -66,13 +66,13 @@ class DtmfTap:
             log.exception("on_dtmf failed for session %s", self.session)
 
     def take(self, packet: bytes, now: float) -> bool:
-        """True when ``packet`` (plain RTP) is a telephone event: not to be relayed."""
+        """True when ``packet`` (plain RTP) is a telephone event: not to be relayed.
+
+        :class:`ValueError` when it is one whose lengths do not add up: not
+        audio either, so the caller drops it (and counts it)."""
         if packet[1] & PT_MASK != self.pt:
             return False
-        try:
-            payload = rtp_payload(packet)
-        except ValueError:
-            return True  # malformed, and not audio either: dropped
+        payload = rtp_payload(packet)
         timestamp = int.from_bytes(packet[4:8], "big")
         digit = self.detector.feed(timestamp, payload, now)
         if digit is not None:

@@ -55,6 +55,13 @@ class Latch:
     def may_latch(self, source: Address) -> bool:
         return self.latch_any or source[0] in self.allowed
 
+    def admits(self, source: Address) -> bool:
+        """A source this socket takes packets from: the latched one, or one it may latch.
+
+        What the relay answers (STUN) or handshakes with (DTLS) beyond media:
+        a stranger, or a spoofed source, gets nothing sent back."""
+        return source == self.latched or self.may_latch(source)
+
     def accept(self, source: Address, ssrc: int = NO_SSRC) -> bool:
         """Should a packet from ``source`` carrying ``ssrc`` be relayed? Latches as needed."""
         if source == self.latched:

@@ -47,29 +47,33 @@ _unpack_rtcp_ssrc = RTCP_SENDER_SSRC.unpack_from
 
 
 def drain_rtcp(side: Side) -> None:
-    """Relay what is waiting on ``side``'s RTCP socket (no rtcp-mux)."""
+    """Relay what is waiting on ``side``'s RTCP socket (no rtcp-mux); what a
+    packet makes raise is :meth:`~sbc.media.relay.side.Side.fault`."""
     sock = side.rtcp
     if sock is None:
         return
     buf = side.shared.buf
     view = side.shared.view
-    for _ in range(BATCH):
-        try:
-            n, source = sock.recvfrom_into(buf)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            return
-        if (
-            n >= RTCP_HEADER_LENGTH
-            and buf[0] & VERSION_MASK == VERSION_BITS
-            and RTCP_PT_MIN <= buf[1] <= RTCP_PT_MAX
-        ):
-            relay_rtcp(side, view, n, source, side.rtcp_latch)
-        elif is_stun(buf, n):
-            answer_stun(side, sock, bytes(buf[:n]), source, side.rtcp_latch)
-        else:
-            side.counter.dropped += 1
+    try:
+        for _ in range(BATCH):
+            try:
+                n, source = sock.recvfrom_into(buf)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                return
+            if (
+                n >= RTCP_HEADER_LENGTH
+                and buf[0] & VERSION_MASK == VERSION_BITS
+                and RTCP_PT_MIN <= buf[1] <= RTCP_PT_MAX
+            ):
+                relay_rtcp(side, view, n, source, side.rtcp_latch)
+            elif is_stun(buf, n):
+                answer_stun(side, sock, bytes(buf[:n]), source, side.rtcp_latch)
+            else:
+                side.counter.dropped += 1
+    except Exception as error:  # one packet's: dropped and counted, the reader lives
+        side.fault(error)
 
 
 def relay_rtcp(side: Side, view: memoryview, n: int, source: Address, latch: Latch) -> None:

@@ -14,8 +14,9 @@ map, ICE-lite credentials (RFC 8445 §2.5), and the SRTP keys, whose context
 is replaced only when they change (a rekey), or taken from
 the DTLS-SRTP handshake (RFC 5764), which refuses media until it is done.
 
-:class:`Shared` is what every drain of an engine shares: one receive buffer
-and the loop's clock; :data:`BATCH` bounds every drain.
+:class:`Shared` is what every drain of an engine shares: one receive buffer,
+the loop's clock and the :class:`~sbc.media.relay.faults.FaultLog`;
+:data:`BATCH` bounds every drain.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from sbc.media.control import Endpoint, SideSpec
 from sbc.media.relay import dtls_side
 from sbc.media.relay.dtls_side import DtlsSide
 from sbc.media.relay.events import DtmfTap
+from sbc.media.relay.faults import FaultLog
 from sbc.media.relay.latch import Address, Latch, rtcp_destination
 from sbc.media.relay.rtcp_sender import RtcpSender
 from sbc.media.relay.rtp import pt_table
@@ -40,14 +42,16 @@ BUFFER_SIZE = 65536  # one UDP datagram, whatever the MTU
 
 
 class Shared:
-    """What every drain needs: the receive buffer and the loop's clock."""
+    """What every drain needs: the receive buffer, the loop's clock, and the
+    log of packets whose handling raised."""
 
-    __slots__ = ("buf", "time", "view")
+    __slots__ = ("buf", "faults", "time", "view")
 
     def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
         self.buf = bytearray(BUFFER_SIZE)
         self.view = memoryview(self.buf)
         self.time = loop.time
+        self.faults = FaultLog()
 
 
 class Side:
@@ -135,6 +139,13 @@ class Side:
         except SrtpError:
             self.counter.srtp_failed += 1
             return None
+
+    def fault(self, error: Exception) -> None:
+        """A packet made a drain raise: it is dropped, counted in ``packet_errors``
+        and logged at most once a minute (:mod:`sbc.media.relay.faults`); the
+        packets still queued are read at the next wake-up (the socket stays readable)."""
+        self.counter.packet_errors += 1
+        self.shared.faults.record(error, self.shared.time())
 
     def rtcp_out(self) -> tuple[socket.socket, Address | None]:
         """The socket and destination for RTCP sent to this side's peer."""

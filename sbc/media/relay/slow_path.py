@@ -16,6 +16,11 @@ rewrite, and hands the whole wake-up to :func:`drain_slow` when one does:
 - A DTMF tap (:mod:`sbc.media.relay.events`): telephone events are
   reported, never relayed; the side's other traffic goes as usual.
 
+A packet whose RTP the DTMF tap or the transcoder cannot read (lengths
+that do not add up, a payload the decoder refuses) raises ``ValueError``
+there: it is dropped and counted in ``rtp_malformed``; anything else a
+packet makes raise drops that packet (:meth:`~sbc.media.relay.side.Side.fault`).
+
 Every packet is copied out of the shared buffer (``bytes``): libsrtp and
 the transcoder need their own, and this path is not the hot one.
 """
@@ -68,21 +73,28 @@ def drain_slow(side: Side, now: float) -> None:
             return
         except OSError:
             return
-        if n >= RTP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
-            if RTCP_PT_MIN <= buf[1] <= RTCP_PT_MAX:
+        try:
+            if n >= RTP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
+                if RTCP_PT_MIN <= buf[1] <= RTCP_PT_MAX:
+                    relay_rtcp(side, view, n, source, latch)
+                    continue
+                try:
+                    relay(side, other, bytes(view[:n]), source, now)
+                except ValueError:  # lengths or a payload that do not add up (tap, transcoder)
+                    counter.rtp_malformed += 1
+            elif is_stun(buf, n):
+                answer_stun(side, side.rtp, bytes(buf[:n]), source, latch)
+            elif n >= RTCP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
                 relay_rtcp(side, view, n, source, latch)
-                continue
-            relay(side, other, bytes(view[:n]), source, now)
-        elif is_stun(buf, n):
-            answer_stun(side, side.rtp, bytes(buf[:n]), source, latch)
-        elif n >= RTCP_HEADER_LENGTH and buf[0] & VERSION_MASK == VERSION_BITS:
-            relay_rtcp(side, view, n, source, latch)
-        elif (
-            side.dtls is not None and n and is_dtls_record(buf[0]) and may_handshake(latch, source)
-        ):
-            side.srtp = side.dtls.receive(bytes(view[:n]), source, now)
-        else:
-            counter.dropped += 1
+            elif side.dtls is not None and n and is_dtls_record(buf[0]):
+                if may_handshake(latch, source):
+                    side.srtp = side.dtls.receive(bytes(view[:n]), source, now)
+                else:
+                    counter.dropped += 1
+            else:
+                counter.dropped += 1
+        except Exception as error:  # this packet only: dropped, counted, the drain goes on
+            side.fault(error)
 
 
 def _relay_srtp(side: Side, other: Side, packet: bytes, source: Address, now: float) -> None:

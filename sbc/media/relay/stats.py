@@ -86,6 +86,7 @@ class DirectionCounter:
         "jitter",
         "last_rtp",
         "octets",
+        "packet_errors",
         "packets",
         "past_lost",
         "reported_fraction",
@@ -95,9 +96,12 @@ class DirectionCounter:
         "reported_ssrc",
         "rtcp_malformed",
         "rtcp_packets",
+        "rtp_malformed",
         "seq",
         "srtp_failed",
         "ssrc",
+        "stun_malformed",
+        "stun_refused",
         "transit",
     )
 
@@ -115,6 +119,11 @@ class DirectionCounter:
         self.past_lost = 0  # loss of earlier SSRCs
         self.rtcp_malformed = 0  # relayed, but not a valid compound (RFC 3550 A.2)
         self.srtp_failed = 0  # dropped: SRTP/SRTCP authentication or replay failure
+        # Dropped, by reason (what a hostile network sends; docs/security.md).
+        self.stun_malformed = 0  # STUN that does not parse (RFC 8489 §5, §14)
+        self.stun_refused = 0  # Binding requests not ours to answer (a stranger's)
+        self.rtp_malformed = 0  # RTP whose lengths or payload do not add up, where read
+        self.packet_errors = 0  # anything else a packet made raise (a bug: logged, rarely)
         # The latest report block about this direction (RFC 3550 §6.4.1), raw units.
         self.reported_ssrc = -1
         self.reported_lost = 0
@@ -178,4 +187,8 @@ class DirectionCounter:
             reported_jitter_ms=self.reported_jitter * 1000.0 / self.clock_rate,
             rtcp_malformed=self.rtcp_malformed,
             srtp_failed=self.srtp_failed,
+            stun_malformed=self.stun_malformed,
+            stun_refused=self.stun_refused,
+            rtp_malformed=self.rtp_malformed,
+            packet_errors=self.packet_errors,
         )

@@ -21,7 +21,10 @@ Per packet (RFC 3550 §5.1 header, RFC 3711 for SRTP legs):
    its payload type is the source codec's; a telephone event (RFC 4733)
    goes through ``feed_event`` and leaves with the destination leg's event
    payload type and the marker bit it came with; anything else (comfort
-   noise, another codec) is dropped: the far leg could not decode it.
+   noise, another codec) is dropped: the far leg could not decode it. A
+   packet whose lengths do not add up, or whose payload the decoder
+   refuses, raises :class:`ValueError` (the slow path counts it in
+   ``rtp_malformed``).
 4. Each payload out gets our own RTP header: our SSRC (random, one per
    direction, RFC 3550 §8), our sequence numbers (random start, +1 per
    packet), the transcoder's timestamps on the destination clock, and the
@@ -111,7 +114,7 @@ class TranscodingDirection:
         self.ssrc = secrets.randbits(32)
         self._sequence = secrets.randbits(16)
         self._marker = True
-        self.dropped = 0  # packets that could not be transcoded (unknown payload type, corrupt)
+        self.dropped = 0  # packets of a payload type neither codec nor event (comfort noise)
         # For our sender reports (RFC 3550 §6.4.1): counts, and one point of our timeline.
         self.clock_rate = rtp_clock(destination.name)
         self.sent_packets = 0
@@ -124,24 +127,20 @@ class TranscodingDirection:
         return rtp_clock(self.spec.source.name)
 
     def convert(self, packet: bytes, now: float) -> list[bytes]:
-        """One received RTP packet (plain) in at ``now``; the packets to send out (plain)."""
+        """One received RTP packet (plain) in at ``now``; the packets to send out (plain).
+
+        :class:`ValueError` for a packet whose lengths do not add up or whose
+        payload the decoder refuses (the caller drops and counts it)."""
         second = packet[1]
         payload_type = second & PT_MASK
         timestamp = _unpack_rtp(packet, 2)[1]
-        try:
-            payload: bytes | None = bytes(rtp_payload(packet))
-        except ValueError:  # lengths that do not add up: not decodable
-            payload = None
+        payload = bytes(rtp_payload(packet))
         source, destination = self.spec.source, self.spec.destination
-        if payload is None:
-            self.dropped += 1
-            return []
         if payload_type == source.payload:
             try:
                 frames = self.transcoder.feed(payload, timestamp)
-            except (ValueError, RuntimeError):  # a payload the decoder refuses
-                self.dropped += 1
-                return []
+            except (ValueError, RuntimeError) as error:  # a payload the decoder refuses
+                raise ValueError(f"undecodable {source.name} payload") from error
             out = [self._packet(destination.payload, self._marker, p, t) for p, t in frames]
             if out:
                 self._marker = False

@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from sbc.sip.address import Address, parse_address, parse_address_list
 from sbc.sip.errors import ParseError, UnsupportedVersionError
+from sbc.sip.head import DEFAULT_HEAD_LIMITS, HeadLimits, check_size, stray_octet
 from sbc.sip.headers import CANONICAL_SPELLINGS, Headers, canonical_name
 from sbc.sip.params import is_digits
 from sbc.sip.parse_memo import ParseMemo
@@ -33,6 +34,8 @@ _MAX_CONTENT_LENGTH_DIGITS = 10
 _MAX_SCALAR_DIGITS = 12
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
 _FOLD_RE = re.compile(r"\r?\n[ \t]+")
+#: Never inside a line on the wire (Message.serialize): CR, LF, NUL.
+_LINE_BREAKERS = str.maketrans("\r\n\0", "   ")
 #: Headers that may appear once only; two of them make the request invalid.
 _SINGLE = ("Call-ID", "CSeq", "From", "To", "Max-Forwards", "Content-Length")
 _REQUIRED = ("Call-ID", "CSeq", "From", "To", "Via")
@@ -183,7 +186,10 @@ class Message:
         """Wire bytes; Content-Length always reflects the body (§18.3).
 
         Headers keep their order; the first Content-Length is rewritten in
-        place (any other copy dropped), or appended when there is none.
+        place (any other copy dropped), or appended when there is none. No
+        line carries CR, LF or NUL, whatever was written into a value, reason
+        phrase or URI: each becomes SP (what a fold reads as), so nothing the
+        SBC builds or copies can break a line on the wire (:mod:`sbc.sip.head`).
         """
         lines = [self.start_line()]
         length = str(len(self.body))
@@ -196,6 +202,9 @@ class Message:
             lines.append(f"{name}: {value}")
         if not placed:
             lines.append(f"Content-Length: {length}")
+        probe = "".join(lines)  # then three memchr scans: cheaper than counting
+        if "\r" in probe or "\n" in probe or "\0" in probe:
+            lines = [line.translate(_LINE_BREAKERS) for line in lines]
         lines.append("\r\n")
         return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
 
@@ -266,13 +275,14 @@ def _address_line(value: str) -> list[Address]:
 # --- parsing -----------------------------------------------------------------
 
 
-def parse_message(data: bytes) -> Request | Response:
+def parse_message(data: bytes, limits: HeadLimits = DEFAULT_HEAD_LIMITS) -> Request | Response:
     """Parse one complete message (a datagram or a framed stream message).
 
-    Raises :class:`ParseError` and nothing else, whatever the bytes.
+    Raises :class:`ParseError` and nothing else, whatever the bytes. A head
+    over ``limits`` is refused before it is parsed (:mod:`sbc.sip.head`).
     """
     try:
-        return _parse_message(data)
+        return _parse_message(data, limits)
     except ParseError:
         raise
     except (ValueError, IndexError, UnicodeError, OverflowError) as exc:  # pragma: no cover
@@ -280,23 +290,39 @@ def parse_message(data: bytes) -> Request | Response:
         raise ParseError(f"malformed message ({type(exc).__name__})") from None
 
 
-def _parse_message(data: bytes) -> Request | Response:
+def _parse_message(data: bytes, limits: HeadLimits) -> Request | Response:
     head, body = _split_head(data)
+    check_size(head, limits)
+    stray = stray_octet(head)
     text = head.decode("utf-8", "surrogateescape")
     if "\n " in text or "\n\t" in text:
         text = _FOLD_RE.sub(" ", text)
     if "\r" in text:
         text = text.replace("\r\n", "\n")
     lines = text.split("\n")
-    headers = Headers(_parse_header_lines(lines, 1))
-    message = _parse_start_line(lines[0], headers)
     try:
+        headers = Headers(_parse_header_lines(lines, 1))
+        message = _parse_start_line(lines[0], headers)
+    except ParseError as exc:
+        if stray is None:
+            raise
+        raise _renamed(exc, stray) from None  # the octet is what went wrong
+    try:
+        if stray is not None:
+            raise ParseError(stray)  # RFC 3261 §25.1; 400 naming it (sbc.sip.head)
         message.body = _frame_body(headers, body)
         _validate(message)
     except ParseError as exc:
         exc.message = message
         raise
     return message
+
+
+def _renamed(exc: ParseError, reason: str) -> ParseError:
+    """``exc`` with ``reason`` instead, as a plain 400 still carrying its message."""
+    renamed = ParseError(reason)
+    renamed.message = exc.message
+    return renamed
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:

@@ -163,8 +163,7 @@ def _refusal(core: Core, request: Request) -> tuple[int, str | None, dict[str, s
     if core.overloaded:
         core.stats["shed"] += 1
         return 503, "Overloaded", {"Retry-After": "5"}
-    max_forwards = request.headers.get("Max-Forwards")
-    if max_forwards is not None and int(max_forwards) == 0:
+    if request.headers.get("Max-Forwards") == "0":  # the parser checked it is 0-255
         return 483, None, {}
     unsupported = request.option_tags("Require") - SUPPORTED_EXTENSIONS
     if unsupported:

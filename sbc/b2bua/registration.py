@@ -55,16 +55,13 @@ from sbc.sip.errors import ParseError
 from sbc.sip.headers import Headers
 from sbc.sip.ids import new_call_id, new_tag
 from sbc.sip.message import Request, Response
-from sbc.sip.params import is_digits
+from sbc.sip.params import MAX_DELTA_SECONDS, parse_number
 from sbc.sip.target import Target
 from sbc.sip.uri import SipUri, Uri, unescape
 
 log = structlog.get_logger("sbc.registration")
 
 REGISTER = "REGISTER"
-#: RFC 3261 §20.19 / §20.37: delta-seconds run up to 2**32 - 1.
-MAX_DELTA_SECONDS = 2**32 - 1
-_MAX_DELTA_DIGITS = 10
 #: A registrar granting a second or two must not make us send a REGISTER storm.
 MIN_REFRESH_S = 1.0
 #: Retry-After beyond a day is treated as a day: the trunk must come back some time.
@@ -541,12 +538,7 @@ def _delta_seconds(text: str | None) -> int | None:
     """``delta-seconds = 1*DIGIT`` (RFC 3261 §25.1), capped at 2**32-1; else None."""
     if text is None:
         return None
-    text = text.strip()
-    if not is_digits(text):
-        return None
-    if len(text) > _MAX_DELTA_DIGITS:
-        return MAX_DELTA_SECONDS
-    return min(int(text), MAX_DELTA_SECONDS)
+    return parse_number(text.strip(" \t"), MAX_DELTA_SECONDS, clamp=True)
 
 
 def _retry_after(value: str | None) -> float | None:

@@ -16,6 +16,10 @@ from sbc.sip.errors import ParseError
 
 Params = dict[str, str | None]
 
+#: RFC 3261 §20.19: delta-seconds run from 0 to 2**32-1.
+MAX_DELTA_SECONDS = 2**32 - 1
+MAX_PORT = 65535
+
 #: Characters that can never appear in a parameter name (token or paramchar).
 _NAME_FORBIDDEN = frozenset(' \t\r\n"<>,;=@?\\')
 #: Characters that can never appear in an unquoted parameter value.
@@ -25,6 +29,29 @@ _VALUE_FORBIDDEN = frozenset(' \t\r\n"<>,;\\')
 def is_digits(text: str) -> bool:
     """``1*DIGIT`` in ASCII only (``str.isdigit`` also accepts e.g. ``²``)."""
     return text.isascii() and text.isdigit()
+
+
+def parse_number(text: str, maximum: int, *, clamp: bool = False) -> int | None:
+    """A numeric field from the wire (``1*DIGIT``, RFC 3261 §25.1) as an int.
+
+    The one reader of wire numbers: ``str.isdigit`` takes ``²`` and Arabic-Indic
+    digits that ``int`` refuses, and ``int`` refuses over 4,300 digits, so
+    neither is used on wire text anywhere else. None when ``text`` is not
+    ASCII digits only (callers strip the LWS their grammar allows), or names a
+    number above ``maximum`` — with ``clamp``, such a number reads as
+    ``maximum`` (e.g. delta-seconds beyond 2**32-1). Leading zeros are dropped
+    before the length check, so no more digits than ``maximum`` has are ever
+    converted.
+    """
+    if not text.isascii() or not text.isdigit():
+        return None
+    significant = text.lstrip("0")
+    if len(significant) > len(str(maximum)):
+        return maximum if clamp else None
+    number = int(significant) if significant else 0
+    if number > maximum:
+        return maximum if clamp else None
+    return number
 
 
 def split_outside_quotes(text: str, sep: str) -> Iterator[str]:

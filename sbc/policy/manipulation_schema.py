@@ -32,7 +32,7 @@ from pydantic import (
     model_validator,
 )
 
-from sbc.policy.schema import Name, _Strict
+from sbc.policy.schema import Name, _Strict, check_replacement
 from sbc.sip.headers import canonical_name
 
 MANIPULATIONS_FILE = "manipulations.yaml"
@@ -221,11 +221,7 @@ def _check_replacement(replacement: str, info: ValidationInfo) -> str:
     regex = info.data.get("regex")
     if regex is None:
         return replacement  # the regex itself is reported
-    try:
-        # sub() parses the template before searching, so an empty subject suffices.
-        re.compile(regex).sub(replacement, "")
-    except (re.error, IndexError) as exc:
-        raise ValueError(f"invalid replacement: {exc}") from None
+    check_replacement(regex, replacement)  # valid, and its escapes expand to no CR/LF/NUL
     return replacement
 
 

@@ -8,9 +8,12 @@ but ``int`` refuses (``²``, 5,000 digits) get an answer, never an exception.
 
 from __future__ import annotations
 
-import pytest
-from peers import CARRIER_HOST, PBX_HOST, Net, sdp
+from pathlib import Path
 
+import pytest
+from peers import CARRIER_HOST, PBX_HOST, Net, policy_copy, sdp
+
+from sbc.policy import load_policy
 from sbc.sip.message import Request, Response
 
 INJECTED = b"X-Injected"
@@ -161,3 +164,23 @@ def test_reliable_provisional_with_an_unreadable_rseq_is_not_pracked(net: Net, r
     callee.respond(invite, 183, headers=[("Require", "100rel"), ("RSeq", "0012")])
     (prack,) = callee.requests("PRACK")
     assert prack.headers.get("RAck") == "12 1 INVITE"
+
+
+def with_filler(data: bytes, count: int) -> bytes:
+    return data.replace(b"Max-Forwards: 70\r\n", b"Max-Forwards: 70\r\n" + b"X-F: 1\r\n" * count)
+
+
+def test_header_bomb_is_dropped_unparsed_per_the_policy_limit(net: Net, tmp_path: Path) -> None:
+    """sbc.yaml ``sip.max_headers``: over it, nothing is parsed, so nothing is
+    answered (no amplification) and nothing crosses; it counts as a parse error."""
+    data = invite_bytes(net)
+    assert net.deliver_from(net.carrier.source, with_filler(data, 4000)) == []
+    assert net.core.stats["parse_errors"] == 1
+    directory = policy_copy(tmp_path)
+    (directory / "sbc.yaml").write_text("sip:\n  max_headers: 40\n")
+    net.core.set_policy(load_policy(directory), net.now)
+    assert net.deliver_from(net.carrier.source, with_filler(data, 40)) == []
+    assert net.core.stats["parse_errors"] == 2
+    assert sent_to(net, PBX_HOST) == []
+    net.deliver_from(net.carrier.source, with_filler(data, 20))
+    assert len(net.pbx.requests("INVITE")) == 1  # under the limit: a call as usual

@@ -17,8 +17,9 @@ inside a quoted-string of a header, which may escape any octet but CR and LF
 (RFC 4475 §3.1.1.3 has one with BEL, NUL and DEL); the serializer still never
 emits NUL (:meth:`sbc.sip.message.Message.serialize`).
 
-The common case costs one ``translate`` and one ``count`` over the head; the
-line-by-line look that names the culprit runs only when something is wrong.
+The common case costs one ``translate`` over the head and one ``memchr`` over
+its text (:func:`has_stray`); the line-by-line look that names the culprit
+(:func:`stray_octet`) runs only when something is wrong.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from sbc.sip.headers import canonical_name
 #: though it is never answered (nothing of it was parsed to answer with).
 MESSAGE_TOO_LARGE = 513
 
-#: Octets that may appear in a head only as part of a CRLF (CR) or a quoted-pair.
-_CONTROLS = bytes([*range(0x09), 0x0B, 0x0C, 0x0D, *range(0x0E, 0x20), 0x7F])
+#: Octets that may appear in a head only in a quoted-pair (CR: only in a CRLF).
+_CONTROLS = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x20), 0x7F])
 _STRAY = re.compile(rb"[\x00-\x08\x0a-\x1f\x7f]")
 # quoted-string = DQUOTE *(qdtext / quoted-pair) DQUOTE; pairs taken as units.
 _QUOTED_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"', re.DOTALL)
@@ -78,10 +79,15 @@ def _check_line_lengths(head: bytes, limit: int) -> None:
         start = end + 1
 
 
+def has_stray(head: bytes, text: str) -> bool:
+    """Whether :func:`stray_octet` must look: ``text`` is ``head`` decoded, its
+    CRLFs turned into LF, so any CR left in it is a bare one."""
+    return "\r" in text or len(head.translate(None, _CONTROLS)) != len(head)
+
+
 def stray_octet(head: bytes) -> str | None:
-    """What is wrong with the head's octets (``"bare CR in header From"``), if anything."""
-    if len(head) - len(head.translate(None, _CONTROLS)) == head.count(b"\r\n"):
-        return None  # every control octet is the CR of a CRLF
+    """What is wrong with the head's octets (``"bare CR in header From"``), if
+    anything; only worth calling when :func:`has_stray` says so."""
     lines = head.split(b"\n")
     for index, line in enumerate(lines):
         octet = _stray_in_line(line[:-1] if line.endswith(b"\r") else line, index > 0)

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 from sbc.sip.address import Address, parse_address, parse_address_list
 from sbc.sip.errors import ParseError, UnsupportedVersionError
-from sbc.sip.head import DEFAULT_HEAD_LIMITS, HeadLimits, check_size, stray_octet
+from sbc.sip.head import DEFAULT_HEAD_LIMITS, HeadLimits, check_size, has_stray, stray_octet
 from sbc.sip.headers import CANONICAL_SPELLINGS, Headers, canonical_name
 from sbc.sip.params import MAX_DELTA_SECONDS, is_digits, parse_number
 from sbc.sip.parse_memo import ParseMemo
@@ -290,12 +290,12 @@ def parse_message(data: bytes, limits: HeadLimits = DEFAULT_HEAD_LIMITS) -> Requ
 def _parse_message(data: bytes, limits: HeadLimits) -> Request | Response:
     head, body = _split_head(data)
     check_size(head, limits)
-    stray = stray_octet(head)
     text = head.decode("utf-8", "surrogateescape")
     if "\n " in text or "\n\t" in text:
         text = _FOLD_RE.sub(" ", text)
     if "\r" in text:
         text = text.replace("\r\n", "\n")
+    stray = stray_octet(head) if has_stray(head, text) else None
     lines = text.split("\n")
     try:
         headers = Headers(_parse_header_lines(lines, 1))

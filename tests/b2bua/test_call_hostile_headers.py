@@ -184,3 +184,11 @@ def test_header_bomb_is_dropped_unparsed_per_the_policy_limit(net: Net, tmp_path
     assert sent_to(net, PBX_HOST) == []
     net.deliver_from(net.carrier.source, with_filler(data, 20))
     assert len(net.pbx.requests("INVITE")) == 1  # under the limit: a call as usual
+
+
+@pytest.mark.parametrize("value", [b"0", b"00"])
+def test_max_forwards_zero_in_any_spelling_is_483(net: Net, value: bytes) -> None:
+    data = invite_bytes(net).replace(b"Max-Forwards: 70", b"Max-Forwards: " + value)
+    out = net.deliver_from(net.carrier.source, data)
+    assert out[-1].data.startswith(b"SIP/2.0 483 ")
+    assert sent_to(net, PBX_HOST) == []

@@ -2,7 +2,7 @@
 
 Prints one line:
     parser: parse=<N> msg/s parse_repeat=<N> msg/s serialize=<N> msg/s
-            bomb_refused=<R>x bomb_parsed=<R>x (INVITE ...)
+            bomb_refused=<R>x bomb_parsed=<R>x stray_refused=<R>x (INVITE ...)
 
 ``parse`` includes the validation every inbound message gets (Via, From, To,
 CSeq, Contact parsed), each message a new call's (its own Via branch, From
@@ -13,8 +13,11 @@ messages repeat its From, To, Call-ID and Via texts
 ``bomb_refused`` is what refusing a 64 KB datagram of 4,000 headers costs,
 as a multiple of one ``parse`` (the default limits refuse it before parsing,
 :mod:`sbc.sip.head`); ``bomb_parsed`` is what parsing it would cost with the
-limits lifted, as it did before they existed. Compare ratios within one run:
-the machines are shared and noisy.
+limits lifted, as it did before they existed. ``stray_refused`` is the
+worst the stray-octet check meets within the limits: 240 long header lines
+of escaped quotes and escaped control characters (legal quoted-pairs, so
+every line is examined), a bare NUL in the last one. Compare ratios within
+one run: the machines are shared and noisy.
 """
 
 from __future__ import annotations
@@ -97,6 +100,13 @@ def header_bomb(headers: int = 4000) -> bytes:
     return head + b"\r\n" + lines + b"\r\n\r\n" + body
 
 
+def stray_bomb(headers: int = 240) -> bytes:
+    """Lines that make the stray-octet check look hard, then a NUL at the end."""
+    head, body = INVITE.split(b"\r\n\r\n", 1)
+    line = b'X-Q: "' + b'\\"' * 60 + b"\\\x07" * 60 + b'"'
+    return head + b"\r\n" + b"\r\n".join([line] * headers) + b"\x00\r\n\r\n" + body
+
+
 def refuse(data: bytes, limits: HeadLimits | None = None) -> None:
     try:
         parse_message(data) if limits is None else parse_message(data, limits)
@@ -118,10 +128,13 @@ def main() -> None:
     assert lines > 4000
     refused = rate(lambda: refuse(bomb))
     parsed = rate(lambda: parse_message(bomb, UNLIMITED), seconds=2.0)
+    strays = stray_bomb()
+    stray = rate(lambda: refuse(strays))
     print(
         f"parser: parse={parse:.0f} msg/s parse_repeat={repeat:.0f} msg/s "
         f"serialize={serialize:.0f} msg/s bomb_refused={parse / refused:.1f}x "
-        f"bomb_parsed={parse / parsed:.0f}x (INVITE with SDP, {len(message.headers)} headers; "
+        f"bomb_parsed={parse / parsed:.0f}x stray_refused={parse / stray:.0f}x "
+        f"(INVITE with SDP, {len(message.headers)} headers; "
         f"bomb: {len(bomb)} octets, {lines} lines)"
     )
 

@@ -117,6 +117,18 @@ def test_a_crlf_spelled_header_line_is_not_a_stray_octet() -> None:
     assert parse_message(quoted).from_.display_name == "A\x07l\x00i\x7fce"
 
 
+def test_escaped_quotes_cannot_make_the_check_quadratic() -> None:
+    """Each quote could open a quoted-string that runs to the end of the line:
+    retried from every quote, 4,000 of them cost seconds. One pass instead
+    (bench/parser.py stray_refused shows the cost; here, the verdicts)."""
+    line = b'X-Q: "' + b'\\"' * 4000
+    assert refused(INVITE.replace(b"Subject: lunch", line + b"\x00")).reason == "NUL in header X-Q"
+    assert refused(INVITE.replace(b"Subject: lunch", line + b"\\\r")).reason == (
+        "bare CR in header X-Q"
+    )
+    parse_message(INVITE.replace(b"Subject: lunch", line + b'\\\x00"'))
+
+
 # --- the header section is capped before it is parsed --------------------------------
 
 

@@ -14,8 +14,8 @@ not end a line, and every other control octet the grammar has no place for
 (RFC 3261 §25.1: ``TEXT-UTF8char``, ``qdtext`` and ``reason-phrase`` allow no
 octet below %x20 but HTAB, nor DEL). The one exception is a ``quoted-pair``
 inside a quoted-string of a header, which may escape any octet but CR and LF
-(RFC 4475 §3.1.1.3 has one with BEL, NUL and DEL); the serializer still never
-emits NUL (:meth:`sbc.sip.message.Message.serialize`).
+(RFC 4475 §3.1.1.2, intmeth, escapes BEL, NUL and DEL so); the serializer
+still never emits NUL (:meth:`sbc.sip.message.Message.serialize`).
 
 The common case costs one ``translate`` over the head and one ``memchr`` over
 its text (:func:`has_stray`); the line-by-line look that names the culprit

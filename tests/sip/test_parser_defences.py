@@ -109,7 +109,7 @@ def test_bare_cr_in_a_value_of_a_lf_only_message_is_refused() -> None:
 def test_a_crlf_spelled_header_line_is_not_a_stray_octet() -> None:
     """What the grammar allows stays allowed: HTAB, folding, LF-only line ends,
     UTF-8 text, and quoted-pairs of controls other than CR and LF (RFC 3261 §25.1,
-    RFC 4475 §3.1.1.3)."""
+    RFC 4475 §3.1.1.2)."""
     data = INVITE.replace(b"Subject: lunch", b"Subject:\tlunch\r\n\tat noon \xc3\xa0 midi")
     assert parse_message(data).headers.get("Subject") == "lunch at noon \u00e0 midi"
     assert parse_message(INVITE.replace(b"\r\n", b"\n")).headers.get("Subject") == "lunch"

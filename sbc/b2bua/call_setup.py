@@ -34,7 +34,8 @@ from sbc.policy.admission import call_scopes, interface_scope, trunk_scope
 from sbc.sip.dialog import Dialog
 from sbc.sip.errors import ParseError, SipError
 from sbc.sip.ids import new_tag
-from sbc.sip.message import Request, error_reason
+from sbc.sip.message import MAX_FORWARDS_LIMIT, Request, error_reason
+from sbc.sip.params import parse_number
 from sbc.sip.target import Target
 from sbc.sip.transaction import ServerTransaction
 
@@ -164,7 +165,7 @@ def _refusal(core: Core, request: Request) -> tuple[int, str | None, dict[str, s
         core.stats["shed"] += 1
         return 503, "Overloaded", {"Retry-After": "5"}
     max_forwards = request.headers.get("Max-Forwards")
-    if max_forwards is not None and int(max_forwards) == 0:
+    if max_forwards is not None and parse_number(max_forwards, MAX_FORWARDS_LIMIT) == 0:
         return 483, None, {}
     unsupported = request.option_tags("Require") - SUPPORTED_EXTENSIONS
     if unsupported:

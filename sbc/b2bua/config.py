@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from sbc.sip.head import DEFAULT_HEAD_LIMITS, HeadLimits
+
 #: RFC 4028 §4: the smallest allowed Min-SE.
 MIN_SE_FLOOR = 90
 
@@ -20,3 +22,4 @@ class CallConfig:
     max_call_duration: float = 0.0  # 0 = unlimited
     bye_timeout: float = 32.0  # how long a BYE may stay unanswered
     t1: float = 0.5  # RFC 3262 §3 reliable provisionals and §9.1 CANCEL guard
+    head_limits: HeadLimits = DEFAULT_HEAD_LIMITS  # what the core parses at all

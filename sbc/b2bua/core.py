@@ -170,7 +170,7 @@ class Core:
         if self.guard.check_source(source.host, source.interface, now).action == "drop":
             return []  # banned or refused by an ACL: not even parsed
         try:
-            message = parse_message(data)
+            message = parse_message(data, self.config.head_limits)
         except ParseError as exc:
             answer_parse_error(self, exc, source)
             return self._flush()

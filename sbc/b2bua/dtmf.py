@@ -35,10 +35,11 @@ from typing import TYPE_CHECKING
 
 from sbc.b2bua.leg import Leg, Side
 from sbc.b2bua.pending import Kind, Pending
-from sbc.media.dtmf import DEFAULT_DURATION_MS, DIGITS, clamp_duration_ms
+from sbc.media.dtmf import DEFAULT_DURATION_MS, DIGITS, MAX_DURATION_MS, clamp_duration_ms
 from sbc.media.interface import PassthroughMedia
 from sbc.sip.errors import SipError
 from sbc.sip.message import Request, build_response
+from sbc.sip.params import parse_number
 from sbc.sip.transaction import ServerTransaction
 
 if TYPE_CHECKING:
@@ -80,9 +81,12 @@ def parse_dtmf_info(request: Request) -> DtmfDigit:
     if "signal" not in fields:
         raise DtmfInfoError("dtmf-relay body without Signal=")
     duration = fields.get("duration", "")
-    if duration and not duration.isdigit():
+    # Longer than any digit we send reads as the longest (clamp_duration_ms).
+    milliseconds = parse_number(duration, MAX_DURATION_MS, clamp=True) if duration else None
+    if duration and milliseconds is None:
         raise DtmfInfoError(f"invalid Duration {duration[:20]!r}")
-    milliseconds = int(duration) if duration else DEFAULT_DURATION_MS
+    if milliseconds is None:
+        milliseconds = DEFAULT_DURATION_MS
     return DtmfDigit(_digit(fields["signal"]), clamp_duration_ms(milliseconds))
 
 
@@ -193,6 +197,7 @@ def _digit(value: str) -> str:
     """A digit as written (``5``, ``#``, ``a``) or as its event code (``11``)."""
     if len(value) == 1 and value.upper() in DIGITS:
         return value.upper()
-    if value.isdigit() and 10 <= int(value) < len(DIGITS):
-        return DIGITS[int(value)]
+    code = parse_number(value, len(DIGITS) - 1)  # RFC 4733 §3.2 event codes 0-15
+    if code is not None and code >= 10:
+        return DIGITS[code]
     raise DtmfInfoError(f"not a DTMF digit: {value[:20]!r}")

@@ -14,7 +14,8 @@ from sbc.b2bua.leg import Leg
 from sbc.policy import Trunk
 from sbc.sip.headers import Headers
 from sbc.sip.ids import new_call_id, new_tag
-from sbc.sip.message import Request
+from sbc.sip.message import MAX_FORWARDS_LIMIT, Request
+from sbc.sip.params import parse_number
 from sbc.sip.uri import SipUri
 
 #: RFC 3261 §20.22: the default and what a UAC puts in.
@@ -67,5 +68,5 @@ def build_b_invite(
 
 
 def _max_forwards(request: Request) -> int:
-    value = request.headers.get("Max-Forwards")
-    return int(value) if value is not None and value.isdigit() else DEFAULT_MAX_FORWARDS
+    value = parse_number(request.headers.get("Max-Forwards") or "", MAX_FORWARDS_LIMIT)
+    return DEFAULT_MAX_FORWARDS if value is None else value

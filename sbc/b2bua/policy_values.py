@@ -78,7 +78,8 @@ def client_auths(policy: Policy) -> dict[str, ClientAuth]:
 
 
 def call_config(policy: Policy) -> CallConfig:
-    """The settings every call reads (user agent, session timers, call limits, T1)."""
+    """The settings every call reads (user agent, session timers, call limits, T1),
+    and the header limits the core parses messages under."""
     sip = policy.settings.sip
     return CallConfig(
         user_agent=sip.user_agent,
@@ -87,6 +88,7 @@ def call_config(policy: Policy) -> CallConfig:
         max_call_duration=float(policy.settings.calls.max_call_duration_s),
         no_answer_timeout=float(policy.settings.calls.no_answer_timeout_s),
         t1=sip.t1_ms / 1000,
+        head_limits=sip.head_limits,
     )
 
 

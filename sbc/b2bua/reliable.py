@@ -11,9 +11,12 @@ from dataclasses import dataclass
 
 from sbc.b2bua.leg import Leg
 from sbc.sip.message import Request, Response
+from sbc.sip.params import parse_number
 
 #: RFC 3262 §3: give up retransmitting after 64*T1.
 GIVE_UP_T1 = 64
+#: RFC 3262 §7.1: RSeq = 1*DIGIT, 1 to 2**31-1.
+MAX_RSEQ = 2**31 - 1
 
 
 @dataclass(slots=True)
@@ -35,7 +38,7 @@ class ReliableProvisional:
     def acknowledged_by(self, prack: Request) -> bool:
         """RAck = response-num CSeq-num Method (§7.2); we check the RSeq."""
         rack = (prack.headers.get("RAck") or "").split()
-        return bool(rack) and rack[0] == str(self.rseq)
+        return bool(rack) and parse_number(rack[0], MAX_RSEQ) == self.rseq
 
 
 def is_reliable(response: Response) -> bool:
@@ -43,11 +46,12 @@ def is_reliable(response: Response) -> bool:
 
 
 def prack_for(leg: Leg, response: Response) -> Request | None:
-    """Our PRACK of the peer's reliable provisional (RFC 3262 §4)."""
-    rseq = response.headers.get("RSeq")
-    if leg.dialog is None or rseq is None:
+    """Our PRACK of the peer's reliable provisional (RFC 3262 §4); none for an
+    RSeq that is no number in 1..2**31-1 (§7.1): we echo nothing else."""
+    rseq = parse_number(response.headers.get("RSeq") or "", MAX_RSEQ)
+    if leg.dialog is None or not rseq:
         return None
     prack = leg.dialog.create_request("PRACK")
-    prack.headers.add("RAck", f"{rseq.strip()} {response.cseq.seq} {response.cseq.method}")
+    prack.headers.add("RAck", f"{rseq} {response.cseq.seq} {response.cseq.method}")
     leg.stamp_request(prack)
     return prack

@@ -14,21 +14,25 @@ from dataclasses import dataclass
 from sbc.b2bua.leg import Leg, Side
 from sbc.sip.errors import ParseError
 from sbc.sip.message import Request, Response
-from sbc.sip.params import parse_params
+from sbc.sip.params import MAX_DELTA_SECONDS, parse_number, parse_params
 
 
 def parse_session_expires(value: str) -> tuple[int, str | None]:
-    """``Session-Expires: 1800;refresher=uac`` → (1800, "uac")."""
+    """``Session-Expires: 1800;refresher=uac`` → (1800, "uac").
+
+    RFC 4028 §4: ``delta-seconds``, so any run of digits is grammatical; one
+    beyond 2**32-1 reads as 2**32-1 (RFC 3261 §20.19's range).
+    """
     delta, _, params = value.partition(";")
-    delta = delta.strip()
-    if not delta.isdigit():
-        raise ParseError(f"invalid Session-Expires {value!r}")
+    interval = parse_number(delta.strip(" \t"), MAX_DELTA_SECONDS, clamp=True)
+    if interval is None:
+        raise ParseError(f"invalid Session-Expires {value[:40]!r}")
     refresher = parse_params(params).get("refresher")
     if refresher is not None:
         refresher = refresher.lower()
         if refresher not in ("uac", "uas"):
-            raise ParseError(f"invalid refresher {refresher!r}")
-    return int(delta), refresher
+            raise ParseError(f"invalid refresher {refresher[:20]!r}")
+    return interval, refresher
 
 
 @dataclass(slots=True)

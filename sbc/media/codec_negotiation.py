@@ -41,7 +41,15 @@ from sbc.media.control import (
     TranscodeSpec,
 )
 from sbc.media.interface import CodecPolicy, MediaError
-from sbc.sip.sdp import Attribute, MediaDescription, SessionDescription
+from sbc.sip.params import parse_number
+from sbc.sip.sdp import (
+    MAX_CLOCK_RATE,
+    MAX_PAYLOAD_TYPE,
+    MAX_SDP_NUMBER,
+    Attribute,
+    MediaDescription,
+    SessionDescription,
+)
 
 AUDIO = "audio"
 TELEPHONE_EVENT = "telephone-event"
@@ -110,14 +118,15 @@ def read_formats(media: MediaDescription) -> tuple[Format, ...]:
     rtpmap, fmtp = media.rtpmap, media.fmtp
     formats = []
     for fmt in media.formats:
-        if not fmt.isdigit() or int(fmt) > 127:
+        number = parse_number(fmt, MAX_PAYLOAD_TYPE)
+        if number is None:
             continue
-        number = int(fmt)
         mapped = rtpmap.get(fmt)
         if mapped:
             parts = mapped.split("/")
             name = parts[0].strip().lower()
-            clock = int(parts[1]) if len(parts) > 1 and parts[1].strip().isdigit() else 0
+            clock = parse_number(parts[1].strip(), MAX_CLOCK_RATE) if len(parts) > 1 else None
+            clock = clock or 0
         else:
             name, clock = STATIC.get(number, ("", 0))
         formats.append(Format(number, name, clock, mapped or None, fmtp.get(fmt)))
@@ -316,7 +325,7 @@ def _fmtp(text: str | None) -> tuple[tuple[str, str], ...]:
 def _ptime(media: MediaDescription) -> int | None:
     attribute = media.attribute(PTIME)
     value = attribute.value.strip() if attribute is not None and attribute.value else ""
-    return int(value) if value.isdigit() and int(value) > 0 else None
+    return parse_number(value, MAX_SDP_NUMBER) or None  # 0 is no ptime
 
 
 def _valid_ptime(name: str, ptime: int | None) -> int:

@@ -25,7 +25,14 @@ from __future__ import annotations
 
 from typing import Literal
 
-from sbc.sip.sdp import Attribute, MediaDescription, SessionDescription
+from sbc.sip.params import parse_number
+from sbc.sip.sdp import (
+    MAX_CLOCK_RATE,
+    MAX_PAYLOAD_TYPE,
+    Attribute,
+    MediaDescription,
+    SessionDescription,
+)
 
 DtmfMode = Literal["rfc4733", "info"]
 
@@ -46,7 +53,8 @@ def telephone_event(codecs: tuple[tuple[int, str], ...]) -> tuple[int, int] | No
     rtpmap: /8000 when listed (every DTMF endpoint offers it), else the first
     at another rate (e.g. /48000 beside Opus, RFC 4733 §2.3.1)."""
     found = [(pt, name.split("/")) for pt, name in codecs if name.startswith(TELEPHONE_EVENT + "/")]
-    rates = [(pt, int(parts[1])) for pt, parts in found if len(parts) > 1 and parts[1].isdigit()]
+    read = ((pt, parse_number(parts[1], MAX_CLOCK_RATE)) for pt, parts in found if len(parts) > 1)
+    rates = [(pt, rate) for pt, rate in read if rate is not None]
     return next((e for e in rates if e[1] == CLOCK_RATE), rates[0] if rates else None)
 
 
@@ -104,7 +112,7 @@ def add_telephone_event(
     existing = telephone_event(tuple((int(f), n.lower()) for f, n in _rtpmap(media)))
     if existing is not None:
         return existing[0]
-    used = {int(fmt) for fmt in media.formats if fmt.isdigit()}
+    used = {n for f in media.formats if (n := parse_number(f, MAX_PAYLOAD_TYPE)) is not None}
     used |= {int(fmt) for fmt, _ in _rtpmap(media)}
     if number is None or number in used:
         number = next((n for n in DYNAMIC if n not in used), None)
@@ -121,7 +129,8 @@ def _audio(body: SessionDescription) -> list[MediaDescription]:
 
 
 def _rtpmap(media: MediaDescription) -> list[tuple[str, str]]:
-    return [(fmt, name) for fmt, name in media.rtpmap.items() if fmt.isdigit()]
+    readable = media.rtpmap.items()
+    return [(f, name) for f, name in readable if parse_number(f, MAX_PAYLOAD_TYPE) is not None]
 
 
 def _describes(line: object, numbers: set[str]) -> bool:

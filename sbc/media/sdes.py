@@ -21,9 +21,12 @@ import binascii
 import secrets
 from dataclasses import dataclass, field
 
+from sbc.sip.params import parse_number
+
 CRYPTO_ATTRIBUTE = "crypto"
 INLINE = "inline:"
 MAX_TAG_DIGITS = 9  # RFC 4568 §9.1: tag = 1*9DIGIT
+MAX_TAG = 10**MAX_TAG_DIGITS - 1
 
 
 class SdesError(ValueError):
@@ -77,7 +80,8 @@ class CryptoAttribute:
         if len(fields) < 3:
             raise SdesError("crypto attribute needs a tag, a suite and key params")
         tag_text, suite, key_params, *session_params = fields
-        if not tag_text.isascii() or not tag_text.isdigit() or len(tag_text) > MAX_TAG_DIGITS:
+        tag = parse_number(tag_text, MAX_TAG) if len(tag_text) <= MAX_TAG_DIGITS else None
+        if tag is None:
             raise SdesError("crypto tag must be 1 to 9 digits")
         if ";" in key_params:
             raise SdesError("more than one key-param is not supported")
@@ -87,7 +91,7 @@ class CryptoAttribute:
         known = SUITES_BY_NAME.get(suite)
         if known is not None and len(key) != known.material_length:
             raise SdesError(f"{suite} needs {known.material_length} octets of key and salt")
-        return cls(int(tag_text), suite, key, lifetime, mki, tuple(session_params))
+        return cls(tag, suite, key, lifetime, mki, tuple(session_params))
 
     def format(self) -> str:
         """The attribute value (what follows ``a=crypto:``)."""

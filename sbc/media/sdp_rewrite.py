@@ -24,8 +24,10 @@ from dataclasses import dataclass, field
 
 from sbc.media.control import Endpoint
 from sbc.media.interface import MediaError
+from sbc.sip.params import MAX_PORT, parse_number
 from sbc.sip.sdp import (
     DEFAULT_DIRECTION,
+    MAX_PAYLOAD_TYPE,
     Connection,
     Field,
     MediaDescription,
@@ -174,21 +176,23 @@ def _rtcp_endpoint(media: MediaDescription, ip: str, index: int) -> Endpoint:
     if attribute is None or not attribute.value:
         return Endpoint(ip, media.port + 1)
     parts = attribute.value.split()
-    if not parts[0].isdigit() or int(parts[0]) > 65535 or len(parts) not in (1, 4):
+    port = parse_number(parts[0], MAX_PORT)
+    if port is None or len(parts) not in (1, 4):
         raise MediaError(f"m= line {index}: malformed a=rtcp (RFC 3605 §2.1)")
     if len(parts) == 4:
         if media.rtcp_mux and parts[3] in UNSPECIFIED:
             return Endpoint(ip, media.port)  # JSEP's placeholder (RFC 8829 §5.2.1): mux
         ip = _unicast_ip(parts[3], index)
-    return Endpoint(ip, int(parts[0]))
+    return Endpoint(ip, port)
 
 
 def _codecs(media: MediaDescription) -> tuple[tuple[int, str], ...]:
     """a=rtpmap as (payload type, lower-case ``encoding/clock[/channels]``)."""
     codecs = []
     for fmt, name in media.rtpmap.items():
-        if fmt.isdigit() and name:
-            codecs.append((int(fmt), name.lower()))
+        number = parse_number(fmt, MAX_PAYLOAD_TYPE)
+        if number is not None and name:
+            codecs.append((number, name.lower()))
     return tuple(codecs)
 
 
@@ -347,7 +351,7 @@ def payload_map(receiver: PeerMedia, sender: PeerMedia) -> tuple[tuple[int, int]
     """
     mine = _unique_names(receiver.codecs)
     theirs = _unique_names(sender.codecs)
-    taken = {int(fmt) for fmt in receiver.formats if fmt.isdigit()}
+    taken = {n for f in receiver.formats if (n := parse_number(f, MAX_PAYLOAD_TYPE)) is not None}
     pairs = []
     for name, number in theirs.items():
         own = mine.get(name)

@@ -33,7 +33,7 @@ from pydantic import (
 )
 
 from sbc.policy.regex import RegexError, compile_regex
-from sbc.policy.schema import Name, _Strict
+from sbc.policy.schema import Name, _Strict, check_replacement
 from sbc.sip.headers import canonical_name
 
 MANIPULATIONS_FILE = "manipulations.yaml"
@@ -222,10 +222,7 @@ def _check_replacement(replacement: str, info: ValidationInfo) -> str:
     regex = info.data.get("regex")
     if regex is None:
         return replacement  # the regex itself is reported
-    try:
-        compile_regex(regex).replacement(replacement)
-    except RegexError as exc:
-        raise ValueError(f"invalid replacement: {exc}") from None
+    check_replacement(regex, replacement)  # valid, and its escapes expand to no CR/LF/NUL
     return replacement
 
 

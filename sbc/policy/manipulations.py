@@ -286,7 +286,7 @@ class RewriteLines:
         if rewritten == lines:
             return False
         if any(not _INJECTION.isdisjoint(line) for line in rewritten):
-            return False  # an octal escape in the replacement must not inject a line
+            return False  # last guard: the schema refuses replacements expanding to one
         message.headers.replace_values(self.name, rewritten)
         return True
 

@@ -18,6 +18,7 @@ from zoneinfo import ZoneInfo
 
 from sbc.policy.regex import LinearRegex, Replacement, compile_regex
 from sbc.sip.headers import Headers
+from sbc.sip.params import is_digits
 
 DAYS = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")  # datetime.weekday() order
 
@@ -45,7 +46,7 @@ class NumberRange:
         if len(number) != len(self.first):
             return False
         digits = number[1:] if number.startswith("+") else number
-        if not digits.isdigit() or number.startswith("+") != self.first.startswith("+"):
+        if not is_digits(digits) or number.startswith("+") != self.first.startswith("+"):
             return False
         return self.first <= number <= self.last  # same length and form: text order is numeric
 

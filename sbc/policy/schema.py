@@ -29,6 +29,7 @@ from pydantic import (
 from sbc.auth.secrets import SecretRef
 from sbc.fingerprints import normalize_fingerprint
 from sbc.policy.regex import RegexError, compile_regex
+from sbc.sip.head import HeadLimits
 from sbc.sip.headers import canonical_name
 
 # RFC 1123 host name: dot-separated labels of letters, digits and inner hyphens.
@@ -67,6 +68,36 @@ def _network(value: str) -> str:
 
 
 StrictStr = Annotated[str, Strict()]
+
+# RFC 3261 §25.1: text the SBC puts in a header value, URI or reason phrase has
+# no control character but HTAB; a CR or LF there would start a new header line.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_ON_THE_WIRE = "this text goes on the wire"
+
+
+def _wire_text(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError(f"control characters (CR, LF, NUL...) are not allowed: {_ON_THE_WIRE}")
+    return value
+
+
+def check_replacement(regex: str, replacement: str) -> None:
+    """A ``re.sub``-style replacement must be valid for ``regex`` (group numbers
+    and names it has) and its own text must not expand to a control character
+    (``\\r``, ``\\0``, ``\\015``...): what groups capture comes from parsed
+    messages, which hold none (sbc.sip.head). Raises ValueError."""
+    try:
+        template = compile_regex(regex).replacement(replacement)
+    except RegexError as exc:
+        raise ValueError(f"invalid replacement: {exc}") from None
+    literal = b"".join(piece for piece in template.pieces if isinstance(piece, bytes))
+    if _CONTROL.search(literal.decode("utf-8", "surrogateescape")):
+        raise ValueError(
+            "the replacement expands to a control character (CR, LF, NUL...): " + _ON_THE_WIRE
+        )
+
+
+WireText = Annotated[str, Strict(), AfterValidator(_wire_text)]
 Name = Annotated[str, Strict(), Field(min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")]
 IPAddress = Annotated[str, Strict(), AfterValidator(_ip_address)]
 Host = Annotated[str, Strict(), AfterValidator(_host)]
@@ -143,9 +174,9 @@ class TrunkTls(_Strict):
 class TrunkAuth(_Strict):
     """Digest credentials we answer this trunk's 401/407 with (RFC 3261 §22)."""
 
-    username: Annotated[str, Strict(), Field(min_length=1)]
+    username: Annotated[WireText, Field(min_length=1)]
     password: SecretRef
-    realm: StrictStr | None = None  # None: answer whatever realm challenges
+    realm: WireText | None = None  # None: answer whatever realm challenges
 
 
 class RequireAuth(_Strict):
@@ -160,10 +191,10 @@ class RequireAuth(_Strict):
 class TrunkRegister(_Strict):
     """Keep a registration with this trunk (RFC 3261 §10)."""
 
-    aor_user: Annotated[str, Strict(), Field(min_length=1)]
+    aor_user: Annotated[WireText, Field(min_length=1)]
     domain: Host | None = None  # registrar domain; default: the trunk address
     expires_s: Annotated[int, Strict(), Field(ge=60, le=86400)] = 3600
-    contact_user: StrictStr | None = None
+    contact_user: WireText | None = None
 
 
 class RegistrationRelaySpec(_Strict):
@@ -368,25 +399,21 @@ class TrunkGroup(_Strict):
 
 class Rejection(_Strict):
     status: Annotated[int, Strict(), Field(ge=400, le=699)]
-    reason: StrictStr | None = None
+    reason: WireText | None = None
 
 
 class Translation(_Strict):
     """Rewrite the Request-URI user sent to the trunk (``re.sub`` semantics, first match)."""
 
     regex: Regex
-    replacement: StrictStr
+    replacement: WireText
 
     @field_validator("replacement")
     @classmethod
-    def _groups_exist(cls, replacement: str, info: ValidationInfo) -> str:
-        """A group the regex lacks would otherwise fail on the first call it routes."""
+    def _replacement_fits(cls, replacement: str, info: ValidationInfo) -> str:
         regex = info.data.get("regex")
         if regex is not None:  # else the regex itself is reported
-            try:
-                compile_regex(regex).replacement(replacement)
-            except RegexError as exc:
-                raise ValueError(f"invalid replacement: {exc}") from None
+            check_replacement(regex, replacement)
         return replacement
 
 
@@ -458,10 +485,18 @@ class SipSettings(_Strict):
     t1_ms: Milliseconds = 500
     t2_ms: Milliseconds = 4000
     t4_ms: Milliseconds = 5000
-    user_agent: StrictStr | None = "sbc"
+    user_agent: WireText | None = "sbc"
     session_expires_s: Annotated[int, Strict(), Field(ge=RFC4028_MIN_SE_S)] = 1800
     min_se_s: Annotated[int, Strict(), Field(ge=RFC4028_MIN_SE_S)] = 90
     tcp_idle_timeout_s: Annotated[int, Strict(), Field(gt=0)] = 300
+    # The header section a message may have, checked before it is parsed (sbc.sip.head).
+    max_headers: Annotated[int, Strict(), Field(ge=32, le=4096)] = 256
+    max_header_line: Annotated[int, Strict(), Field(ge=256, le=65536)] = 8192
+
+    @property
+    def head_limits(self) -> HeadLimits:
+        """The parser's limits (:func:`sbc.sip.message.parse_message`)."""
+        return HeadLimits(self.max_headers, self.max_header_line)
 
     @model_validator(mode="after")
     def _timers_consistent(self) -> SipSettings:

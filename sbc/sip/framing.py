@@ -23,6 +23,7 @@ from __future__ import annotations
 import re
 
 from sbc.sip.errors import ParseError
+from sbc.sip.params import parse_number
 
 __all__ = [
     "DEFAULT_MAX_BODY",
@@ -47,7 +48,6 @@ DEFAULT_MAX_BODY = 65535
 _CRLF = b"\r\n"
 _HEADER_END = b"\r\n\r\n"
 # Longest Content-Length value accepted as digits: bounds int() work on junk.
-_MAX_LENGTH_DIGITS = 10
 
 # Content-Length = ( "Content-Length" / "l" ) HCOLON 1*DIGIT  (RFC 3261 §20.14, §25.1)
 # Anchored on the CRLF that ends the previous line, so it only matches a header
@@ -201,9 +201,10 @@ class StreamFramer:
         if len(values) > 1:
             raise FramingError("conflicting Content-Length headers")
         value = values.pop()
-        if not value.isdigit() or len(value) > _MAX_LENGTH_DIGITS:
+        # latin-1 decodes any octet: a non-ASCII one is then simply not a digit.
+        length = parse_number(value.decode("latin-1"), self._max_body + 1, clamp=True)
+        if length is None:
             raise FramingError("invalid Content-Length")
-        length = int(value)
         if length > self._max_body:
             raise FramingError("body too large")
         return length

@@ -19,8 +19,9 @@ from dataclasses import dataclass
 
 from sbc.sip.address import Address, parse_address, parse_address_list
 from sbc.sip.errors import ParseError, UnsupportedVersionError
+from sbc.sip.head import DEFAULT_HEAD_LIMITS, HeadLimits, check_size, has_stray, stray_octet
 from sbc.sip.headers import CANONICAL_SPELLINGS, Headers, canonical_name
-from sbc.sip.params import is_digits
+from sbc.sip.params import MAX_DELTA_SECONDS, is_digits, parse_number
 from sbc.sip.parse_memo import ParseMemo
 from sbc.sip.reasons import reason_phrase
 from sbc.sip.uri import SipUri, UnparsedUri, Uri, parse_uri
@@ -29,10 +30,11 @@ from sbc.sip.via import Via, parse_vias
 SIP_VERSION = "SIP/2.0"
 MAX_CSEQ = 2**31 - 1  # RFC 3261 §8.1.1.5: sequence number < 2**31
 MAX_FORWARDS_LIMIT = 255  # RFC 3261 §20.22: Max-Forwards = 1*DIGIT, 0-255
-_MAX_CONTENT_LENGTH_DIGITS = 10
-_MAX_SCALAR_DIGITS = 12
+MAX_CONTENT_LENGTH = 2**32 - 1  # beyond any body: read as "larger than the body"
 _TOKEN_RE = re.compile(r"^[A-Za-z0-9\-.!%*_+`'~]+$")
 _FOLD_RE = re.compile(r"\r?\n[ \t]+")
+#: Never inside a line on the wire (Message.serialize): CR, LF, NUL.
+_LINE_BREAKERS = str.maketrans("\r\n\0", "   ")
 #: Headers that may appear once only; two of them make the request invalid.
 _SINGLE = ("Call-ID", "CSeq", "From", "To", "Max-Forwards", "Content-Length")
 _REQUIRED = ("Call-ID", "CSeq", "From", "To", "Via")
@@ -52,10 +54,8 @@ def parse_cseq(value: str) -> CSeq:
     parts = value.split()
     if len(parts) != 2 or not is_digits(parts[0]) or not _TOKEN_RE.match(parts[1]):
         raise ParseError(f"invalid CSeq {value[:40]!r}")
-    if len(parts[0]) > _MAX_SCALAR_DIGITS:
-        raise ParseError("CSeq number out of range")
-    seq = int(parts[0])
-    if seq > MAX_CSEQ:
+    seq = parse_number(parts[0], MAX_CSEQ)
+    if seq is None:
         raise ParseError("CSeq number out of range")
     return CSeq(seq, parts[1])
 
@@ -186,7 +186,10 @@ class Message:
         """Wire bytes; Content-Length always reflects the body (§18.3).
 
         Headers keep their order; the first Content-Length is rewritten in
-        place (any other copy dropped), or appended when there is none.
+        place (any other copy dropped), or appended when there is none. No
+        line carries CR, LF or NUL, whatever was written into a value, reason
+        phrase or URI: each becomes SP (what a fold reads as), so nothing the
+        SBC builds or copies can break a line on the wire (:mod:`sbc.sip.head`).
         """
         lines = [self.start_line()]
         length = str(len(self.body))
@@ -199,6 +202,9 @@ class Message:
             lines.append(f"{name}: {value}")
         if not placed:
             lines.append(f"Content-Length: {length}")
+        probe = "".join(lines)  # then three memchr scans: cheaper than counting
+        if "\r" in probe or "\n" in probe or "\0" in probe:
+            lines = [line.translate(_LINE_BREAKERS) for line in lines]
         lines.append("\r\n")
         return "\r\n".join(lines).encode("utf-8", "surrogateescape") + self.body
 
@@ -269,13 +275,14 @@ def _address_line(value: str) -> list[Address]:
 # --- parsing -----------------------------------------------------------------
 
 
-def parse_message(data: bytes) -> Request | Response:
+def parse_message(data: bytes, limits: HeadLimits = DEFAULT_HEAD_LIMITS) -> Request | Response:
     """Parse one complete message (a datagram or a framed stream message).
 
-    Raises :class:`ParseError` and nothing else, whatever the bytes.
+    Raises :class:`ParseError` and nothing else, whatever the bytes. A head
+    over ``limits`` is refused before it is parsed (:mod:`sbc.sip.head`).
     """
     try:
-        message = _parse_message(data)
+        message = _parse_message(data, limits)
     except ParseError as exc:
         if exc.message is not None:
             exc.message.wire_size = len(data)
@@ -287,23 +294,39 @@ def parse_message(data: bytes) -> Request | Response:
     return message
 
 
-def _parse_message(data: bytes) -> Request | Response:
+def _parse_message(data: bytes, limits: HeadLimits) -> Request | Response:
     head, body = _split_head(data)
+    check_size(head, limits)
     text = head.decode("utf-8", "surrogateescape")
     if "\n " in text or "\n\t" in text:
         text = _FOLD_RE.sub(" ", text)
     if "\r" in text:
         text = text.replace("\r\n", "\n")
+    stray = stray_octet(head) if has_stray(head, text) else None
     lines = text.split("\n")
-    headers = Headers(_parse_header_lines(lines, 1))
-    message = _parse_start_line(lines[0], headers)
     try:
+        headers = Headers(_parse_header_lines(lines, 1))
+        message = _parse_start_line(lines[0], headers)
+    except ParseError as exc:
+        if stray is None:
+            raise
+        raise _renamed(exc, stray) from None  # the octet is what went wrong
+    try:
+        if stray is not None:
+            raise ParseError(stray)  # RFC 3261 §25.1; 400 naming it (sbc.sip.head)
         message.body = _frame_body(headers, body)
         _validate(message)
     except ParseError as exc:
         exc.message = message
         raise
     return message
+
+
+def _renamed(exc: ParseError, reason: str) -> ParseError:
+    """``exc`` with ``reason`` instead, as a plain 400 still carrying its message."""
+    renamed = ParseError(reason)
+    renamed.message = exc.message
+    return renamed
 
 
 def _split_head(data: bytes) -> tuple[bytes, bytes]:
@@ -354,9 +377,10 @@ def _parse_status_line(line: str, headers: Headers) -> Response:
     code, _, reason = rest.partition(" ")
     if version.upper() != SIP_VERSION:
         raise UnsupportedVersionError(f"unsupported version {version[:20]!r}")
-    if len(code) != 3 or not is_digits(code) or not 100 <= int(code) <= 699:
+    status = parse_number(code, 699) if len(code) == 3 else None
+    if status is None or status < 100:
         raise ParseError(f"invalid status code {code[:20]!r}")
-    return Response(int(code), reason, headers)
+    return Response(status, reason, headers)
 
 
 def _parse_request_line(line: str, headers: Headers) -> Request:
@@ -404,9 +428,9 @@ def _frame_body(headers: Headers, body: bytes) -> bytes:
     value = headers.get("Content-Length")
     if value is None:
         return body  # datagram: the body runs to the end (RFC 3261 §18.3)
-    if not is_digits(value) or len(value) > _MAX_CONTENT_LENGTH_DIGITS:
+    length = parse_number(value, MAX_CONTENT_LENGTH, clamp=True)
+    if length is None:
         raise ParseError(f"invalid Content-Length {value[:20]!r}")
-    length = int(value)
     if length > len(body):
         raise ParseError("Content-Length larger than the body")
     return body[:length] if length < len(body) else body
@@ -433,18 +457,15 @@ def _validate(message: Request | Response) -> None:
     if "Contact" in counts:
         message.contacts  # noqa: B018
     max_forwards = headers.get("Max-Forwards")
-    if max_forwards is not None and not _is_small_int(max_forwards, MAX_FORWARDS_LIMIT):
+    if max_forwards is not None and parse_number(max_forwards, MAX_FORWARDS_LIMIT) is None:
         raise ParseError(f"invalid Max-Forwards {max_forwards[:20]!r}")
     if isinstance(message, Request):
         if cseq.method != message.method:
             raise ParseError("CSeq method does not match the Request-Line")
         expires = headers.get("Expires")
-        if expires is not None and not is_digits(expires):
+        if expires is not None and parse_number(expires, MAX_DELTA_SECONDS) is None:
+            # RFC 3261 §20.19: 0 to 2**32-1; a 5,000-digit value is not one.
             raise ParseError(f"invalid Expires {expires[:20]!r}")
-
-
-def _is_small_int(text: str, limit: int) -> bool:
-    return is_digits(text) and len(text) <= _MAX_SCALAR_DIGITS and int(text) <= limit
 
 
 def error_reason(exc: ParseError) -> str:

@@ -16,6 +16,10 @@ from sbc.sip.errors import ParseError
 
 Params = dict[str, str | None]
 
+#: RFC 3261 §20.19: delta-seconds run from 0 to 2**32-1.
+MAX_DELTA_SECONDS = 2**32 - 1
+MAX_PORT = 65535
+
 #: Characters that can never appear in a parameter name (token or paramchar).
 _NAME_FORBIDDEN = frozenset(' \t\r\n"<>,;=@?\\')
 #: Characters that can never appear in an unquoted parameter value.
@@ -27,23 +31,35 @@ def is_digits(text: str) -> bool:
     return text.isascii() and text.isdigit()
 
 
-#: RFC 3261 §20.19 / §20.37: delta-seconds run up to 2**32 - 1.
-MAX_DELTA_SECONDS = 2**32 - 1
-#: More digits than 2**32 - 1 has: clamped without converting (int() of
-#: thousands of digits is slow, and raises past sys.get_int_max_str_digits()).
-_MAX_DELTA_DIGITS = 10
+def parse_number(text: str, maximum: int, *, clamp: bool = False) -> int | None:
+    """A numeric field from the wire (``1*DIGIT``, RFC 3261 §25.1) as an int.
+
+    The one reader of wire numbers: ``str.isdigit`` takes ``²`` and Arabic-Indic
+    digits that ``int`` refuses, and ``int`` refuses over 4,300 digits, so
+    neither is used on wire text anywhere else. None when ``text`` is not
+    ASCII digits only (callers strip the LWS their grammar allows), or names a
+    number above ``maximum`` — with ``clamp``, such a number reads as
+    ``maximum`` (e.g. delta-seconds beyond 2**32-1). Leading zeros are dropped
+    before the length check, so no more digits than ``maximum`` has are ever
+    converted.
+    """
+    if not text.isascii() or not text.isdigit():
+        return None
+    significant = text.lstrip("0")
+    if len(significant) > len(str(maximum)):
+        return maximum if clamp else None
+    number = int(significant) if significant else 0
+    if number > maximum:
+        return maximum if clamp else None
+    return number
 
 
 def delta_seconds(text: str | None) -> int | None:
-    """``delta-seconds = 1*DIGIT`` (RFC 3261 §25.1), capped at 2**32-1; else None."""
+    """``delta-seconds = 1*DIGIT`` (RFC 3261 §25.1) after optional LWS, read as
+    at most 2**32-1 (§20.19); None when absent or not digits."""
     if text is None:
         return None
-    text = text.strip()
-    if not is_digits(text):
-        return None
-    if len(text) > _MAX_DELTA_DIGITS:
-        return MAX_DELTA_SECONDS
-    return min(int(text), MAX_DELTA_SECONDS)
+    return parse_number(text.strip(" \t"), MAX_DELTA_SECONDS, clamp=True)
 
 
 def split_outside_quotes(text: str, sep: str) -> Iterator[str]:

@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import ClassVar, NamedTuple
 
 from sbc.sip.errors import SipError
+from sbc.sip.params import MAX_PORT, parse_number
 
 CRLF = "\r\n"
 SDP_VERSION = 0  # RFC 8866 §5.1
@@ -36,7 +37,11 @@ DIRECTIONS = ("sendrecv", "sendonly", "recvonly", "inactive")
 DEFAULT_DIRECTION = "sendrecv"
 #: RFC 5761 §5.1.3
 RTCP_MUX = "rtcp-mux"
-MAX_PORT = 65535
+MAX_PAYLOAD_TYPE = 127  # RFC 3550 §5.1: PT is 7 bits
+MAX_CLOCK_RATE = 2**32 - 1  # an rtpmap clock rate beyond this is unreadable
+#: Other SDP numbers (bandwidth, sess-version, port count, ptime...): up to 20
+#: digits, enough for 2**64 (RFC 8866 §5.2 suggests an NTP timestamp as sess-version).
+MAX_SDP_NUMBER = 10**20 - 1
 
 
 class SdpError(SipError):
@@ -472,18 +477,20 @@ def _parse_connection(wire: _Wire, value: str) -> Connection:
 
 def _parse_bandwidth(wire: _Wire, value: str) -> Bandwidth:
     bwtype, colon, amount = value.partition(":")
-    if not colon or not bwtype or not (amount.isascii() and amount.isdigit()):
+    kbps = parse_number(amount, MAX_SDP_NUMBER)
+    if not colon or not bwtype or kbps is None:
         raise SdpError(f"malformed b= line {wire.text[:60]!r}")
-    bandwidth = Bandwidth(bwtype, int(amount))
+    bandwidth = Bandwidth(bwtype, kbps)
     bandwidth.wire = _rekey(wire, bandwidth._key())
     return bandwidth
 
 
 def _parse_origin(wire: _Wire) -> Origin:
     parts = wire.text[2:].split(" ")
-    if len(parts) != 6 or not all(parts) or not _is_digits(parts[2]):
+    version = parse_number(parts[2], MAX_SDP_NUMBER) if len(parts) == 6 else None
+    if version is None or not all(parts):
         raise SdpError(f"malformed o= line {wire.text[:80]!r}")
-    origin = Origin(parts[0], parts[1], int(parts[2]), parts[3], parts[4], parts[5])
+    origin = Origin(parts[0], parts[1], version, parts[3], parts[4], parts[5])
     origin.wire = _rekey(wire, origin._key())
     return origin
 
@@ -494,16 +501,18 @@ def _parse_media(wire: _Wire) -> MediaDescription:
     if len(parts) < 3 or not all(parts):
         raise SdpError(f"malformed m= line {wire.text[:80]!r}")
     port_text, slash, count_text = parts[1].partition("/")
-    if not _is_digits(port_text) or int(port_text) > MAX_PORT:
+    port = parse_number(port_text, MAX_PORT)
+    if port is None:
         raise SdpError(f"invalid m= port {parts[1][:20]!r}")
-    if slash and not _is_digits(count_text):
+    count = parse_number(count_text, MAX_SDP_NUMBER) if slash else None
+    if slash and count is None:
         raise SdpError(f"invalid m= port count {parts[1][:20]!r}")
     media = MediaDescription(
         media=parts[0],
-        port=int(port_text),
+        port=port,
         proto=parts[2],
         formats=parts[3:],
-        port_count=int(count_text) if slash else None,
+        port_count=count,
     )
     media.wire = _rekey(wire, media._key())
     return media
@@ -513,7 +522,3 @@ def _split_fmt_attribute(value: str | None) -> tuple[str, str]:
     """``<payload type> <rest>`` of rtpmap/fmtp values."""
     fmt, _, rest = (value or "").partition(" ")
     return fmt, rest.strip()
-
-
-def _is_digits(text: str) -> bool:
-    return text.isascii() and text.isdigit() and len(text) <= 20

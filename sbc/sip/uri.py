@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from urllib.parse import unquote
 
 from sbc.sip.errors import ParseError
-from sbc.sip.params import Params, format_params, is_digits, parse_params
+from sbc.sip.params import MAX_PORT, Params, format_params, parse_number, parse_params
 
 _HOST_RE = re.compile(r"^(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.\-]*[A-Za-z0-9.])?)$")
 _TEL_NUMBER_RE = re.compile(r"^\+?[0-9A-Fa-f*#.()\-pPwW]+$")
@@ -235,6 +235,7 @@ def split_hostport(hostport: str) -> tuple[str, int | None]:
         raise ParseError(f"invalid host {host!r}")
     if port_text is None:
         return host, None
-    if not is_digits(port_text) or not 0 < int(port_text) <= 65535:
-        raise ParseError(f"invalid port {port_text!r}")
-    return host, int(port_text)
+    port = parse_number(port_text, MAX_PORT)
+    if not port:  # not digits, above 65535, or 0
+        raise ParseError(f"invalid port {port_text[:20]!r}")
+    return host, port

@@ -11,9 +11,10 @@ from dataclasses import dataclass, field
 
 from sbc.sip.errors import ParseError
 from sbc.sip.params import (
+    MAX_PORT,
     Params,
     format_params,
-    is_digits,
+    parse_number,
     parse_params,
     split_outside_quotes,
 )
@@ -43,10 +44,8 @@ class Via:
     @property
     def rport(self) -> int | None:
         """The rport value filled in by the server, if any (RFC 3581 §4)."""
-        value = self.params.get("rport")
-        if value and is_digits(value) and len(value) <= 5 and 0 < int(value) <= 65535:
-            return int(value)
-        return None
+        port = parse_number(self.params.get("rport") or "", MAX_PORT)
+        return port or None  # 0 is no port
 
     def __str__(self) -> str:
         sent_by = self.host if self.port is None else f"{self.host}:{self.port}"

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from peers import POLICIES, Dlg, Net, established
 
+from sbc.media.dtmf import MAX_DURATION_MS
 from sbc.media.interface import LegMedia, MediaStats, PassthroughMedia
 from sbc.policy import load_policy
 
@@ -80,6 +81,8 @@ def test_leg_media_carries_each_trunks_mode(tmp_path: Path) -> None:
         ("application/dtmf-relay", b"Signal=11\r\n", "#", 160),
         ("application/dtmf", b"*\r\n", "*", 160),
         ("application/dtmf", b"b", "B", 160),
+        # int() refuses 5,000 digits; a huge duration is the longest we send
+        ("application/dtmf-relay", b"Signal=1\r\nDuration=" + b"9" * 5000, "1", MAX_DURATION_MS),
     ],
 )
 def test_info_from_the_info_leg_is_answered_here_and_becomes_events(
@@ -102,6 +105,8 @@ def test_info_from_the_info_leg_is_answered_here_and_becomes_events(
         ("application/dtmf-relay", b"Signal=1\r\nDuration=long\r\n"),
         ("application/dtmf", b""),
         ("application/dtmf", b"16"),
+        ("application/dtmf-relay", "Signal=1\r\nDuration=\u00b2\r\n".encode()),  # isdigit()
+        ("application/dtmf", "1\u00b2".encode()),
     ],
 )
 def test_unreadable_dtmf_info_gets_400_and_no_digit(

@@ -491,9 +491,11 @@ def test_bindings_are_capped_per_source_and_in_total(tmp_path: Path) -> None:
     assert len(net.core.registrar.relay.bindings) == 3
 
 
-def test_an_expires_header_the_parser_refuses_gets_400(tmp_path: Path) -> None:
+@pytest.mark.parametrize("expires", ["²", "9" * 5000], ids=["superscript", "5000-digits"])
+def test_an_expires_header_the_parser_refuses_gets_400(tmp_path: Path, expires: str) -> None:
+    """RFC 3261 §20.19: 0 .. 2**32-1 in ASCII digits, or the request is malformed."""
     net, phone = make_net(tmp_path)
-    send_register(net, VICTIM, 1, expires="²")
+    send_register(net, VICTIM, 1, expires=expires)
     assert phone.take_response(400)
     assert not net.carrier.requests("REGISTER")
 
@@ -501,12 +503,11 @@ def test_an_expires_header_the_parser_refuses_gets_400(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("contact", "expires"),
     [
-        (VICTIM_CONTACT, "9" * 5000),
         (VICTIM_CONTACT + ";expires=²", None),
         (VICTIM_CONTACT + ";expires=" + "9" * 5000, None),
         (VICTIM_CONTACT + ";expires=0x10", "0"),
     ],
-    ids=["5000-digits", "param-superscript", "param-5000-digits", "param-hex"],
+    ids=["param-superscript", "param-5000-digits", "param-hex"],
 )
 def test_expires_is_ascii_digits_with_a_cap(
     tmp_path: Path, contact: str, expires: str | None

@@ -3,15 +3,18 @@ rule-set selection, the typical jobs (E.164, PAI, X-*, Diversion) and hostile in
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
+from pydantic import ValidationError
 
 from sbc.policy.manipulation_schema import Direction, ManipulationsFile
 from sbc.policy.manipulations import (
     Manipulations,
+    RewriteLines,
     compile_manipulations,
     escape_user,
     manipulation_references,
@@ -154,8 +157,11 @@ def test_rewrite_without_a_match_changes_nothing() -> None:
 def test_rewrite_refuses_to_produce_a_line_break() -> None:
     # \012 is an octal escape for LF that re.sub expands: it must not inject a header.
     rule = {"rewrite": {"header": "Subject", "regex": "a", "replacement": r"\012Via: evil"}}
+    with pytest.raises(ValidationError, match="expands to a control character"):
+        compile_rules(rule)  # refused at load (file:line in tests/policy/test_policy_wire_text.py)
     message = invite(extra="Subject: a\r\n")
-    assert compile_rules(rule).apply(message, "carrier", "inbound") == 0
+    rewrite = RewriteLines("Subject", re.compile("a"), r"\012Via: evil")  # past the schema
+    assert not rewrite.apply(message)
     assert message.headers.get("Subject") == "a"
 
 

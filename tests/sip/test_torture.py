@@ -75,11 +75,18 @@ def test_corpus_is_complete() -> None:
     assert set(REASONS) | LIBERAL == set(INVALID)
 
 
+def sent(message: Request | Response) -> tuple[str, list[tuple[str, str]], bytes]:
+    """The shape once sent: the serializer never emits NUL, even as the quoted-pair
+    ``intmeth`` has (sbc.sip.head): it becomes SP, still a valid quoted-pair."""
+    start, headers, body = shape(message)
+    return start, [(n, v.replace("\x00", " ")) for n, v in headers], body
+
+
 @pytest.mark.parametrize("name", VALID)
 def test_valid_message_parses_and_round_trips(name: str) -> None:
     message = parsed(name)
     again = parse_message(message.serialize())
-    assert shape(again) == shape(message)
+    assert shape(again) == sent(message)
     assert again.serialize() == message.serialize()
 
 
@@ -143,6 +150,7 @@ def test_intmeth_structure() -> None:
     assert uri.password == "&it+has=1,weird!*pas$wo~d_too.(doesn't-it)"
     assert uri.host == "example.com"
     assert message.to.display_name == "BEL:\x07 NUL:\x00 DEL:\x7f"
+    assert parse_message(message.serialize()).to.display_name == "BEL:\x07 NUL:  DEL:\x7f"
     assert message.from_.display == "token1~` token2'+_ token3*%!.-"
     assert message.from_.tag == "_token~1'+`*%!-."
     assert message.from_.params["fromparam''~+*_!.-%"] == '"работающий"'

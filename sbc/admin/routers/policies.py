@@ -25,6 +25,7 @@ from fastapi.responses import PlainTextResponse
 from sbc.admin import models
 from sbc.admin.context import AdminContext
 from sbc.admin.problems import ProblemError, Responses, problem_doc
+from sbc.sip.params import parse_number
 
 log = structlog.get_logger("sbc.admin")
 
@@ -68,7 +69,8 @@ async def _yaml_body(request: Request) -> str:
         f"a policy file is at most {models.MAX_POLICY_BYTES} bytes",
     )
     declared = request.headers.get("content-length", "")
-    if declared.isdigit() and int(declared) > models.MAX_POLICY_BYTES:
+    limit = models.MAX_POLICY_BYTES
+    if (parse_number(declared, limit + 1, clamp=True) or 0) > limit:  # never int() of "²"
         raise too_large
     body = bytearray()
     async for chunk in request.stream():

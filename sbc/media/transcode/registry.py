@@ -11,15 +11,17 @@ from sbc.media.transcode.codec import Codec
 from sbc.media.transcode.g711 import Pcma, Pcmu
 from sbc.media.transcode.libopus import LibOpus, libopus_available
 from sbc.media.transcode.transcoder import Transcoder
+from sbc.sip.params import parse_number
+from sbc.sip.sdp import MAX_SDP_NUMBER
 
 
 def _opus(ptime_ms: int, fmtp: Mapping[str, str], pcm_rate: int | None, complexity: int) -> Codec:
     """libopus directly when it loads (faster, with PLC), else through FFmpeg."""
-    bitrate = fmtp.get("maxaveragebitrate", "")
+    bitrate = parse_number(fmtp.get("maxaveragebitrate", ""), MAX_SDP_NUMBER)
     implementation = LibOpus if libopus_available() else Opus
     return implementation(
         ptime_ms,
-        int(bitrate) if bitrate.isdigit() else 32000,
+        32000 if bitrate is None else bitrate,
         complexity,
         sample_rate=pcm_rate or OPUS_CLOCK_RATE,
     )

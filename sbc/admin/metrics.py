@@ -71,6 +71,8 @@ class MetricsSource(Protocol):
 
     def active_bans(self) -> int: ...
 
+    def trunk_auth(self) -> Mapping[str, tuple[int, int]]: ...  # trunk -> (failures, alerts)
+
     def admission_rejections(self) -> Mapping[str, int]: ...  # scope -> count
 
     def media_totals(self) -> Mapping[str, float]: ...  # packets, octets, lost (cumulative)
@@ -173,6 +175,7 @@ class SbcCollector(Collector):
             self._calls,
             self._setup_time,
             self._guard,
+            self._trunk_auth,
             self._admission,
             self._media,
             self._transcoding,
@@ -272,6 +275,22 @@ class SbcCollector(Collector):
             )
         )
         return families
+
+    def _trunk_auth(self) -> list[Metric]:
+        failures = CounterMetricFamily(
+            "sbc_auth_failures_total",
+            "Failed digest authentications from a require_auth trunk's addresses (never banned).",
+            labels=["trunk"],
+        )
+        alerts = CounterMetricFamily(
+            "sbc_auth_alerts_total",
+            "A trunk, or one username on it, reached bans.auth_failures within bans.window_s.",
+            labels=["trunk"],
+        )
+        for trunk, (failed, alerted) in sorted(self.source.trunk_auth().items()):
+            failures.add_metric([trunk], failed)
+            alerts.add_metric([trunk], alerted)
+        return [failures, alerts]
 
     def _admission(self) -> list[Metric]:
         rejections = CounterMetricFamily(

@@ -21,8 +21,6 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
-import structlog
-
 from sbc.auth.server import AuthStatus
 from sbc.b2bua.registrar import relay_settings
 from sbc.policy import Trunk
@@ -34,8 +32,6 @@ from sbc.sip.transaction import ServerTransaction, Transmit
 
 if TYPE_CHECKING:
     from sbc.b2bua.core import Core
-
-log = structlog.get_logger("sbc.core")
 
 
 def screened(core: Core, request: Request, source: Target, trunk: Trunk | None) -> bool:
@@ -117,12 +113,14 @@ def ingress_trunk(core: Core, request: Request, source: Target) -> Trunk | None:
 def authenticated(core: Core, request: Request, source: Target, tx: ServerTransaction) -> bool:
     """Digest authentication of a trunk that requires it (RFC 3261 §22.1):
     out-of-dialog requests but OPTIONS (keepalives) must carry valid
-    credentials, else 401 with a challenge; failures feed the bans."""
+    credentials, else 401 with a challenge. A failure is counted against the
+    trunk and the username it claimed, never against the trunk's address:
+    anyone can forge that (the guard alerts instead, in a throttled line)."""
     if request.method == "OPTIONS":
         return True
     trunk = ingress_trunk(core, request, source)
     server = core.auth_servers.get(trunk.name) if trunk is not None else None
-    if server is None:
+    if trunk is None or server is None:
         return True
     value = request.headers.get("Authorization")
     stale = False
@@ -133,7 +131,6 @@ def authenticated(core: Core, request: Request, source: Target, tx: ServerTransa
         stale = result.status is AuthStatus.STALE
         if not stale:
             core.stats["auth_failures"] += 1
-            core.guard.record_auth_failure(source.host, core.now)
-            log.info("auth.failed", source=source.host, reason=result.reason)
+            core.guard.record_auth_failure(source.host, core.now, trunk.name, result.username)
     core.reply(tx, 401, None, {"WWW-Authenticate": server.challenge(core.now, stale=stale)})
     return False

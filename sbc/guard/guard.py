@@ -30,6 +30,7 @@ from typing import Literal
 
 import structlog
 
+from sbc.guard.alerts import AuthWatch, Window
 from sbc.guard.tokens import TokenBucket
 from sbc.policy.security import (
     CLASS_OF_METHOD,
@@ -83,22 +84,6 @@ class Ban:
     until: float
 
 
-class _Window:
-    """Events counted in a window that opens at the first event after the last one closed."""
-
-    __slots__ = ("count", "opened")
-
-    def __init__(self) -> None:
-        self.count = 0
-        self.opened = 0.0
-
-    def hit(self, now: float, window_s: float) -> int:
-        if self.count == 0 or now - self.opened > window_s:
-            self.count, self.opened = 0, now
-        self.count += 1
-        return self.count
-
-
 class _Source:
     """What the guard remembers about one source IP."""
 
@@ -107,8 +92,8 @@ class _Source:
     def __init__(self) -> None:
         self.buckets: list[TokenBucket | None] = [None, None, None, None]
         # Created on first use: most sources never strike or fail to authenticate.
-        self.strikes: _Window | None = None
-        self.auth: _Window | None = None
+        self.strikes: Window | None = None
+        self.auth: Window | None = None
 
 
 _CLASSES = range(len(METHOD_CLASSES))
@@ -125,6 +110,7 @@ class Guard:
         self._agents: dict[str, bool] = {}
         #: counters for metrics: see STAT_NAMES and docs/security.md
         self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
+        self._auth = AuthWatch()
         self._policy = policy
         self._apply(policy)
 
@@ -282,7 +268,7 @@ class Guard:
         bans = self._policy.bans
         if state is None or bans.strikes is None:
             return self._limited
-        strikes = state.strikes = state.strikes or _Window()
+        strikes = state.strikes = state.strikes or Window()
         if strikes.hit(now, bans.window_s) >= bans.strikes:
             strikes.count = 0
             if self._ban(source_ip, "rate", now) is not None:
@@ -325,21 +311,41 @@ class Guard:
                 return
             bans.popitem(last=False)
 
-    def record_auth_failure(self, source_ip: str, now: float) -> Ban | None:
-        """Count a failed digest authentication; ban at ``auth_failures`` within ``window_s``.
+    def record_auth_failure(
+        self, source_ip: str, now: float, trunk: str | None = None, user: str | None = None
+    ) -> Ban | None:
+        """Count a failed digest authentication of ``user`` from ``source_ip``.
 
-        Exempt sources are never banned; report failures of sources that are
-        not trunks only (a trunk is trusted by its address, as for strikes).
+        From a ``trunk``'s address (which anyone can forge over UDP) it is
+        counted per trunk and per username and may raise an alert, never a
+        ban. From any other source, ``auth_failures`` within ``window_s`` ban
+        it (unless exempt); returns that ban.
         """
         bans = self._policy.bans
+        if trunk is not None:
+            self._auth.failed(trunk, user or "", now, bans.auth_failures, bans.window_s)
+            return None
         if bans.auth_failures is None or (self._bans and self._is_banned(source_ip, now)):
             return None
         state = self._source(source_ip)
-        failures = state.auth = state.auth or _Window()
+        failures = state.auth = state.auth or Window()
         if failures.hit(now, bans.window_s) < bans.auth_failures:
             return None
         failures.count = 0
         return self._ban(source_ip, "auth", now)
+
+    @property
+    def auth_failures(self) -> dict[str, int]:
+        """Failed authentications from trunk addresses, per trunk, since start."""
+        return self._auth.failures
+
+    @property
+    def auth_alerts(self) -> dict[str, int]:
+        """Alerts raised per trunk (a trunk or one of its users passed ``auth_failures``)."""
+        return self._auth.alerts
+
+    def auth_users_tracked(self) -> int:
+        return self._auth.users_tracked()
 
     def bans(self, now: float) -> list[Ban]:
         """Bans in force at ``now``, oldest first (expired ones are forgotten)."""

@@ -98,6 +98,9 @@ class FakeSource:
     def active_bans(self) -> int:
         return self.bans
 
+    def trunk_auth(self) -> Mapping[str, tuple[int, int]]:
+        return {"pbx": (12, 1)}
+
     def admission_rejections(self) -> Mapping[str, int]:
         return self.admission
 
@@ -148,6 +151,8 @@ EXPECTED_TYPES = {
     "sbc_acl_denied": "counter",
     "sbc_scanners": "counter",
     "sbc_bans_active": "gauge",
+    "sbc_auth_failures": "counter",
+    "sbc_auth_alerts": "counter",
     "sbc_admission_rejections": "counter",
     "sbc_media_packets": "counter",
     "sbc_media_bytes": "counter",
@@ -294,6 +299,12 @@ def test_guard_counters_and_active_bans() -> None:
     assert value(families, "sbc_acl_denied_total") == 12
     assert value(families, "sbc_scanners_total") == 1
     assert value(families, "sbc_bans_active") == 2
+
+
+def test_trunk_auth_failures_and_alerts_per_trunk() -> None:
+    families = scrape(FakeSource())
+    assert value(families, "sbc_auth_failures_total", trunk="pbx") == 12
+    assert value(families, "sbc_auth_alerts_total", trunk="pbx") == 1
 
 
 def test_admission_rejections_by_scope() -> None:

@@ -6,8 +6,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
-from peers import POLICIES, Net, sdp
+import pytest
+from peers import POLICIES, Net, policy_copy, sdp
 
+from sbc.auth.client import ClientAuth, DigestCredentials
 from sbc.policy import load_policy
 from sbc.sip.message import parse_message
 from sbc.sip.target import Target
@@ -149,3 +151,43 @@ def test_a_retransmitted_invite_is_not_charged_again(tmp_path: Path) -> None:
     net.carrier.resend(a.invite)  # its 480 was lost, say
     assert net.carrier.take_response(480)  # the transaction answers again: no 503
     assert not net.carrier.responses(503)
+
+
+# --- forged traffic from a trunk's address ------------------------------------------
+
+PBX_AUTH = (
+    "    require_auth:\n      realm: sbc.example\n      users: {pbx1: {env: SBC_TEST_PBX_SECRET}}\n"
+)
+BOGUS_AUTH = (
+    'Digest username="pbx1", realm="sbc.example", nonce="forged", uri="sip:1@127.0.0.2",'
+    ' response="00000000000000000000000000000000", algorithm=SHA-256'
+)
+
+
+def test_forged_auth_failures_from_a_trunk_address_never_ban_the_trunk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Twelve spoofed INVITEs with a bogus Authorization "from" the PBX's address
+    (bans.auth_failures is 10): counted and alerted on, but the PBX's own
+    authenticated call still goes through."""
+    monkeypatch.setenv("SBC_TEST_PBX_SECRET", "pbx-pass")
+    net = Net(load_policy(policy_copy(tmp_path, pbx_lines=PBX_AUTH)))
+    spoofer = Target("internal", "udp", net.pbx.host, 5999)  # the PBX's IP, any port
+    for n in range(12):
+        forged = net.pbx.invite(f"66{n}", headers=[("Authorization", BOGUS_AUTH)], send=False)
+        assert forged.invite is not None
+        net.deliver_from(spoofer, forged.invite.serialize())
+    assert net.core.guard.bans(net.now) == []
+    assert net.core.guard.auth_failures == {"pbx": 12}
+    assert net.core.guard.auth_alerts == {"pbx": 1}
+    net.pbx.clear()  # the 401s answering the forgeries went to the PBX's address
+    # The real PBX: challenged, answers, and its call crosses.
+    dlg = net.pbx.invite("5551000")
+    challenge = net.pbx.take_response(401)
+    assert dlg.invite is not None
+    retry = dlg.invite.copy()
+    retry.headers.set("CSeq", "2 INVITE")
+    retry.headers.set("Via", (dlg.invite.headers.get("Via") or "").replace("z9hG4bK", "z9hG4bKx"))
+    assert ClientAuth(DigestCredentials("pbx1", "pbx-pass")).authorize(retry, challenge)
+    net.deliver(net.pbx, retry.serialize())
+    assert net.carrier.take_request("INVITE")

@@ -16,7 +16,8 @@ a trunk's). Bans expire lazily when looked up.
 
 Memory stays bounded under a spoofed-source flood: per-source state lives in
 an LRU of ``max_sources`` entries and the ban table holds at most
-``max_bans`` (oldest evicted first); the ACL and User-Agent verdict caches
+``max_bans`` (a flood churns its newest automatic ban, never the manual or
+standing ones: :mod:`sbc.guard.bans`); the ACL and User-Agent verdict caches
 are cleared when full. The module is pure: time is always passed in.
 """
 
@@ -31,6 +32,7 @@ from typing import Literal
 import structlog
 
 from sbc.guard.alerts import AuthWatch, Window
+from sbc.guard.bans import Ban, BanReason, BanTable
 from sbc.guard.tokens import TokenBucket
 from sbc.policy.security import (
     CLASS_OF_METHOD,
@@ -46,8 +48,6 @@ from sbc.policy.security import (
 log = structlog.get_logger("sbc.guard")
 
 _CACHE_LIMIT = 4096  # User-Agent verdicts kept; distinct UAs are few unless forged
-
-BanReason = Literal["scanner", "rate", "auth", "manual"]
 
 
 @dataclass(frozen=True)
@@ -76,14 +76,6 @@ def verdict_for(refusal: Refusal) -> Verdict:
     return Verdict("respond", refusal.status, refusal.reason, MappingProxyType(headers))
 
 
-@dataclass(frozen=True)
-class Ban:
-    source: str
-    reason: BanReason
-    since: float
-    until: float
-
-
 class _Source:
     """What the guard remembers about one source IP."""
 
@@ -105,7 +97,7 @@ class Guard:
 
     def __init__(self, policy: SecurityPolicy) -> None:
         self._sources: OrderedDict[str, _Source] = OrderedDict()
-        self._bans: OrderedDict[str, Ban] = OrderedDict()
+        self._bans = BanTable()
         self._trunk_buckets: dict[str, list[TokenBucket | None]] = {}
         self._agents: dict[str, bool] = {}
         #: counters for metrics: see STAT_NAMES and docs/security.md
@@ -138,7 +130,7 @@ class Guard:
         self._policy = policy
         self._apply(policy)
         self._trim(self._sources, policy.max_sources)
-        self._trim(self._bans, policy.bans.max_bans)
+        self._bans.trim(policy.bans.max_bans)
 
     def _apply(self, policy: SecurityPolicy) -> None:
         """Copy the policy's hot fields into attributes (one lookup less per request)."""
@@ -207,12 +199,12 @@ class Guard:
         return ALLOW
 
     def _is_banned(self, source_ip: str, now: float) -> bool:
-        ban = self._bans.get(source_ip)
+        ban = self._bans.by_source.get(source_ip)
         if ban is None:
             return False
         if now < ban.until:
             return True
-        del self._bans[source_ip]
+        self._bans.lift(source_ip)
         return False
 
     def _acl_permits(self, acl: tuple[AccessList, dict[str, bool]], source_ip: str) -> bool:
@@ -278,38 +270,27 @@ class Guard:
     # --- bans ---------------------------------------------------------------------
 
     def _ban(self, source_ip: str, reason: BanReason, now: float) -> Ban | None:
-        """Ban unless exempt; returns the ban (None when the source is exempt)."""
+        """An automatic ban unless the source is exempt or the table has no room
+        (docs in :mod:`sbc.guard.bans`); returns the ban, or None."""
         if self._policy.bans.exempt.contains_key(source_key(source_ip)):
             return None
-        return self.ban(source_ip, now, reason)
+        return self._put(Ban(source_ip, reason, now, now + self._policy.bans.duration_s), now)
 
-    def ban(
-        self,
-        source_ip: str,
-        now: float,
-        reason: BanReason = "manual",
-        duration_s: float | None = None,
-    ) -> Ban:
+    def ban(self, source_ip: str, now: float, duration_s: float | None = None) -> Ban:
         """Ban ``source_ip`` from ``now`` (the operator's call: exemptions do not apply)."""
         duration = self._policy.bans.duration_s if duration_s is None else duration_s
-        ban = Ban(source_ip, reason, now, now + duration)
-        self._bans.pop(source_ip, None)
-        self._bans[source_ip] = ban
-        self._sources.pop(source_ip, None)  # its buckets and strikes are moot now
-        self.stats["banned"] += 1
-        log.warning("guard.banned", source=source_ip, reason=reason, duration_s=duration)
-        self._expire_oldest(now)
-        self._trim(self._bans, self._policy.bans.max_bans)
+        ban = self._put(Ban(source_ip, "manual", now, now + duration), now)
+        assert ban is not None  # a manual ban always finds room
         return ban
 
-    def _expire_oldest(self, now: float) -> None:
-        """Drop expired bans from the front (oldest first): amortized O(1) per ban."""
-        bans = self._bans
-        while bans:
-            oldest = next(iter(bans.values()))
-            if oldest.until > now:
-                return
-            bans.popitem(last=False)
+    def _put(self, ban: Ban, now: float) -> Ban | None:
+        if not self._bans.add(ban, now, self._policy.bans.max_bans):
+            return None
+        self._sources.pop(ban.source, None)  # its buckets and strikes are moot now
+        self.stats["banned"] += 1
+        duration = ban.until - ban.since
+        log.warning("guard.banned", source=ban.source, reason=ban.reason, duration_s=duration)
+        return ban
 
     def record_auth_failure(
         self, source_ip: str, now: float, trunk: str | None = None, user: str | None = None
@@ -349,20 +330,18 @@ class Guard:
 
     def bans(self, now: float) -> list[Ban]:
         """Bans in force at ``now``, oldest first (expired ones are forgotten)."""
-        for source in [s for s, ban in self._bans.items() if ban.until <= now]:
-            del self._bans[source]
-        return list(self._bans.values())
+        return self._bans.in_force(now)
 
     def unban(self, source_ip: str) -> bool:
         """Lift a ban (and forget the source's strikes); False if it was not banned."""
         self._sources.pop(source_ip, None)
-        return self._bans.pop(source_ip, None) is not None
+        return self._bans.lift(source_ip)
 
     def tracked_sources(self) -> int:
         """Sources with per-source state (bounded by ``max_sources``)."""
         return len(self._sources)
 
     @staticmethod
-    def _trim(table: OrderedDict[str, _Source] | OrderedDict[str, Ban], size: int) -> None:
+    def _trim(table: OrderedDict[str, _Source], size: int) -> None:
         while len(table) > size:
             table.popitem(last=False)

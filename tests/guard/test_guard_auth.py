@@ -10,7 +10,7 @@ from __future__ import annotations
 from guard_samples import CARRIER_IP, STRANGER, guard
 from structlog.testing import capture_logs
 
-from sbc.guard.guard import Ban
+from sbc.guard.bans import Ban
 
 POLICY = {"bans": {"auth_failures": 3, "window_s": 30, "duration_s": 100}}
 

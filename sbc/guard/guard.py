@@ -33,6 +33,7 @@ import structlog
 
 from sbc.guard.alerts import AuthWatch, Window
 from sbc.guard.bans import Ban, BanReason, BanTable
+from sbc.guard.keys import SourceKeys
 from sbc.guard.tokens import TokenBucket
 from sbc.policy.security import (
     CLASS_OF_METHOD,
@@ -103,6 +104,7 @@ class Guard:
         #: counters for metrics: see STAT_NAMES and docs/security.md
         self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
         self._auth = AuthWatch()
+        self._keys = SourceKeys(*policy.source_prefix)
         self._policy = policy
         self._apply(policy)
 
@@ -127,6 +129,10 @@ class Guard:
             for cls in _CLASSES:
                 if previous is None or previous[cls] != new[cls]:
                     buckets[cls] = None
+        if policy.source_prefix != old.source_prefix:
+            # Keys change: the buckets and strikes kept under the old ones are moot.
+            self._keys = SourceKeys(*policy.source_prefix)
+            self._sources.clear()
         self._policy = policy
         self._apply(policy)
         self._trim(self._sources, policy.max_sources)
@@ -156,7 +162,8 @@ class Guard:
         now: float,
     ) -> Verdict:
         """Screen one request (see the module docstring for the order)."""
-        if self._bans and self._is_banned(source_ip, now):
+        key = self._keys.of(source_ip)
+        if self._bans and self._is_banned(key, now):
             self.stats["dropped_banned"] += 1
             return self._banned
         acl = self._acl.get(interface)
@@ -164,7 +171,7 @@ class Guard:
             self.stats["acl_denied"] += 1
             return self._acl_denied
         if trunk is None and user_agent and self._is_scanner(user_agent):
-            ban = self._ban(source_ip, "scanner", now)
+            ban = self._ban(key, source_ip, "scanner", now)
             if ban is not None:
                 self.stats["scanners"] += 1
                 return self._banned
@@ -172,14 +179,14 @@ class Guard:
         if trunk is None or self._limit_trunk_sources:
             limit = self._per_source[cls]
             if limit is not None:
-                state = self._source(source_ip)
+                state = self._source(key)
                 bucket = state.buckets[cls]
                 if bucket is None:
                     bucket = state.buckets[cls] = TokenBucket(limit.rate, limit.burst)
                 if not bucket.take(now):
-                    return self._strike(state if trunk is None else None, source_ip, now)
+                    return self._strike(state if trunk is None else None, key, source_ip, now)
         if trunk is not None and not self._trunk_take(trunk, cls, now):
-            return self._strike(None, source_ip, now)
+            return self._strike(None, key, source_ip, now)
         self.stats["allowed"] += 1
         return ALLOW
 
@@ -189,7 +196,7 @@ class Guard:
         A banned scanner's flood then costs two dict lookups instead of a SIP
         parse; :meth:`check` on the parsed request repeats them cheaply.
         """
-        if self._bans and self._is_banned(source_ip, now):
+        if self._bans and self._is_banned(self._keys.of(source_ip), now):
             self.stats["dropped_banned"] += 1
             return self._banned
         acl = self._acl.get(interface)
@@ -198,13 +205,13 @@ class Guard:
             return self._acl_denied
         return ALLOW
 
-    def _is_banned(self, source_ip: str, now: float) -> bool:
-        ban = self._bans.by_source.get(source_ip)
+    def _is_banned(self, key: str, now: float) -> bool:
+        ban = self._bans.by_source.get(key)
         if ban is None:
             return False
         if now < ban.until:
             return True
-        self._bans.lift(source_ip)
+        self._bans.lift(key)
         return False
 
     def _acl_permits(self, acl: tuple[AccessList, dict[str, bool]], source_ip: str) -> bool:
@@ -227,16 +234,16 @@ class Guard:
             self._agents[user_agent] = found
         return found
 
-    def _source(self, source_ip: str) -> _Source:
+    def _source(self, key: str) -> _Source:
         """The source's state, marked most recently used; the LRU one goes when full."""
         sources = self._sources
-        state = sources.get(source_ip)
+        state = sources.get(key)
         if state is None:
-            state = sources[source_ip] = _Source()
+            state = sources[key] = _Source()
             if len(sources) > self._policy.max_sources:
                 sources.popitem(last=False)
         else:
-            sources.move_to_end(source_ip)
+            sources.move_to_end(key)
         return state
 
     def _trunk_take(self, trunk: str, cls: int, now: float) -> bool:
@@ -254,7 +261,7 @@ class Guard:
             bucket = buckets[cls] = TokenBucket(limit.rate, limit.burst)
         return bucket.take(now)
 
-    def _strike(self, state: _Source | None, source_ip: str, now: float) -> Verdict:
+    def _strike(self, state: _Source | None, key: str, source_ip: str, now: float) -> Verdict:
         """A limited request; ``state`` is None for trunk traffic, which never earns bans."""
         self.stats["limited"] += 1
         bans = self._policy.bans
@@ -263,23 +270,24 @@ class Guard:
         strikes = state.strikes = state.strikes or Window()
         if strikes.hit(now, bans.window_s) >= bans.strikes:
             strikes.count = 0
-            if self._ban(source_ip, "rate", now) is not None:
+            if self._ban(key, source_ip, "rate", now) is not None:
                 return self._banned
         return self._limited
 
     # --- bans ---------------------------------------------------------------------
 
-    def _ban(self, source_ip: str, reason: BanReason, now: float) -> Ban | None:
-        """An automatic ban unless the source is exempt or the table has no room
-        (docs in :mod:`sbc.guard.bans`); returns the ban, or None."""
+    def _ban(self, key: str, source_ip: str, reason: BanReason, now: float) -> Ban | None:
+        """An automatic ban of ``key`` unless ``source_ip`` is exempt or the table has
+        no room (docs in :mod:`sbc.guard.bans`); returns the ban, or None."""
         if self._policy.bans.exempt.contains_key(source_key(source_ip)):
             return None
-        return self._put(Ban(source_ip, reason, now, now + self._policy.bans.duration_s), now)
+        return self._put(Ban(key, reason, now, now + self._policy.bans.duration_s), now)
 
     def ban(self, source_ip: str, now: float, duration_s: float | None = None) -> Ban:
-        """Ban ``source_ip`` from ``now`` (the operator's call: exemptions do not apply)."""
+        """Ban ``source_ip`` (its block: ``source_prefix``) from ``now``; the operator's
+        call, so exemptions do not apply."""
         duration = self._policy.bans.duration_s if duration_s is None else duration_s
-        ban = self._put(Ban(source_ip, "manual", now, now + duration), now)
+        ban = self._put(Ban(self._keys.of(source_ip), "manual", now, now + duration), now)
         assert ban is not None  # a manual ban always finds room
         return ban
 
@@ -306,14 +314,15 @@ class Guard:
         if trunk is not None:
             self._auth.failed(trunk, user or "", now, bans.auth_failures, bans.window_s)
             return None
-        if bans.auth_failures is None or (self._bans and self._is_banned(source_ip, now)):
+        key = self._keys.of(source_ip)
+        if bans.auth_failures is None or (self._bans and self._is_banned(key, now)):
             return None
-        state = self._source(source_ip)
+        state = self._source(key)
         failures = state.auth = state.auth or Window()
         if failures.hit(now, bans.window_s) < bans.auth_failures:
             return None
         failures.count = 0
-        return self._ban(source_ip, "auth", now)
+        return self._ban(key, source_ip, "auth", now)
 
     @property
     def auth_failures(self) -> dict[str, int]:
@@ -332,10 +341,12 @@ class Guard:
         """Bans in force at ``now``, oldest first (expired ones are forgotten)."""
         return self._bans.in_force(now)
 
-    def unban(self, source_ip: str) -> bool:
-        """Lift a ban (and forget the source's strikes); False if it was not banned."""
-        self._sources.pop(source_ip, None)
-        return self._bans.lift(source_ip)
+    def unban(self, source: str) -> bool:
+        """Lift the ban of ``source``, an address or a block as :meth:`bans` lists it
+        (and forget its strikes); False if it was not banned."""
+        key = source if source in self._bans.by_source else self._keys.of(source)
+        self._sources.pop(key, None)
+        return self._bans.lift(key)
 
     def tracked_sources(self) -> int:
         """Sources with per-source state (bounded by ``max_sources``)."""

@@ -56,6 +56,8 @@ from sbc.b2bua.screening import (
     answer_parse_error,
     authenticated,
     ingress_trunk,
+    prescreened,
+    refuse,
     screened,
     trusted,
 )
@@ -153,12 +155,16 @@ class Core:
     def receive(self, data: bytes, source: Target, now: float) -> list[Transmit]:
         self.now = now
         self.stats["received"] += 1
-        if self.guard.check_source(source.host, source.interface, now).action == "drop":
-            return []  # banned or refused by an ACL: not even parsed
+        verdict = prescreened(self, data, source)
+        if verdict.action == "drop":
+            return []  # banned, refused by an ACL or over its limit: not even parsed
         try:
             message = parse_message(data)
         except ParseError as exc:
-            answer_parse_error(self, exc, source)
+            answer_parse_error(self, exc, source, verdict)
+            return self._flush()
+        if not verdict.allowed:
+            refuse(self, message, source, verdict)
             return self._flush()
         if isinstance(message, Request):
             # A retransmission goes to its transaction (RFC 3261 §17.2.1): it was

@@ -1,19 +1,26 @@
 """Who may reach the core: screening, trust and digest authentication.
 
-Theory of operation. A new request (not a retransmission) passes three
-gates before the transaction layer keeps any state for it, in this order:
+Theory of operation. Every datagram (or framed stream message) meets
+:func:`prescreened` before it is parsed: the ban table, the interface's ACL
+and, for a source that is no trunk's, its per-source rate limit, charged by
+the method read from the first token (:func:`sbc.guard.guard.request_class`).
+A message that then fails to parse is a strike against such a source
+(:func:`answer_parse_error`): garbage gets its sender banned. A new request
+(not a retransmission) then passes three more gates before the transaction
+layer keeps any state for it, in this order:
 
-1. :func:`screened`: bans, ACLs, scanner User-Agents and rate limits
+1. :func:`screened`: scanner User-Agents and trunk rate limits
    (``security.yaml`` through :class:`sbc.guard.Guard`);
 2. :func:`trusted`: out-of-dialog requests must come from a trunk (or be a
    REGISTER on a registration-relay interface);
 3. :func:`authenticated` (once a server transaction exists): a trunk with
    ``require_auth`` wants valid digest credentials (RFC 3261 §22.1).
 
-What the first two refuse is answered statelessly, straight back to the
-source, or not at all (an ACK, a ``drop`` verdict): a flood leaves no state.
-A message that does not parse is answered 400 by :func:`answer_parse_error`
-when it can be answered. Each refusal is counted in the core's ``stats``.
+What these refuse is answered statelessly, straight back to the source, or
+not at all (an ACK, a ``drop`` verdict, anything that is not a request): a
+flood leaves no state. A message that does not parse is answered 400 by
+:func:`answer_parse_error` when it can be answered. Each refusal is counted
+in the core's ``stats``.
 """
 
 from __future__ import annotations
@@ -23,10 +30,12 @@ from typing import TYPE_CHECKING
 
 from sbc.auth.server import AuthStatus
 from sbc.b2bua.registrar import relay_settings
+from sbc.guard.guard import ALLOW, DROP, Verdict, request_class
 from sbc.policy import Trunk
+from sbc.policy.security import OTHER_CLASS
 from sbc.sip.errors import ParseError
 from sbc.sip.ids import new_tag
-from sbc.sip.message import Request, build_response, error_reason
+from sbc.sip.message import Request, Response, build_response, error_reason
 from sbc.sip.target import Target
 from sbc.sip.transaction import ServerTransaction, Transmit
 
@@ -34,13 +43,43 @@ if TYPE_CHECKING:
     from sbc.b2bua.core import Core
 
 
+def prescreened(core: Core, data: bytes, source: Target) -> Verdict:
+    """Bans, the ACL and a stranger's rate limit, before ``data`` is parsed.
+
+    A ``drop`` verdict ends the message here, unparsed; a ``respond`` one is
+    parsed only to be answered (:func:`refuse`). A trunk's traffic is limited
+    once parsed (:func:`screened`), so that its retransmissions and responses
+    are not charged (``per_source_applies_to`` keeps its meaning).
+    """
+    guard = core.guard
+    verdict = guard.check_source(source.host, source.interface, core.now)
+    if verdict.action == "drop":
+        return verdict  # the cheap path: a banned flood costs two dict lookups
+    cls = request_class(data)
+    if verdict.allowed:
+        if core.policy.trunk_for_source(source.interface, source.host) is not None:
+            return verdict
+        verdict = guard.limit_source(OTHER_CLASS if cls is None else cls, source.host, core.now)
+        if verdict.allowed:
+            return verdict
+    core.stats["screened"] += 1
+    return verdict if cls is not None else DROP  # only a request can be answered
+
+
+def refuse(core: Core, message: Request | Response, source: Target, verdict: Verdict) -> None:
+    """Answer a request refused before parsing, statelessly (never an ACK or a response)."""
+    if isinstance(message, Request) and message.method != "ACK" and verdict.action == "respond":
+        core.emit(
+            _stateless_reply(message, source, verdict.status, verdict.reason, verdict.headers)
+        )
+
+
 def screened(core: Core, request: Request, source: Target, trunk: Trunk | None) -> bool:
-    """Bans, ACLs, scanners and rate limits (security.yaml). What is refused
-    is answered statelessly, or not at all: a flood leaves no state."""
-    verdict = core.guard.check(
+    """Scanners and trunk rate limits (security.yaml), after :func:`prescreened`.
+    What is refused is answered statelessly, or not at all: a flood leaves no state."""
+    verdict = core.guard.screen(
         request.method,
         source.host,
-        source.interface,
         trunk.name if trunk is not None else None,
         request.headers.get("User-Agent"),
         core.now,
@@ -48,10 +87,7 @@ def screened(core: Core, request: Request, source: Target, trunk: Trunk | None) 
     if verdict.allowed:
         return True
     core.stats["screened"] += 1
-    if verdict.action == "respond" and request.method != "ACK":
-        core.emit(
-            _stateless_reply(request, source, verdict.status, verdict.reason, verdict.headers)
-        )
+    refuse(core, request, source, verdict)
     return False
 
 
@@ -82,9 +118,22 @@ def _stateless_reply(
     return Transmit(response.serialize(), source)
 
 
-def answer_parse_error(core: Core, exc: ParseError, source: Target) -> None:
-    """Answer 400 naming the problem when the request can be answered at all."""
+def answer_parse_error(
+    core: Core, exc: ParseError, source: Target, verdict: Verdict = ALLOW
+) -> None:
+    """Answer 400 naming the problem when the request can be answered at all.
+
+    From a source that is no trunk's, it is a strike (garbage bans its sender);
+    a trunk's address can be forged, so its garbage never counts. A message
+    refused before parsing (``verdict``) was struck already and gets no answer.
+    """
     core.stats["parse_errors"] += 1
+    if not verdict.allowed:
+        return
+    if core.policy.trunk_for_source(source.interface, source.host) is None and (
+        core.guard.record_malformed(source.host, core.now) is not None
+    ):
+        return  # banned by this strike: silence from now on
     request = exc.message
     if not isinstance(request, Request) or request.method == "ACK":
         return

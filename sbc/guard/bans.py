@@ -5,7 +5,7 @@ A ban is keyed by its source key (an address, or its prefix: see
 room is made in this order:
 
 1. bans that have expired, oldest first;
-2. the *newest* automatic ban (scanner, rate, auth): under a flood of forged
+2. the *newest* automatic ban (scanner, rate, malformed, auth): under a flood of forged
    sources the table churns in its last slot, so bans already in force (a
    persistent attacker's) stay until they expire;
 3. for a manual ban only, when every ban is manual: the oldest manual one.
@@ -21,7 +21,7 @@ from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Literal
 
-BanReason = Literal["scanner", "rate", "auth", "manual"]
+BanReason = Literal["scanner", "rate", "malformed", "auth", "manual"]
 
 
 @dataclass(frozen=True)

@@ -1,18 +1,29 @@
-"""The first thing every request meets: bans, ACLs, scanners and rate limits.
+"""The first thing every request meets: bans, ACLs, rate limits and scanners.
 
-:meth:`Guard.check` runs, in order, and stops at the first refusal:
+A message meets, in order, and stops at the first refusal:
 
 1. the ban table (a banned source gets ``banned``: silence by default);
 2. the interface's ACL (deny wins over allow; empty allow = allow all);
-3. scanner User-Agents: the source is banned at once, unless it is exempt
-   or the request comes from a trunk;
-4. the per-source token bucket of the method's class (by default only for
-   sources that match no trunk);
-5. the per-trunk bucket, when the request comes from a trunk.
+3. for a source that is no trunk's, the token bucket of the method's class,
+   read from the first token of the datagram (:func:`request_class`;
+   anything that is not a request line is charged to "other");
 
-A request refused by a bucket is a *strike*; ``strikes`` of them within
-``window_s`` ban the source for ``duration_s`` (never an exempt source, never
-a trunk's). Bans expire lazily when looked up.
+Steps 1-3 run *before* the message is parsed (:meth:`Guard.check_source`,
+:meth:`Guard.limit_source`): a flood or a banned source costs a few dict
+lookups, not a parse. Then, on the parsed new request (:meth:`Guard.screen`):
+
+4. scanner User-Agents: the source is banned at once, unless it is exempt,
+   a trunk's, or has standing (an established call or a relay binding:
+   :attr:`Guard.spares`), since one forged datagram must not ban it;
+5. for a trunk, its source's bucket if ``per_source_applies_to: all``, then
+   the per-trunk bucket. Trunk traffic is limited, never banned.
+
+A request refused at step 3 is a *strike*, and so is a message from a
+non-trunk source that does not parse (:meth:`Guard.record_malformed`);
+``strikes`` of them within ``window_s`` ban the source for ``duration_s``
+(never an exempt source). :meth:`Guard.check` runs all five steps at once.
+Sources are keyed by address prefix (:mod:`sbc.guard.keys`: an IPv6 /64 by
+default). Bans expire lazily when looked up.
 
 Memory stays bounded under a spoofed-source flood: per-source state lives in
 an LRU of ``max_sources`` entries and the ban table holds at most
@@ -77,6 +88,26 @@ def verdict_for(refusal: Refusal) -> Verdict:
     return Verdict("respond", refusal.status, refusal.reason, MappingProxyType(headers))
 
 
+#: Method classes by the first token of a request, as bytes; no method is longer.
+_CLASS_OF_TOKEN = {method.encode(): cls for method, cls in CLASS_OF_METHOD.items()}
+_MAX_METHOD_CHARS = 32
+
+
+def request_class(data: bytes) -> int | None:
+    """The method class of a message's Request-Line, read from its first token
+    without parsing; None when it does not start like a request (a response,
+    garbage). Leading CRLFs are skipped (RFC 3261 §7.5)."""
+    if data[:1] in (b"\r", b"\n"):
+        data = data[:64].lstrip(b"\r\n")
+    space = data.find(b" ", 0, _MAX_METHOD_CHARS + 1)
+    if space <= 0:
+        return None
+    token = data[:space]
+    if not token.isalpha():  # a status line starts "SIP/2.0"; methods are tokens
+        return None
+    return _CLASS_OF_TOKEN.get(token, OTHER_CLASS)
+
+
 class _Source:
     """What the guard remembers about one source IP."""
 
@@ -90,7 +121,15 @@ class _Source:
 
 
 _CLASSES = range(len(METHOD_CLASSES))
-STAT_NAMES = ("allowed", "limited", "banned", "dropped_banned", "acl_denied", "scanners")
+STAT_NAMES = (
+    "allowed",
+    "limited",
+    "banned",
+    "dropped_banned",
+    "acl_denied",
+    "scanners",
+    "malformed",
+)
 
 
 class Guard:
@@ -161,40 +200,18 @@ class Guard:
         user_agent: str | None,
         now: float,
     ) -> Verdict:
-        """Screen one request (see the module docstring for the order)."""
-        key = self._keys.of(source_ip)
-        if self._bans and self._is_banned(key, now):
-            self.stats["dropped_banned"] += 1
-            return self._banned
-        acl = self._acl.get(interface)
-        if acl is not None and not self._acl_permits(acl, source_ip):
-            self.stats["acl_denied"] += 1
-            return self._acl_denied
-        if trunk is None and user_agent and self._is_scanner(user_agent):
-            ban = self._ban(key, source_ip, "scanner", now)
-            if ban is not None:
-                self.stats["scanners"] += 1
-                return self._banned
-        cls = CLASS_OF_METHOD.get(method, OTHER_CLASS)
-        if trunk is None or self._limit_trunk_sources:
-            limit = self._per_source[cls]
-            if limit is not None:
-                state = self._source(key)
-                bucket = state.buckets[cls]
-                if bucket is None:
-                    bucket = state.buckets[cls] = TokenBucket(limit.rate, limit.burst)
-                if not bucket.take(now):
-                    return self._strike(state if trunk is None else None, key, source_ip, now)
-        if trunk is not None and not self._trunk_take(trunk, cls, now):
-            return self._strike(None, key, source_ip, now)
-        self.stats["allowed"] += 1
-        return ALLOW
+        """Screen one request, all steps at once (see the module docstring)."""
+        verdict = self.check_source(source_ip, interface, now)
+        if verdict.allowed and trunk is None:
+            verdict = self.limit_source(CLASS_OF_METHOD.get(method, OTHER_CLASS), source_ip, now)
+        if not verdict.allowed:
+            return verdict
+        return self.screen(method, source_ip, trunk, user_agent, now)
 
     def check_source(self, source_ip: str, interface: str, now: float) -> Verdict:
-        """Steps 1-2 only (ban table, ACL), for a datagram not yet parsed.
+        """Steps 1-2 (ban table, ACL), for a datagram not yet parsed.
 
-        A banned scanner's flood then costs two dict lookups instead of a SIP
-        parse; :meth:`check` on the parsed request repeats them cheaply.
+        A banned scanner's flood then costs two dict lookups instead of a SIP parse.
         """
         if self._bans and self._is_banned(self._keys.of(source_ip), now):
             self.stats["dropped_banned"] += 1
@@ -204,6 +221,65 @@ class Guard:
             self.stats["acl_denied"] += 1
             return self._acl_denied
         return ALLOW
+
+    def limit_source(self, cls: int, source_ip: str, now: float) -> Verdict:
+        """Step 3 for a source that is no trunk's, before its message is parsed:
+        its bucket for method class ``cls`` (:func:`request_class`); a refusal
+        is a strike."""
+        limit = self._per_source[cls]
+        if limit is None:
+            return ALLOW
+        key = self._keys.of(source_ip)
+        state = self._source(key)
+        bucket = state.buckets[cls]
+        if bucket is None:
+            bucket = state.buckets[cls] = TokenBucket(limit.rate, limit.burst)
+        if bucket.take(now):
+            return ALLOW
+        self.stats["limited"] += 1
+        return (
+            self._limited
+            if self._strike(state, key, source_ip, "rate", now) is None
+            else (self._banned)
+        )
+
+    def screen(
+        self, method: str, source_ip: str, trunk: str | None, user_agent: str | None, now: float
+    ) -> Verdict:
+        """Steps 4-5 on a parsed new request that passed :meth:`check_source` (and
+        :meth:`limit_source`, when it is no trunk's): the scanner list, then a
+        trunk's limits: its source's bucket (``per_source_applies_to: all``) and
+        its own. Trunk traffic is limited, never banned."""
+        if trunk is None:
+            if user_agent and self._is_scanner(user_agent):
+                key = self._keys.of(source_ip)
+                if self._ban(key, source_ip, "scanner", now) is not None:
+                    self.stats["scanners"] += 1
+                    return self._banned
+            self.stats["allowed"] += 1
+            return ALLOW
+        cls = CLASS_OF_METHOD.get(method, OTHER_CLASS)
+        if self._limit_trunk_sources:
+            limit = self._per_source[cls]
+            if limit is not None:
+                state = self._source(self._keys.of(source_ip))
+                bucket = state.buckets[cls]
+                if bucket is None:
+                    bucket = state.buckets[cls] = TokenBucket(limit.rate, limit.burst)
+                if not bucket.take(now):
+                    self.stats["limited"] += 1
+                    return self._limited
+        if not self._trunk_take(trunk, cls, now):
+            self.stats["limited"] += 1
+            return self._limited
+        self.stats["allowed"] += 1
+        return ALLOW
+
+    def record_malformed(self, source_ip: str, now: float) -> Ban | None:
+        """A message from a source that is no trunk's did not parse: a strike."""
+        self.stats["malformed"] += 1
+        key = self._keys.of(source_ip)
+        return self._strike(self._source(key), key, source_ip, "malformed", now)
 
     def _is_banned(self, key: str, now: float) -> bool:
         ban = self._bans.by_source.get(key)
@@ -261,18 +337,18 @@ class Guard:
             bucket = buckets[cls] = TokenBucket(limit.rate, limit.burst)
         return bucket.take(now)
 
-    def _strike(self, state: _Source | None, key: str, source_ip: str, now: float) -> Verdict:
-        """A limited request; ``state`` is None for trunk traffic, which never earns bans."""
-        self.stats["limited"] += 1
+    def _strike(
+        self, state: _Source, key: str, source_ip: str, reason: BanReason, now: float
+    ) -> Ban | None:
+        """Count a strike; ``strikes`` within ``window_s`` ban (returned)."""
         bans = self._policy.bans
-        if state is None or bans.strikes is None:
-            return self._limited
+        if bans.strikes is None:
+            return None
         strikes = state.strikes = state.strikes or Window()
-        if strikes.hit(now, bans.window_s) >= bans.strikes:
-            strikes.count = 0
-            if self._ban(key, source_ip, "rate", now) is not None:
-                return self._banned
-        return self._limited
+        if strikes.hit(now, bans.window_s) < bans.strikes:
+            return None
+        strikes.count = 0
+        return self._ban(key, source_ip, reason, now)
 
     # --- bans ---------------------------------------------------------------------
 

@@ -191,3 +191,85 @@ def test_forged_auth_failures_from_a_trunk_address_never_ban_the_trunk(
     assert ClientAuth(DigestCredentials("pbx1", "pbx-pass")).authorize(retry, challenge)
     net.deliver(net.pbx, retry.serialize())
     assert net.carrier.take_request("INVITE")
+
+
+# --- before parsing ----------------------------------------------------------------
+
+GARBAGE = (
+    b"\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03",  # a TLS ClientHello on the UDP port
+    b"GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+    b"INVITE sip:x SIP/2.0\r\nVia: nonsense\r\n\r\n",  # a request line, no usable headers
+    b"\xff" * 64,
+)
+
+
+class ParseCounter:
+    """Wraps the core's parser to count the datagrams it really parsed."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        import sbc.b2bua.core as core_module
+
+        self.calls = 0
+        real = core_module.parse_message
+
+        def counting(*args: object, **kwargs: object) -> object:
+            self.calls += 1
+            return real(*args, **kwargs)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(core_module, "parse_message", counting)
+
+
+def test_a_stranger_over_its_limit_is_refused_before_parsing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    security = (
+        "rate_limits:\n  per_source:\n    OPTIONS: {rate: 1, burst: 3}\n"
+        "limited: {action: drop}\nbans: {strikes: null}\n"
+    )
+    net = make_net(tmp_path, security=security)
+    parsed = ParseCounter(monkeypatch)
+    answers = [stranger_options(net, n) for n in range(50)]  # one instant: 3 pass
+    assert sum(1 for a in answers if a) == 3
+    assert parsed.calls == 3  # the other 47 were refused unparsed
+    assert net.core.guard.stats["limited"] == 47
+
+
+def test_garbage_is_a_strike_and_bans_its_source(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    net = make_net(tmp_path, security="bans: {strikes: 8, window_s: 60}\n")
+    assert stranger_options(net, 0) != []  # a stranger: answered (403)
+    for n in range(8):
+        net.deliver_from(STRANGER, GARBAGE[n % len(GARBAGE)])
+    assert [(b.source, b.reason) for b in net.core.guard.bans(net.now)] == [
+        ("198.51.100.7", "malformed")
+    ]
+    parsed = ParseCounter(monkeypatch)
+    assert stranger_options(net, 1) == []  # its valid OPTIONS now goes unanswered
+    for data in GARBAGE * 100:
+        assert net.deliver_from(STRANGER, data) == []
+    assert parsed.calls == 0  # banned: dropped before parsing
+    net.carrier.invite("1")  # the carrier is untouched
+    assert net.pbx.requests("INVITE")
+
+
+def test_garbage_from_a_trunk_address_never_bans_the_trunk(tmp_path: Path) -> None:
+    net = make_net(tmp_path, security="bans: {strikes: 3, window_s: 60}\n")
+    spoofer = Target("external", "udp", net.carrier.host, 6000)
+    for n in range(100):
+        net.deliver_from(spoofer, GARBAGE[n % len(GARBAGE)])
+    assert net.core.guard.bans(net.now) == []
+    net.carrier.invite("1")
+    assert net.pbx.requests("INVITE")
+
+
+def test_a_stranger_over_its_limit_still_hears_503_then_silence(tmp_path: Path) -> None:
+    """With the default ``limited: reject`` a refused request is parsed to be
+    answered (503 + Retry-After), until its strikes ban it."""
+    security = "rate_limits:\n  per_source:\n    OPTIONS: {rate: 1, burst: 2}\nbans: {strikes: 3}\n"
+    net = make_net(tmp_path, security=security)
+    statuses = []
+    for n in range(10):
+        statuses += [parse_message(d).status for d in stranger_options(net, n)]  # type: ignore[union-attr]
+    assert statuses == [403, 403, 503, 503]
+    assert [b.reason for b in net.core.guard.bans(net.now)] == ["rate"]

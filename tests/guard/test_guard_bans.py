@@ -99,6 +99,7 @@ def test_strikes_within_the_window_ban_then_the_ban_expires() -> None:
         "dropped_banned": 1,
         "acl_denied": 0,
         "scanners": 0,
+        "malformed": 0,
     }
     assert invite(g, 60.3) == "allow"  # expired; its bucket starts afresh
 

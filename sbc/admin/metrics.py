@@ -67,7 +67,7 @@ class MetricsSource(Protocol):
 
     def guard_stats(self) -> Mapping[str, int]: ...  # allowed, limited, banned,
 
-    # dropped_banned, acl_denied, scanners
+    # dropped_banned, acl_denied, scanners, malformed, scanners_spared
 
     def active_bans(self) -> int: ...
 
@@ -132,6 +132,16 @@ GUARD_COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("dropped_banned", "sbc_banned_dropped_total", "Messages from banned sources dropped."),
     ("acl_denied", "sbc_acl_denied_total", "Messages refused by an interface ACL."),
     ("scanners", "sbc_scanners_total", "Scanner User-Agents seen and banned."),
+    (
+        "malformed",
+        "sbc_guard_malformed_total",
+        "Unparsable messages from non-trunk sources, each a strike toward a ban.",
+    ),
+    (
+        "scanners_spared",
+        "sbc_scanners_spared_total",
+        "Scanner User-Agents from a source in a call or with a relay binding: not banned.",
+    ),
 )
 
 #: ``media_totals`` keys: (key, metric name, help, unit).

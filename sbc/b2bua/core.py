@@ -55,6 +55,7 @@ from sbc.b2bua.registration import (
 from sbc.b2bua.screening import (
     answer_parse_error,
     authenticated,
+    call_hosts,
     ingress_trunk,
     prescreened,
     refuse,
@@ -120,6 +121,7 @@ class Core:
         self._nonce_key = os.urandom(32)
         self.auth_servers = auth_servers(policy, self._nonce_key)
         self.guard = Guard(policy.security)  # bans and buckets outlive policy swaps
+        self.guard.spares = self.registrar.binds_source  # a forged scanner UA bans no phone
         self.admission = Admission(policy.admission)
         self.config = call_config(policy)
         self.registrations.sync(wanted_registrations(policy, self.auth, self.config.user_agent))
@@ -288,6 +290,7 @@ class Core:
     def call_event(self, event: str, call: Call) -> None:
         if event == "answered" and call.answered is not None:
             self.counters.setup_time.observe(call.answered - call.started)
+            self.guard.call_established(call.id, call_hosts(call))
         elif event == "ended":
             outcome = disposition(call.final_status, call.answered is not None, call.end_reason)
             self.counters.completions[outcome.value] += 1
@@ -302,6 +305,7 @@ class Core:
             call.b_invite_tx.context = None
         self.calls.pop(call.id, None)
         self.call_timers.forget(call.id)
+        self.guard.call_ended(call.id)
         self.admission.release(call.admitted)
         call.admitted = []
         self.call_event("ended", call)

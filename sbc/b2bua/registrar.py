@@ -238,6 +238,11 @@ class Registrar:
     ) -> None:
         core.send_response(tx, build_response(tx.request, status, reason, to_tag=new_tag()))
 
+    def binds_source(self, host: str) -> bool:
+        """Whether a phone registered from ``host`` (the guard does not ban it for a
+        forgeable User-Agent). A scan of the bindings: asked only at such a ban."""
+        return any(b.source.host == host for b in self.relay.bindings.values())
+
 
 def _carries_auth(request: Request) -> bool:
     """Credentials are for the registrar: such a REGISTER always goes upstream."""

@@ -29,6 +29,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
 from sbc.auth.server import AuthStatus
+from sbc.b2bua.call import Call
 from sbc.b2bua.registrar import relay_settings
 from sbc.guard.guard import ALLOW, DROP, Verdict, request_class
 from sbc.policy import Trunk
@@ -38,6 +39,7 @@ from sbc.sip.ids import new_tag
 from sbc.sip.message import Request, Response, build_response, error_reason
 from sbc.sip.target import Target
 from sbc.sip.transaction import ServerTransaction, Transmit
+from sbc.sip.uri import SipUri
 
 if TYPE_CHECKING:
     from sbc.b2bua.core import Core
@@ -141,6 +143,20 @@ def answer_parse_error(
     if all(response.headers.get(n) for n in ("Via", "From", "To", "Call-ID", "CSeq")):
         # Straight back to the source, never to a Via that may be forged.
         core.emit(Transmit(response.serialize(), source))
+
+
+def call_hosts(call: Call) -> set[str]:
+    """Where an established call's far ends talk from: each leg's peer, the
+    source its answers came from, and its remote target (RFC 3261 §12.1)."""
+    hosts: set[str] = set()
+    for leg in (call.a, call.b):
+        hosts.add(leg.peer.host)
+        if leg.observed is not None:
+            hosts.add(leg.observed.host)
+        target = leg.dialog.remote_target if leg.dialog is not None else None
+        if isinstance(target, SipUri):
+            hosts.add(target.host.strip("[]"))
+    return hosts
 
 
 def ingress_trunk(core: Core, request: Request, source: Target) -> Trunk | None:

@@ -35,16 +35,17 @@ are cleared when full. The module is pure: time is always passed in.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
 import structlog
 
-from sbc.guard.alerts import AuthWatch, Window
+from sbc.guard.alerts import AuthWatch, Throttle, Window, shown
 from sbc.guard.bans import Ban, BanReason, BanTable
 from sbc.guard.keys import SourceKeys
+from sbc.guard.standing import Standing
 from sbc.guard.tokens import TokenBucket
 from sbc.policy.security import (
     CLASS_OF_METHOD,
@@ -88,6 +89,10 @@ def verdict_for(refusal: Refusal) -> Verdict:
     return Verdict("respond", refusal.status, refusal.reason, MappingProxyType(headers))
 
 
+def _no_standing(_source_ip: str) -> bool:
+    return False
+
+
 #: Method classes by the first token of a request, as bytes; no method is longer.
 _CLASS_OF_TOKEN = {method.encode(): cls for method, cls in CLASS_OF_METHOD.items()}
 _MAX_METHOD_CHARS = 32
@@ -129,6 +134,7 @@ STAT_NAMES = (
     "acl_denied",
     "scanners",
     "malformed",
+    "scanners_spared",
 )
 
 
@@ -144,6 +150,11 @@ class Guard:
         self.stats: dict[str, int] = dict.fromkeys(STAT_NAMES, 0)
         self._auth = AuthWatch()
         self._keys = SourceKeys(*policy.source_prefix)
+        self._standing = Standing(self._keys.of)
+        #: whether a source (an address) has standing beyond its calls, e.g. a relay
+        #: binding: its scanner User-Agent is then not believed (set by the core)
+        self.spares: Callable[[str], bool] = _no_standing
+        self._throttle = Throttle()
         self._policy = policy
         self._apply(policy)
 
@@ -172,6 +183,7 @@ class Guard:
             # Keys change: the buckets and strikes kept under the old ones are moot.
             self._keys = SourceKeys(*policy.source_prefix)
             self._sources.clear()
+            self._standing.rekey(self._keys.of)
         self._policy = policy
         self._apply(policy)
         self._trim(self._sources, policy.max_sources)
@@ -253,6 +265,9 @@ class Guard:
         if trunk is None:
             if user_agent and self._is_scanner(user_agent):
                 key = self._keys.of(source_ip)
+                if self._has_standing(key, source_ip, user_agent, now):
+                    self.stats["allowed"] += 1
+                    return ALLOW  # limited before parsing like anyone, just not banned
                 if self._ban(key, source_ip, "scanner", now) is not None:
                     self.stats["scanners"] += 1
                     return self._banned
@@ -274,6 +289,26 @@ class Guard:
             return self._limited
         self.stats["allowed"] += 1
         return ALLOW
+
+    def _has_standing(self, key: str, source_ip: str, user_agent: str, now: float) -> bool:
+        """Whether the source is in an established call or has a relay binding:
+        one forgeable User-Agent does not ban it. Counted; logged once a window."""
+        if key not in self._standing and not self.spares(source_ip):
+            return False
+        self.stats["scanners_spared"] += 1
+        held = self._throttle.due("scanner_spared", now, self._policy.bans.window_s)
+        if held is not None:
+            log.warning(
+                "guard.scanner_spared", source=key, user_agent=shown(user_agent), suppressed=held
+            )
+        return True
+
+    def call_established(self, call_id: str, hosts: Iterable[str]) -> None:
+        """The far ends of an established call have standing until :meth:`call_ended`."""
+        self._standing.add(call_id, hosts)
+
+    def call_ended(self, call_id: str) -> None:
+        self._standing.remove(call_id)
 
     def record_malformed(self, source_ip: str, now: float) -> Ban | None:
         """A message from a source that is no trunk's did not parse: a strike."""

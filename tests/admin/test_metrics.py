@@ -150,6 +150,8 @@ EXPECTED_TYPES = {
     "sbc_banned_dropped": "counter",
     "sbc_acl_denied": "counter",
     "sbc_scanners": "counter",
+    "sbc_guard_malformed": "counter",
+    "sbc_scanners_spared": "counter",
     "sbc_bans_active": "gauge",
     "sbc_auth_failures": "counter",
     "sbc_auth_alerts": "counter",
@@ -391,6 +393,8 @@ def test_a_failing_source_method_drops_only_its_own_families() -> None:
         "sbc_banned_dropped",
         "sbc_acl_denied",
         "sbc_scanners",
+        "sbc_guard_malformed",
+        "sbc_scanners_spared",
         "sbc_bans_active",
     }
     assert families == {k: v for k, v in EXPECTED_TYPES.items() if k not in guard_families}

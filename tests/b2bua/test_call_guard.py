@@ -273,3 +273,63 @@ def test_a_stranger_over_its_limit_still_hears_503_then_silence(tmp_path: Path) 
         statuses += [parse_message(d).status for d in stranger_options(net, n)]  # type: ignore[union-attr]
     assert statuses == [403, 403, 503, 503]
     assert [b.reason for b in net.core.guard.bans(net.now)] == ["rate"]
+
+
+# --- standing: a forged scanner User-Agent must not cut a call ------------------
+
+
+def test_a_forged_scanner_agent_from_a_callee_node_does_not_cut_its_call(tmp_path: Path) -> None:
+    """The PBX answers from a second node (127.0.0.21, no trunk's address), which
+    then sends the BYE. A spoofed scanner User-Agent from that node while the
+    call is up must not ban it: its BYE still reaches the carrier."""
+    net = make_net(tmp_path)
+    node = net.add_peer("pbx2", "127.0.0.21", "internal")
+    a = net.carrier.invite("1")
+    invite = net.pbx.take_request("INVITE")
+    node.respond(invite, 200, body=sdp(node.host))
+    net.carrier.take_response(200)
+    net.carrier.ack(a)
+    forged = Target("internal", "udp", node.host, 5999)
+    scan = (
+        b"OPTIONS sip:127.0.0.2 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.21:5999;branch=z9hG4bK-scan\r\n"
+        b"From: <sip:100@127.0.0.21>;tag=scan\r\nTo: <sip:100@127.0.0.2>\r\nCall-ID: scan-1\r\n"
+        b"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nUser-Agent: friendly-scanner\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    net.deliver_from(forged, scan)
+    assert net.core.guard.bans(net.now) == []
+    assert net.core.guard.stats["scanners_spared"] == 1
+    node.request(node.dialog_of(invite), "BYE")
+    assert net.carrier.take_request("BYE")
+    net.settle()
+    # The call is over: the node has no standing left.
+    net.deliver_from(forged, scan.replace(b"scan-1", b"scan-2"))
+    assert [b.source for b in net.core.guard.bans(net.now)] == ["127.0.0.21"]
+
+
+def test_a_forged_scanner_agent_from_a_registered_phone_does_not_ban_it(tmp_path: Path) -> None:
+    """A phone registered through the relay: one spoofed datagram with a scanner
+    User-Agent from its address must not silence it (its answers still cross)."""
+    from test_registration_relay import NAT_PORT, PHONE_HOST, register
+    from test_registration_relay import make_net as relay_net
+
+    net, phone = relay_net(tmp_path)
+    register(net, phone, 1)
+    upstream = net.carrier.take_request("REGISTER")
+    contact = upstream.headers.get("Contact") or ""
+    net.carrier.respond(upstream, 200, headers=[("Contact", f"{contact};expires=3600")])
+    phone.take_response(200)
+    forged = Target("external", "udp", PHONE_HOST, NAT_PORT + 1)
+    scan = (
+        b"OPTIONS sip:127.0.0.1 SIP/2.0\r\nVia: SIP/2.0/UDP 127.0.0.30:5999;branch=z9hG4bK-sc\r\n"
+        b"From: <sip:100@127.0.0.30>;tag=scan\r\nTo: <sip:100@127.0.0.1>\r\nCall-ID: scan-1\r\n"
+        b"CSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nUser-Agent: sipvicious\r\n"
+        b"Content-Length: 0\r\n\r\n"
+    )
+    net.deliver_from(forged, scan)
+    assert net.core.guard.bans(net.now) == []
+    assert net.core.guard.stats["scanners_spared"] == 1
+    net.pbx.invite("alice")
+    invite = phone.take_request("INVITE")
+    phone.respond(invite, 200, body=sdp(phone.host))
+    assert net.pbx.take_response(200)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 from guard_samples import CARRIER_IP, STRANGER, guard, limit, only_invites
+from structlog.testing import capture_logs
 
 from sbc.guard.bans import Ban
 from sbc.guard.guard import Guard
@@ -100,6 +101,7 @@ def test_strikes_within_the_window_ban_then_the_ban_expires() -> None:
         "acl_denied": 0,
         "scanners": 0,
         "malformed": 0,
+        "scanners_spared": 0,
     }
     assert invite(g, 60.3) == "allow"  # expired; its bucket starts afresh
 
@@ -263,3 +265,58 @@ def test_check_source_screens_bans_and_acls_before_parsing() -> None:
     g.ban(STRANGER, 0.0)
     assert g.check_source(STRANGER, "external", 1.0).action == "drop"
     assert (g.stats["acl_denied"], g.stats["dropped_banned"], g.stats["allowed"]) == (1, 1, 0)
+
+
+# --- standing: one forged User-Agent must not ban a source in use -----------------
+
+
+def test_a_scanner_agent_from_a_source_in_a_call_is_counted_not_banned() -> None:
+    g = guard()
+    g.call_established("call-1", ["192.0.2.21", "198.51.100.10"])
+    with capture_logs() as logs:
+        for i in range(100):  # 5/s: under its OPTIONS limit
+            verdict = g.check("OPTIONS", "192.0.2.21", "external", None, "friendly-scanner", i / 5)
+            assert verdict.allowed
+    assert g.bans(0.0) == []
+    assert g.stats["scanners_spared"] == 100
+    assert g.stats["scanners"] == 0
+    assert len([e for e in logs if e["event"] == "guard.scanner_spared"]) == 1  # throttled
+    g.call_ended("call-1")
+    assert g.check("OPTIONS", "192.0.2.21", "external", None, "sipvicious", 30.0).action == "drop"
+
+
+def test_standing_is_counted_per_call() -> None:
+    g = guard()
+    g.call_established("a", ["192.0.2.21"])
+    g.call_established("b", ["192.0.2.21"])
+    g.call_established("b", ["192.0.2.21"])  # told twice: counted once
+    g.call_ended("a")
+    g.call_ended("a")
+    assert g.check("OPTIONS", "192.0.2.21", "external", None, "sipvicious", 0.0).allowed
+    g.call_ended("b")
+    assert g.check("OPTIONS", "192.0.2.21", "external", None, "sipvicious", 0.0).action == "drop"
+
+
+def test_standing_covers_the_source_block() -> None:
+    """Keyed per /64, a forged scanner from a neighbour address would ban the
+    caller's block: standing is kept per key too."""
+    g = guard()
+    g.call_established("a", ["2001:db8:1:2::10"])
+    assert g.check("OPTIONS", "2001:db8:1:2::99", "external", None, "sipvicious", 0.0).allowed
+    assert g.bans(0.0) == []
+
+
+def test_a_relay_binding_spares_a_source_through_the_hook() -> None:
+    g = guard()
+    g.spares = lambda host: host == "192.0.2.30"
+    assert g.check("REGISTER", "192.0.2.30", "external", None, "friendly-scanner", 0.0).allowed
+    assert g.check("REGISTER", "192.0.2.31", "external", None, "friendly-scanner", 0.0).action == (
+        "drop"
+    )
+
+
+def test_a_spared_source_is_still_rate_limited_and_banned_for_its_rate() -> None:
+    g = guard(STRIKES)
+    g.call_established("a", [STRANGER])
+    assert invite(g, 0.0) == "allow"
+    assert [invite(g, 0.1), invite(g, 0.2), invite(g, 0.3)] == ["503", "503", "drop"]

@@ -144,6 +144,7 @@ class Guard:
     def __init__(self, policy: SecurityPolicy) -> None:
         self._sources: OrderedDict[str, _Source] = OrderedDict()
         self._bans = BanTable()
+        self._banned_keys = self._bans.by_source  # the hot path's one lookup (a plain dict)
         self._trunk_buckets: dict[str, list[TokenBucket | None]] = {}
         self._agents: dict[str, bool] = {}
         #: counters for metrics: see STAT_NAMES and docs/security.md
@@ -195,6 +196,7 @@ class Guard:
             name: (acl, {}) for name, acl in policy.acl.items()
         }
         self._per_source: MethodLimits = policy.per_source
+        self._plain_v4 = policy.source_prefix[0] == 32  # an IPv4 source is its own key
         self._limit_trunk_sources = policy.limit_trunk_sources
         self._agents.clear()
         self._limited = verdict_for(policy.limited)
@@ -212,48 +214,55 @@ class Guard:
         user_agent: str | None,
         now: float,
     ) -> Verdict:
-        """Screen one request, all steps at once (see the module docstring)."""
-        verdict = self.check_source(source_ip, interface, now)
-        if verdict.allowed and trunk is None:
-            verdict = self.limit_source(CLASS_OF_METHOD.get(method, OTHER_CLASS), source_ip, now)
-        if not verdict.allowed:
-            return verdict
-        return self.screen(method, source_ip, trunk, user_agent, now)
-
-    def check_source(self, source_ip: str, interface: str, now: float) -> Verdict:
-        """Steps 1-2 (ban table, ACL), for a datagram not yet parsed.
-
-        A banned scanner's flood then costs two dict lookups instead of a SIP parse.
-        """
-        if self._bans and self._is_banned(self._keys.of(source_ip), now):
+        """Screen one request, all steps at once (see the module docstring): what
+        :meth:`check_source`, :meth:`limit_source` and :meth:`screen` do in turn,
+        written out here because it is the hot path of benchmarks and tools."""
+        key = source_ip if self._plain_v4 and ":" not in source_ip else self._keys.of(source_ip)
+        if self._banned_keys and self._is_banned(key, now):
             self.stats["dropped_banned"] += 1
             return self._banned
         acl = self._acl.get(interface)
         if acl is not None and not self._acl_permits(acl, source_ip):
             self.stats["acl_denied"] += 1
             return self._acl_denied
+        cls = CLASS_OF_METHOD.get(method, OTHER_CLASS)
+        if trunk is not None:
+            if self._limit_trunk_sources:
+                return self._screen_trunk(cls, key, trunk, now)
+            if not self._trunk_take(trunk, cls, now):
+                self.stats["limited"] += 1
+                return self._limited
+            self.stats["allowed"] += 1
+            return ALLOW
+        limit = self._per_source[cls]
+        if limit is not None:
+            state = self._source(key)
+            bucket = state.buckets[cls]
+            if bucket is None:
+                bucket = state.buckets[cls] = TokenBucket(limit.rate, limit.burst)
+            if not bucket.take(now):
+                self.stats["limited"] += 1
+                if self._strike(state, key, source_ip, "rate", now) is None:
+                    return self._limited
+                return self._banned
+        if user_agent and self._is_scanner(user_agent):
+            return self._scanner(key, source_ip, user_agent, now)
+        self.stats["allowed"] += 1
         return ALLOW
+
+    def check_source(self, source_ip: str, interface: str, now: float) -> Verdict:
+        """Steps 1-2 (ban table, ACL), for a datagram not yet parsed.
+
+        A banned scanner's flood then costs two dict lookups instead of a SIP parse.
+        """
+        key = source_ip if self._plain_v4 and ":" not in source_ip else self._keys.of(source_ip)
+        return self._check_source(key, source_ip, interface, now)
 
     def limit_source(self, cls: int, source_ip: str, now: float) -> Verdict:
         """Step 3 for a source that is no trunk's, before its message is parsed:
         its bucket for method class ``cls`` (:func:`request_class`); a refusal
         is a strike."""
-        limit = self._per_source[cls]
-        if limit is None:
-            return ALLOW
-        key = self._keys.of(source_ip)
-        state = self._source(key)
-        bucket = state.buckets[cls]
-        if bucket is None:
-            bucket = state.buckets[cls] = TokenBucket(limit.rate, limit.burst)
-        if bucket.take(now):
-            return ALLOW
-        self.stats["limited"] += 1
-        return (
-            self._limited
-            if self._strike(state, key, source_ip, "rate", now) is None
-            else (self._banned)
-        )
+        return self._take(cls, self._keys.of(source_ip), source_ip, now)
 
     def screen(
         self, method: str, source_ip: str, trunk: str | None, user_agent: str | None, now: float
@@ -262,22 +271,59 @@ class Guard:
         :meth:`limit_source`, when it is no trunk's): the scanner list, then a
         trunk's limits: its source's bucket (``per_source_applies_to: all``) and
         its own. Trunk traffic is limited, never banned."""
-        if trunk is None:
-            if user_agent and self._is_scanner(user_agent):
-                key = self._keys.of(source_ip)
-                if self._has_standing(key, source_ip, user_agent, now):
-                    self.stats["allowed"] += 1
-                    return ALLOW  # limited before parsing like anyone, just not banned
-                if self._ban(key, source_ip, "scanner", now) is not None:
-                    self.stats["scanners"] += 1
-                    return self._banned
-            self.stats["allowed"] += 1
+        if trunk is not None:
+            cls = CLASS_OF_METHOD.get(method, OTHER_CLASS)
+            return self._screen_trunk(cls, self._keys.of(source_ip), trunk, now)
+        if user_agent and self._is_scanner(user_agent):
+            return self._scanner(self._keys.of(source_ip), source_ip, user_agent, now)
+        self.stats["allowed"] += 1
+        return ALLOW
+
+    def _check_source(self, key: str, source_ip: str, interface: str, now: float) -> Verdict:
+        if self._banned_keys and self._is_banned(key, now):
+            self.stats["dropped_banned"] += 1
+            return self._banned
+        acl = self._acl.get(interface)
+        if acl is not None and not self._acl_permits(acl, source_ip):
+            self.stats["acl_denied"] += 1
+            return self._acl_denied
+        return ALLOW
+
+    def _take(self, cls: int, key: str, source_ip: str, now: float) -> Verdict:
+        """A token from the source's bucket of class ``cls``; a refusal is a strike."""
+        limit = self._per_source[cls]
+        if limit is None:
             return ALLOW
-        cls = CLASS_OF_METHOD.get(method, OTHER_CLASS)
+        state = self._source(key)
+        bucket = state.buckets[cls]
+        if bucket is None:
+            bucket = state.buckets[cls] = TokenBucket(limit.rate, limit.burst)
+        if bucket.take(now):
+            return ALLOW
+        self.stats["limited"] += 1
+        if self._strike(state, key, source_ip, "rate", now) is None:
+            return self._limited
+        return self._banned
+
+    def _scanner(self, key: str, source_ip: str, user_agent: str, now: float) -> Verdict:
+        """A scanner's User-Agent from a source that is no trunk's: banned on sight,
+        unless exempt or with standing (it stays rate limited like anyone)."""
+        if (
+            not self._has_standing(key, source_ip, user_agent, now)
+            and self._ban(key, source_ip, "scanner", now) is not None
+        ):
+            self.stats["scanners"] += 1
+            return self._banned
+        self.stats["allowed"] += 1
+        return ALLOW
+
+    def _screen_trunk(self, cls: int, key: str, trunk: str, now: float) -> Verdict:
+        """A trunk's request: its source's bucket if ``per_source_applies_to: all``,
+        then the trunk's own. Limited, never a strike."""
         if self._limit_trunk_sources:
             limit = self._per_source[cls]
             if limit is not None:
-                state = self._source(self._keys.of(source_ip))
+                state = self._source(key)
                 bucket = state.buckets[cls]
                 if bucket is None:
                     bucket = state.buckets[cls] = TokenBucket(limit.rate, limit.burst)
@@ -317,7 +363,7 @@ class Guard:
         return self._strike(self._source(key), key, source_ip, "malformed", now)
 
     def _is_banned(self, key: str, now: float) -> bool:
-        ban = self._bans.by_source.get(key)
+        ban = self._banned_keys.get(key)
         if ban is None:
             return False
         if now < ban.until:
@@ -426,7 +472,7 @@ class Guard:
             self._auth.failed(trunk, user or "", now, bans.auth_failures, bans.window_s)
             return None
         key = self._keys.of(source_ip)
-        if bans.auth_failures is None or (self._bans and self._is_banned(key, now)):
+        if bans.auth_failures is None or (self._banned_keys and self._is_banned(key, now)):
             return None
         state = self._source(key)
         failures = state.auth = state.auth or Window()

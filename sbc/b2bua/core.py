@@ -53,6 +53,7 @@ from sbc.b2bua.registration import (
     Registrations,
 )
 from sbc.b2bua.screening import (
+    TrunkSources,
     answer_parse_error,
     authenticated,
     call_hosts,
@@ -122,6 +123,7 @@ class Core:
         self.auth_servers = auth_servers(policy, self._nonce_key)
         self.guard = Guard(policy.security)  # bans and buckets outlive policy swaps
         self.guard.spares = self.registrar.binds_source  # a forged scanner UA bans no phone
+        self.trunk_sources = TrunkSources()  # is a source a trunk's, before parsing
         self.admission = Admission(policy.admission)
         self.config = call_config(policy)
         self.registrations.sync(wanted_registrations(policy, self.auth, self.config.user_agent))

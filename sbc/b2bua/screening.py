@@ -32,7 +32,7 @@ from sbc.auth.server import AuthStatus
 from sbc.b2bua.call import Call
 from sbc.b2bua.registrar import relay_settings
 from sbc.guard.guard import ALLOW, DROP, Verdict, request_class
-from sbc.policy import Trunk
+from sbc.policy import Policy, Trunk
 from sbc.policy.security import OTHER_CLASS
 from sbc.sip.errors import ParseError
 from sbc.sip.ids import new_tag
@@ -43,6 +43,35 @@ from sbc.sip.uri import SipUri
 
 if TYPE_CHECKING:
     from sbc.b2bua.core import Core
+
+#: (interface, address) pairs whose trunk-or-not answer is kept; cleared when full.
+_SOURCES_CACHED = 65_536
+
+
+class TrunkSources:
+    """Whether a source address is a trunk's, cached per interface and address
+    until the policy changes: for a stranger the policy parses the address and
+    scans the trunks' ``sources``, which would cost a flood more than its limit."""
+
+    __slots__ = ("_policy", "_seen")
+
+    def __init__(self) -> None:
+        self._policy: Policy | None = None
+        self._seen: dict[tuple[str, str], bool] = {}
+
+    def __call__(self, policy: Policy, source: Target) -> bool:
+        if policy is not self._policy:
+            self._policy = policy
+            self._seen.clear()
+        key = (source.interface, source.host)
+        found = self._seen.get(key)
+        if found is None:
+            if len(self._seen) >= _SOURCES_CACHED:
+                self._seen.clear()
+            found = self._seen[key] = (
+                policy.trunk_for_source(source.interface, source.host) is not None
+            )
+        return found
 
 
 def prescreened(core: Core, data: bytes, source: Target) -> Verdict:
@@ -57,10 +86,10 @@ def prescreened(core: Core, data: bytes, source: Target) -> Verdict:
     verdict = guard.check_source(source.host, source.interface, core.now)
     if verdict.action == "drop":
         return verdict  # the cheap path: a banned flood costs two dict lookups
+    if verdict.allowed and core.trunk_sources(core.policy, source):
+        return verdict
     cls = request_class(data)
     if verdict.allowed:
-        if core.policy.trunk_for_source(source.interface, source.host) is not None:
-            return verdict
         verdict = guard.limit_source(OTHER_CLASS if cls is None else cls, source.host, core.now)
         if verdict.allowed:
             return verdict
@@ -132,7 +161,7 @@ def answer_parse_error(
     core.stats["parse_errors"] += 1
     if not verdict.allowed:
         return
-    if core.policy.trunk_for_source(source.interface, source.host) is None and (
+    if not core.trunk_sources(core.policy, source) and (
         core.guard.record_malformed(source.host, core.now) is not None
     ):
         return  # banned by this strike: silence from now on

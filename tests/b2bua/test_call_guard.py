@@ -333,3 +333,17 @@ def test_a_forged_scanner_agent_from_a_registered_phone_does_not_ban_it(tmp_path
     invite = phone.take_request("INVITE")
     phone.respond(invite, 200, body=sdp(phone.host))
     assert net.pbx.take_response(200)
+
+
+def test_a_reload_that_makes_a_source_a_trunk_applies_before_parsing(tmp_path: Path) -> None:
+    """Whether a source is a trunk's is cached for the pre-parse checks: a new
+    policy must be asked again."""
+    net = make_net(tmp_path, security="bans: {strikes: 3}\n")
+    net.deliver_from(STRANGER, GARBAGE[0])  # a stranger: strike 1
+    trunks = tmp_path / "policies" / "trunks.yaml"
+    extra = "  - name: partner\n    interface: external\n    address: 198.51.100.7\n"
+    trunks.write_text(trunks.read_text() + extra)
+    net.core.set_policy(load_policy(tmp_path / "policies"), net.now)
+    for _ in range(10):  # now a trunk: its garbage is never a strike
+        net.deliver_from(STRANGER, GARBAGE[0])
+    assert net.core.guard.bans(net.now) == []

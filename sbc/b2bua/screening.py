@@ -98,7 +98,8 @@ def prescreened(core: Core, data: bytes, source: Target) -> Verdict:
 
 
 def refuse(core: Core, message: Request | Response, source: Target, verdict: Verdict) -> None:
-    """Answer a request refused before parsing, statelessly (never an ACK or a response)."""
+    """Answer a refused request statelessly, when its verdict says so (never an
+    ACK, never a response: those are dropped)."""
     if isinstance(message, Request) and message.method != "ACK" and verdict.action == "respond":
         core.emit(
             _stateless_reply(message, source, verdict.status, verdict.reason, verdict.headers)

@@ -23,7 +23,10 @@ non-trunk source that does not parse (:meth:`Guard.record_malformed`);
 ``strikes`` of them within ``window_s`` ban the source for ``duration_s``
 (never an exempt source). :meth:`Guard.check` runs all five steps at once.
 Sources are keyed by address prefix (:mod:`sbc.guard.keys`: an IPv6 /64 by
-default). Bans expire lazily when looked up.
+default). Bans expire lazily when looked up. A failed digest authentication
+(:meth:`Guard.record_auth_failure`) counts toward banning a stranger; from a
+trunk's address, which anyone can forge, it raises an alert instead
+(:mod:`sbc.guard.alerts`).
 
 Memory stays bounded under a spoofed-source flood: per-source state lives in
 an LRU of ``max_sources`` entries and the ban table holds at most

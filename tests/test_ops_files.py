@@ -51,6 +51,9 @@ class PopulatedSource:
     def active_bans(self) -> int:
         return 0
 
+    def trunk_auth(self) -> Mapping[str, tuple[int, int]]:
+        return {"pbx": (1, 1)}
+
     def admission_rejections(self) -> Mapping[str, int]:
         return {"global": 1}
 

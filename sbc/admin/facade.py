@@ -277,6 +277,11 @@ class RuntimeFacade:
     def active_bans(self) -> int:
         return len(self.bans())
 
+    def trunk_auth(self) -> Mapping[str, tuple[int, int]]:
+        guard = self.rt.core.guard
+        alerts = guard.auth_alerts
+        return {trunk: (n, alerts.get(trunk, 0)) for trunk, n in guard.auth_failures.items()}
+
     def admission_rejections(self) -> Mapping[str, int]:
         return dict(self.rt.core.admission.rejected_by_scope)
 

@@ -68,9 +68,11 @@ class MetricsSource(Protocol):
 
     def guard_stats(self) -> Mapping[str, int]: ...  # allowed, limited, banned,
 
-    # dropped_banned, acl_denied, scanners
+    # dropped_banned, acl_denied, scanners, malformed, scanners_spared
 
     def active_bans(self) -> int: ...
+
+    def trunk_auth(self) -> Mapping[str, tuple[int, int]]: ...  # trunk -> (failures, alerts)
 
     def admission_rejections(self) -> Mapping[str, int]: ...  # scope -> count
 
@@ -160,6 +162,16 @@ GUARD_COUNTERS: tuple[tuple[str, str, str], ...] = (
     ("dropped_banned", "sbc_banned_dropped_total", "Messages from banned sources dropped."),
     ("acl_denied", "sbc_acl_denied_total", "Messages refused by an interface ACL."),
     ("scanners", "sbc_scanners_total", "Scanner User-Agents seen and banned."),
+    (
+        "malformed",
+        "sbc_guard_malformed_total",
+        "Unparsable messages from non-trunk sources, each a strike toward a ban.",
+    ),
+    (
+        "scanners_spared",
+        "sbc_scanners_spared_total",
+        "Scanner User-Agents from a source in a call or with a relay binding: not banned.",
+    ),
 )
 
 #: ``media_totals`` keys: (key, metric name, help, unit).
@@ -256,6 +268,7 @@ class SbcCollector(Collector):
             self._calls,
             self._setup_time,
             self._guard,
+            self._trunk_auth,
             self._admission,
             self._media,
             self._transcoding,
@@ -357,6 +370,22 @@ class SbcCollector(Collector):
             )
         )
         return families
+
+    def _trunk_auth(self) -> list[Metric]:
+        failures = CounterMetricFamily(
+            "sbc_auth_failures_total",
+            "Failed digest authentications from a require_auth trunk's addresses (never banned).",
+            labels=["trunk"],
+        )
+        alerts = CounterMetricFamily(
+            "sbc_auth_alerts_total",
+            "A trunk, or one username on it, reached bans.auth_failures within bans.window_s.",
+            labels=["trunk"],
+        )
+        for trunk, (failed, alerted) in sorted(self.source.trunk_auth().items()):
+            failures.add_metric([trunk], failed)
+            alerts.add_metric([trunk], alerted)
+        return [failures, alerts]
 
     def _admission(self) -> list[Metric]:
         rejections = CounterMetricFamily(

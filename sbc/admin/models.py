@@ -321,7 +321,7 @@ class Registration(_Response):
 
 class BanEntry(_Response):
     source: str
-    reason: str = Field(description="scanner, rate, auth or manual")
+    reason: str = Field(description="scanner, rate, malformed, auth or manual")
     since: float
     until: float
 

@@ -59,9 +59,13 @@ from sbc.b2bua.registration import (
     Registrations,
 )
 from sbc.b2bua.screening import (
+    TrunkSources,
     answer_parse_error,
     authenticated,
+    call_hosts,
     ingress_trunk,
+    prescreened,
+    refuse_verdict,
     screened,
     trusted,
 )
@@ -126,6 +130,8 @@ class Core:
         self._nonce_key = os.urandom(32)
         self.auth_servers = auth_servers(policy, self._nonce_key)
         self.guard = Guard(policy.security)  # bans and buckets outlive policy swaps
+        self.guard.spares = self.registrar.binds_source  # a forged scanner UA bans no phone
+        self.trunk_sources = TrunkSources()  # is a source a trunk's, before parsing
         self.admission = Admission(policy.admission)
         self.config = call_config(policy)
         self.registrations.sync(wanted_registrations(policy, self.auth, self.config.user_agent))
@@ -167,12 +173,16 @@ class Core:
     def receive(self, data: bytes, source: Target, now: float) -> list[Transmit]:
         self.now = now
         self.stats["received"] += 1
-        if self.guard.check_source(source.host, source.interface, now).action == "drop":
-            return []  # banned or refused by an ACL: not even parsed
+        verdict = prescreened(self, data, source)
+        if verdict.action == "drop":
+            return []  # banned, refused by an ACL or over its limit: not even parsed
         try:
             message = parse_message(data, self.config.head_limits)
         except ParseError as exc:
-            answer_parse_error(self, exc, source)
+            answer_parse_error(self, exc, source, verdict)
+            return self._flush()
+        if not verdict.allowed:
+            refuse_verdict(self, message, source, verdict)
             return self._flush()
         try:
             if isinstance(message, Request):
@@ -311,6 +321,7 @@ class Core:
     def call_event(self, event: str, call: Call) -> None:
         if event == "answered" and call.answered is not None:
             self.counters.setup_time.observe(call.answered - call.started)
+            self.guard.call_established(call.id, call_hosts(call))
         elif event == "ended":
             outcome = disposition(call.final_status, call.answered is not None, call.end_reason)
             self.counters.completions[outcome.value] += 1
@@ -325,6 +336,7 @@ class Core:
             call.b_invite_tx.context = None
         self.calls.pop(call.id, None)
         self.call_timers.forget(call.id)
+        self.guard.call_ended(call.id)
         self.admission.release(call.admitted)
         call.admitted = []
         self.call_event("ended", call)

@@ -1,50 +1,117 @@
 """Who may reach the core: screening, trust and digest authentication.
 
-Theory of operation. A new request (not a retransmission) passes three
-gates before the transaction layer keeps any state for it, in this order:
+Theory of operation. Every datagram (or framed stream message) meets
+:func:`prescreened` before it is parsed: the ban table, the interface's ACL
+and, for a source that is no trunk's, its per-source rate limit, charged by
+the method read from the first token (:func:`sbc.guard.guard.request_class`).
+A message that then fails to parse is a strike against such a source
+(:func:`answer_parse_error`): garbage gets its sender banned. A new request
+(not a retransmission) then passes three more gates before the transaction
+layer keeps any state for it, in this order:
 
-1. :func:`screened`: bans, ACLs, scanner User-Agents and rate limits
+1. :func:`screened`: scanner User-Agents and trunk rate limits
    (``security.yaml`` through :class:`sbc.guard.Guard`);
 2. :func:`trusted`: out-of-dialog requests must come from a trunk (or be a
    REGISTER on a registration-relay interface);
 3. :func:`authenticated` (once a server transaction exists): a trunk with
    ``require_auth`` wants valid digest credentials (RFC 3261 §22.1).
 
-What the first two refuse is answered statelessly, straight back to the
-source, or not at all (an ACK, a ``drop`` verdict): a flood leaves no state,
-and no answer is larger than its request (:func:`sbc.b2bua.refusal.refuse`).
-A message that does not parse is answered 400 by :func:`answer_parse_error`
-when it can be answered. Each refusal is counted in the core's ``stats``.
+What these refuse is answered statelessly, straight back to the source, or
+not at all (an ACK, a ``drop`` verdict, anything that is not a request): a
+flood leaves no state, and no answer is larger than its request
+(:func:`sbc.b2bua.refusal.refuse`). A message that does not parse is answered 400 by
+:func:`answer_parse_error` when it can be answered. Each refusal is counted
+in the core's ``stats``.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import structlog
-
 from sbc.auth.server import AuthStatus
+from sbc.b2bua.call import Call
 from sbc.b2bua.refusal import refuse
 from sbc.b2bua.registrar import relay_settings
-from sbc.policy import Trunk
+from sbc.guard.guard import ALLOW, DROP, Verdict, request_class
+from sbc.policy import Policy, Trunk
+from sbc.policy.security import OTHER_CLASS
 from sbc.sip.errors import ParseError
-from sbc.sip.message import Request, error_reason
+from sbc.sip.message import Request, Response, error_reason
 from sbc.sip.target import Target
 from sbc.sip.transaction import ServerTransaction
+from sbc.sip.uri import SipUri
 
 if TYPE_CHECKING:
     from sbc.b2bua.core import Core
 
-log = structlog.get_logger("sbc.core")
+#: (interface, address) pairs whose trunk-or-not answer is kept; cleared when full.
+_SOURCES_CACHED = 65_536
+
+
+class TrunkSources:
+    """Whether a source address is a trunk's, cached per interface and address
+    until the policy changes: for a stranger the policy parses the address and
+    scans the trunks' ``sources``, which would cost a flood more than its limit."""
+
+    __slots__ = ("_policy", "_seen")
+
+    def __init__(self) -> None:
+        self._policy: Policy | None = None
+        self._seen: dict[tuple[str, str], bool] = {}
+
+    def __call__(self, policy: Policy, source: Target) -> bool:
+        if policy is not self._policy:
+            self._policy = policy
+            self._seen.clear()
+        key = (source.interface, source.host)
+        found = self._seen.get(key)
+        if found is None:
+            if len(self._seen) >= _SOURCES_CACHED:
+                self._seen.clear()
+            found = self._seen[key] = (
+                policy.trunk_for_source(source.interface, source.host) is not None
+            )
+        return found
+
+
+def prescreened(core: Core, data: bytes, source: Target) -> Verdict:
+    """Bans, the ACL and a stranger's rate limit, before ``data`` is parsed.
+
+    A ``drop`` verdict ends the message here, unparsed; a ``respond`` one is
+    parsed only to be answered (:func:`refuse`). A trunk's traffic is limited
+    once parsed (:func:`screened`), so that its retransmissions and responses
+    are not charged (``per_source_applies_to`` keeps its meaning).
+    """
+    guard = core.guard
+    verdict = guard.check_source(source.host, source.interface, core.now)
+    if verdict.action == "drop":
+        return verdict  # the cheap path: a banned flood costs two dict lookups
+    if verdict.allowed and core.trunk_sources(core.policy, source):
+        return verdict
+    cls = request_class(data)
+    if verdict.allowed:
+        verdict = guard.limit_source(OTHER_CLASS if cls is None else cls, source.host, core.now)
+        if verdict.allowed:
+            return verdict
+    core.stats["screened"] += 1
+    return verdict if cls is not None else DROP  # only a request can be answered
+
+
+def refuse_verdict(
+    core: Core, message: Request | Response, source: Target, verdict: Verdict
+) -> None:
+    """Answer a refused request statelessly, when its verdict says so (never an
+    ACK, never a response: those are dropped)."""
+    if isinstance(message, Request) and verdict.action == "respond":
+        refuse(core, message, source, verdict.status, verdict.reason, extra=verdict.headers)
 
 
 def screened(core: Core, request: Request, source: Target, trunk: Trunk | None) -> bool:
-    """Bans, ACLs, scanners and rate limits (security.yaml). What is refused
-    is answered statelessly, or not at all: a flood leaves no state."""
-    verdict = core.guard.check(
+    """Scanners and trunk rate limits (security.yaml), after :func:`prescreened`.
+    What is refused is answered statelessly, or not at all: a flood leaves no state."""
+    verdict = core.guard.screen(
         request.method,
         source.host,
-        source.interface,
         trunk.name if trunk is not None else None,
         request.headers.get("User-Agent"),
         core.now,
@@ -52,8 +119,7 @@ def screened(core: Core, request: Request, source: Target, trunk: Trunk | None) 
     if verdict.allowed:
         return True
     core.stats["screened"] += 1
-    if verdict.action == "respond" and request.method != "ACK":
-        refuse(core, request, source, verdict.status, verdict.reason, extra=verdict.headers)
+    refuse_verdict(core, request, source, verdict)
     return False
 
 
@@ -65,20 +131,46 @@ def trusted(core: Core, request: Request, source: Target, trunk: Trunk | None) -
     if request.method == "REGISTER" and relay_settings(core.policy, source.interface):
         return True  # phones register through a relay interface from anywhere
     core.stats["forbidden"] += 1
-    if request.method != "ACK":
-        refuse(core, request, source, 403)
+    refuse(core, request, source, 403)
     return False
 
 
-def answer_parse_error(core: Core, exc: ParseError, source: Target) -> None:
-    """Answer 400 naming the problem when the request can be answered at all."""
+def answer_parse_error(
+    core: Core, exc: ParseError, source: Target, verdict: Verdict = ALLOW
+) -> None:
+    """Answer 400 naming the problem when the request can be answered at all.
+
+    From a source that is no trunk's, it is a strike (garbage bans its sender);
+    a trunk's address can be forged, so its garbage never counts. A message
+    refused before parsing (``verdict``) was struck already and gets no answer.
+    """
     core.stats["parse_errors"] += 1
+    if not verdict.allowed:
+        return
+    if not core.trunk_sources(core.policy, source) and (
+        core.guard.record_malformed(source.host, core.now) is not None
+    ):
+        return  # banned by this strike: silence from now on
     request = exc.message
     if not isinstance(request, Request) or request.method == "ACK":
         return
     if all(request.headers.get(n) for n in ("Via", "From", "To", "Call-ID", "CSeq")):
         # Straight back to the source, never to a Via that may be forged.
         refuse(core, request, source, exc.status, error_reason(exc))
+
+
+def call_hosts(call: Call) -> set[str]:
+    """Where an established call's far ends talk from: each leg's peer, the
+    source its answers came from, and its remote target (RFC 3261 §12.1)."""
+    hosts: set[str] = set()
+    for leg in (call.a, call.b):
+        hosts.add(leg.peer.host)
+        if leg.observed is not None:
+            hosts.add(leg.observed.host)
+        target = leg.dialog.remote_target if leg.dialog is not None else None
+        if isinstance(target, SipUri):
+            hosts.add(target.host.strip("[]"))
+    return hosts
 
 
 def ingress_trunk(core: Core, request: Request, source: Target) -> Trunk | None:
@@ -100,12 +192,14 @@ def ingress_trunk(core: Core, request: Request, source: Target) -> Trunk | None:
 def authenticated(core: Core, request: Request, source: Target, tx: ServerTransaction) -> bool:
     """Digest authentication of a trunk that requires it (RFC 3261 §22.1):
     out-of-dialog requests but OPTIONS (keepalives) must carry valid
-    credentials, else 401 with a challenge; failures feed the bans."""
+    credentials, else 401 with a challenge. A failure is counted against the
+    trunk and the username it claimed, never against the trunk's address:
+    anyone can forge that (the guard alerts instead, in a throttled line)."""
     if request.method == "OPTIONS":
         return True
     trunk = ingress_trunk(core, request, source)
     server = core.auth_servers.get(trunk.name) if trunk is not None else None
-    if server is None:
+    if trunk is None or server is None:
         return True
     value = request.headers.get("Authorization")
     stale = False
@@ -116,7 +210,6 @@ def authenticated(core: Core, request: Request, source: Target, tx: ServerTransa
         stale = result.status is AuthStatus.STALE
         if not stale:
             core.stats["auth_failures"] += 1
-            core.guard.record_auth_failure(source.host, core.now)
-            log.info("auth.failed", source=source.host, reason=result.reason)
+            core.guard.record_auth_failure(source.host, core.now, trunk.name, result.username)
     core.reply(tx, 401, None, {"WWW-Authenticate": server.challenge(core.now, stale=stale)})
     return False

@@ -6,7 +6,8 @@ Pure runtime objects fed with the current time; their policies come from
 """
 
 from sbc.guard.admission import Admission, Rejection
-from sbc.guard.guard import ALLOW, DROP, Ban, Guard, Verdict
+from sbc.guard.bans import Ban
+from sbc.guard.guard import ALLOW, DROP, Guard, Verdict
 from sbc.guard.tokens import TokenBucket
 
 __all__ = ["ALLOW", "DROP", "Admission", "Ban", "Guard", "Rejection", "TokenBucket", "Verdict"]

@@ -149,6 +149,17 @@ class BansSpec(_Strict):
     max_bans: Count = 100_000
 
 
+class SourcePrefixSpec(_Strict):
+    """How much of a source address one set of buckets, strikes and bans covers.
+
+    An IPv6 host owns a /64 (RFC 4941 privacy addresses): per /128 it would
+    dodge its limits and bans by changing address.
+    """
+
+    ipv4: Annotated[int, Strict(), Field(ge=16, le=32)] = 32
+    ipv6: Annotated[int, Strict(), Field(ge=32, le=128)] = 64
+
+
 class SecurityFile(_Strict):
     """``security.yaml``; an empty file is valid and gives the defaults."""
 
@@ -158,6 +169,7 @@ class SecurityFile(_Strict):
     bans: BansSpec = BansSpec()
     banned: RefuseSpec = RefuseSpec()
     acl_denied: RefuseSpec = RefuseSpec()
+    source_prefix: SourcePrefixSpec = SourcePrefixSpec()
 
 
 # --- compiled form ----------------------------------------------------------
@@ -337,6 +349,7 @@ class SecurityPolicy:
     limited: Refusal
     banned: Refusal
     acl_denied: Refusal
+    source_prefix: tuple[int, int] = (32, 64)  # (IPv4, IPv6) prefix lengths of a source key
 
 
 def compile_security(file: SecurityFile) -> SecurityPolicy:
@@ -358,6 +371,7 @@ def compile_security(file: SecurityFile) -> SecurityPolicy:
         limited=_limited(file.limited),
         banned=_refusal(file.banned),
         acl_denied=_refusal(file.acl_denied),
+        source_prefix=(file.source_prefix.ipv4, file.source_prefix.ipv6),
     )
 
 

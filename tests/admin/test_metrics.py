@@ -127,6 +127,9 @@ class FakeSource:
     def active_bans(self) -> int:
         return self.bans
 
+    def trunk_auth(self) -> Mapping[str, tuple[int, int]]:
+        return {"pbx": (12, 1)}
+
     def admission_rejections(self) -> Mapping[str, int]:
         return self.admission
 
@@ -187,7 +190,11 @@ EXPECTED_TYPES = {
     "sbc_banned_dropped": "counter",
     "sbc_acl_denied": "counter",
     "sbc_scanners": "counter",
+    "sbc_guard_malformed": "counter",
+    "sbc_scanners_spared": "counter",
     "sbc_bans_active": "gauge",
+    "sbc_auth_failures": "counter",
+    "sbc_auth_alerts": "counter",
     "sbc_admission_rejections": "counter",
     "sbc_media_packets": "counter",
     "sbc_media_bytes": "counter",
@@ -348,6 +355,12 @@ def test_guard_counters_and_active_bans() -> None:
     assert value(families, "sbc_bans_active") == 2
 
 
+def test_trunk_auth_failures_and_alerts_per_trunk() -> None:
+    families = scrape(FakeSource())
+    assert value(families, "sbc_auth_failures_total", trunk="pbx") == 12
+    assert value(families, "sbc_auth_alerts_total", trunk="pbx") == 1
+
+
 def test_admission_rejections_by_scope() -> None:
     families = scrape(FakeSource())
     samples = {s.labels["scope"]: s.value for s in families["sbc_admission_rejections"].samples}
@@ -462,6 +475,8 @@ def test_a_failing_source_method_drops_only_its_own_families() -> None:
         "sbc_banned_dropped",
         "sbc_acl_denied",
         "sbc_scanners",
+        "sbc_guard_malformed",
+        "sbc_scanners_spared",
         "sbc_bans_active",
     }
     assert families == {k: v for k, v in EXPECTED_TYPES.items() if k not in guard_families}

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import pytest
 from guard_samples import CARRIER_IP, STRANGER, guard, limit, only_invites
+from structlog.testing import capture_logs
 
-from sbc.guard.guard import Ban, Guard
+from sbc.guard.bans import Ban
+from sbc.guard.guard import Guard
 
 
 def invite(g: Guard, now: float, source: str = STRANGER, trunk: str | None = None) -> str:
@@ -98,6 +100,8 @@ def test_strikes_within_the_window_ban_then_the_ban_expires() -> None:
         "dropped_banned": 1,
         "acl_denied": 0,
         "scanners": 0,
+        "malformed": 0,
+        "scanners_spared": 0,
     }
     assert invite(g, 60.3) == "allow"  # expired; its bucket starts afresh
 
@@ -193,12 +197,57 @@ def test_bans_list_only_those_in_force_oldest_first() -> None:
     assert [b.source for b in g.bans(100.0)] == ["192.0.2.2"]
 
 
-def test_the_ban_table_is_bounded_oldest_out() -> None:
+def test_a_full_ban_table_makes_room_with_its_newest_automatic_ban() -> None:
     g = guard({"bans": {"max_bans": 5}})
     for i in range(12):
         g.check("OPTIONS", f"192.0.2.{i}", "external", None, "friendly-scanner", float(i))
-    assert [b.source for b in g.bans(20.0)] == [f"192.0.2.{i}" for i in range(7, 12)]
+    # The four first bans stand until they expire; the fifth slot takes the latest.
+    assert [b.source for b in g.bans(20.0)] == [
+        "192.0.2.0",
+        "192.0.2.1",
+        "192.0.2.2",
+        "192.0.2.3",
+        "192.0.2.11",
+    ]
     assert g.stats["banned"] == 12
+
+
+def test_manual_and_standing_bans_survive_a_spoofed_scanner_flood() -> None:
+    """A flood of scanner User-Agents from a new spoofed source each must not
+    push out the operator's bans or the bans already in force."""
+    g = guard({"bans": {"max_bans": 100, "duration_s": 600}})
+    g.ban("198.51.100.1", 0.0, duration_s=3600)  # the operator's
+    g.check("OPTIONS", "198.51.100.2", "external", None, "friendly-scanner", 1.0)
+    g.check("INVITE", "198.51.100.3", "external", None, "sipcli", 2.0)
+    for i in range(20_000):
+        source = f"10.{i >> 16 & 255}.{i >> 8 & 255}.{i & 255}"
+        g.check("OPTIONS", source, "external", None, "sipvicious", 100.0 + i * 0.001)
+    sources = {b.source for b in g.bans(200.0)}
+    assert {"198.51.100.1", "198.51.100.2", "198.51.100.3"} <= sources
+    assert len(sources) == 100
+
+
+def test_a_manual_ban_makes_room_even_in_a_full_table() -> None:
+    g = guard({"bans": {"max_bans": 3}})
+    for i in range(3):
+        g.check("OPTIONS", f"192.0.2.{i}", "external", None, "friendly-scanner", float(i))
+    g.ban("198.51.100.1", 5.0)
+    assert [b.source for b in g.bans(5.0)] == ["192.0.2.0", "192.0.2.1", "198.51.100.1"]
+    # Manual bans only: the oldest manual one goes; automatic bans find no room.
+    m = guard({"bans": {"max_bans": 2}})
+    for i in range(3):
+        m.ban(f"198.51.100.{i}", float(i))
+    assert [b.source for b in m.bans(5.0)] == ["198.51.100.1", "198.51.100.2"]
+    assert m.check("OPTIONS", STRANGER, "external", None, "friendly-scanner", 6.0).allowed
+    assert [b.source for b in m.bans(6.0)] == ["198.51.100.1", "198.51.100.2"]
+
+
+def test_expired_bans_make_room_before_any_standing_one_goes() -> None:
+    g = guard({"bans": {"max_bans": 3, "duration_s": 10}})
+    for i in range(3):
+        g.check("OPTIONS", f"192.0.2.{i}", "external", None, "friendly-scanner", float(i))
+    g.check("OPTIONS", "192.0.2.9", "external", None, "friendly-scanner", 10.5)  # .0 expired
+    assert [b.source for b in g.bans(10.5)] == ["192.0.2.1", "192.0.2.2", "192.0.2.9"]
 
 
 def test_a_scanner_flood_from_spoofed_sources_stays_bounded() -> None:
@@ -216,3 +265,58 @@ def test_check_source_screens_bans_and_acls_before_parsing() -> None:
     g.ban(STRANGER, 0.0)
     assert g.check_source(STRANGER, "external", 1.0).action == "drop"
     assert (g.stats["acl_denied"], g.stats["dropped_banned"], g.stats["allowed"]) == (1, 1, 0)
+
+
+# --- standing: one forged User-Agent must not ban a source in use -----------------
+
+
+def test_a_scanner_agent_from_a_source_in_a_call_is_counted_not_banned() -> None:
+    g = guard()
+    g.call_established("call-1", ["192.0.2.21", "198.51.100.10"])
+    with capture_logs() as logs:
+        for i in range(100):  # 5/s: under its OPTIONS limit
+            verdict = g.check("OPTIONS", "192.0.2.21", "external", None, "friendly-scanner", i / 5)
+            assert verdict.allowed
+    assert g.bans(0.0) == []
+    assert g.stats["scanners_spared"] == 100
+    assert g.stats["scanners"] == 0
+    assert len([e for e in logs if e["event"] == "guard.scanner_spared"]) == 1  # throttled
+    g.call_ended("call-1")
+    assert g.check("OPTIONS", "192.0.2.21", "external", None, "sipvicious", 30.0).action == "drop"
+
+
+def test_standing_is_counted_per_call() -> None:
+    g = guard()
+    g.call_established("a", ["192.0.2.21"])
+    g.call_established("b", ["192.0.2.21"])
+    g.call_established("b", ["192.0.2.21"])  # told twice: counted once
+    g.call_ended("a")
+    g.call_ended("a")
+    assert g.check("OPTIONS", "192.0.2.21", "external", None, "sipvicious", 0.0).allowed
+    g.call_ended("b")
+    assert g.check("OPTIONS", "192.0.2.21", "external", None, "sipvicious", 0.0).action == "drop"
+
+
+def test_standing_covers_the_source_block() -> None:
+    """Keyed per /64, a forged scanner from a neighbour address would ban the
+    caller's block: standing is kept per key too."""
+    g = guard()
+    g.call_established("a", ["2001:db8:1:2::10"])
+    assert g.check("OPTIONS", "2001:db8:1:2::99", "external", None, "sipvicious", 0.0).allowed
+    assert g.bans(0.0) == []
+
+
+def test_a_relay_binding_spares_a_source_through_the_hook() -> None:
+    g = guard()
+    g.spares = lambda host: host == "192.0.2.30"
+    assert g.check("REGISTER", "192.0.2.30", "external", None, "friendly-scanner", 0.0).allowed
+    assert g.check("REGISTER", "192.0.2.31", "external", None, "friendly-scanner", 0.0).action == (
+        "drop"
+    )
+
+
+def test_a_spared_source_is_still_rate_limited_and_banned_for_its_rate() -> None:
+    g = guard(STRIKES)
+    g.call_established("a", [STRANGER])
+    assert invite(g, 0.0) == "allow"
+    assert [invite(g, 0.1), invite(g, 0.2), invite(g, 0.3)] == ["503", "503", "drop"]

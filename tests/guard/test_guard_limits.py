@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from guard_samples import CARRIER_IP, STRANGER, guard, limit, only_invites, security
 
-from sbc.guard.guard import Guard
+from sbc.guard.guard import Guard, request_class
 
 
 def send(
@@ -203,3 +203,73 @@ def test_reload_shrinking_max_sources_trims_the_table() -> None:
         send(g, "INVITE", 0.0, source=spoofed(i))
     g.set_policy(security({"rate_limits": {"max_sources": 10}}))
     assert g.tracked_sources() == 10
+
+
+# --- before parsing ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "cls"),
+    [
+        (b"INVITE sip:x SIP/2.0\r\n", 0),
+        (b"REGISTER sip:x SIP/2.0\r\n", 1),
+        (b"OPTIONS sip:x SIP/2.0\r\n", 2),
+        (b"BYE sip:x SIP/2.0\r\n", 3),
+        (b"invite sip:x SIP/2.0\r\n", 3),  # case-sensitive (RFC 3261 §7.1): an extension
+        (b"\r\n\r\nOPTIONS sip:x SIP/2.0\r\n", 2),  # leading CRLFs (RFC 3261 §7.5)
+        (b"SIP/2.0 200 OK\r\n", None),  # a response
+        (b"\x16\x03\x01\x02\x00", None),
+        (b"", None),
+        (b"INVITE", None),
+        (b"X" * 40 + b" sip:x SIP/2.0", None),  # no method is that long
+    ],
+)
+def test_request_class_reads_the_first_token(data: bytes, cls: int | None) -> None:
+    assert request_class(data) == cls
+
+
+def test_limit_source_charges_the_bucket_and_strikes() -> None:
+    g = guard(only_invites(1, 2, strikes=2, window_s=10))
+    verdicts = [g.limit_source(0, STRANGER, 0.0).action for _ in range(4)]
+    assert verdicts == ["allow", "allow", "respond", "drop"]  # 2 strikes: banned
+    assert [b.reason for b in g.bans(0.0)] == ["rate"]
+
+
+def test_limit_source_leaves_unlimited_classes_without_state() -> None:
+    g = guard(only_invites(1, 1))
+    assert all(g.limit_source(3, f"192.0.2.{i}", 0.0).allowed for i in range(200))
+    assert g.tracked_sources() == 0
+
+
+def test_malformed_messages_are_strikes() -> None:
+    g = guard({"bans": {"strikes": 3, "window_s": 10, "duration_s": 60}})
+    assert g.record_malformed(STRANGER, 0.0) is None
+    assert g.record_malformed(STRANGER, 1.0) is None
+    ban = g.record_malformed(STRANGER, 2.0)
+    assert ban is not None
+    assert (ban.reason, ban.until) == ("malformed", 62.0)
+    assert g.stats["malformed"] == 3
+    assert g.check_source(STRANGER, "external", 3.0).action == "drop"
+
+
+def test_malformed_and_limited_strikes_add_up() -> None:
+    g = guard(only_invites(1, 1, strikes=3, window_s=10))
+    assert g.limit_source(0, STRANGER, 0.0).allowed
+    assert g.limit_source(0, STRANGER, 0.0).action == "respond"  # strike 1
+    assert g.record_malformed(STRANGER, 0.0) is None  # strike 2
+    assert g.record_malformed(STRANGER, 0.0) is not None  # strike 3: banned
+
+
+def test_malformed_messages_spare_exempt_sources_and_strikes_null() -> None:
+    exempt = guard({"bans": {"strikes": 1, "exempt": ["203.0.113.0/24"]}})
+    assert exempt.record_malformed(STRANGER, 0.0) is None
+    off = guard({"bans": {"strikes": None}})
+    assert all(off.record_malformed(STRANGER, 0.0) is None for _ in range(100))
+    assert off.bans(0.0) == []
+
+
+def test_screen_skips_the_per_source_bucket_charged_before_parsing() -> None:
+    g = guard(only_invites(1, 1))
+    assert g.limit_source(0, STRANGER, 0.0).allowed
+    for _ in range(5):  # parsed afterwards: not charged again
+        assert g.screen("INVITE", STRANGER, None, "Phone/1.0", 0.0).allowed

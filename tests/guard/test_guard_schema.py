@@ -243,6 +243,7 @@ def test_shipped_security_yaml_is_valid_and_spells_out_the_defaults() -> None:
     defaults = default_security()
     assert policy.per_source == defaults.per_source
     assert policy.bans == defaults.bans
+    assert policy.source_prefix == defaults.source_prefix
     assert (policy.limited, policy.banned, policy.acl_denied) == (
         defaults.limited,
         defaults.banned,
@@ -283,3 +284,39 @@ def test_errors_in_a_file_map_to_their_line() -> None:
     assert isinstance(source, PolicySource)
     [(loc, _)] = errors(SecurityFile, source.data)
     assert source.line_of(loc) == 4
+
+
+@pytest.mark.parametrize(
+    ("data", "loc"),
+    [
+        ({"source_prefix": {"ipv6": 0}}, ("source_prefix", "ipv6")),
+        ({"source_prefix": {"ipv6": 129}}, ("source_prefix", "ipv6")),
+        ({"source_prefix": {"ipv6": "64"}}, ("source_prefix", "ipv6")),
+        ({"source_prefix": {"ipv4": 33}}, ("source_prefix", "ipv4")),
+        ({"source_prefix": {"ipv4": 8}}, ("source_prefix", "ipv4")),
+        ({"source_prefix": {"ipv5": 8}}, ("source_prefix", "ipv5")),
+    ],
+)
+def test_source_prefix_errors_name_the_field(
+    data: dict[str, Any], loc: tuple[str | int, ...]
+) -> None:
+    assert only_loc(SecurityFile, data) == loc
+
+
+def test_source_prefix_defaults_to_a_v4_address_and_a_v6_64() -> None:
+    assert default_security().source_prefix == (32, 64)
+    file = SecurityFile.model_validate({"source_prefix": {"ipv4": 24, "ipv6": 56}})
+    assert compile_security(file).source_prefix == (24, 56)
+
+
+def test_reload_changing_the_prefix_rekeys_the_sources() -> None:
+    policy = compile_security(SecurityFile.model_validate({}))
+    guard = Guard(policy)
+    guard.check("INVITE", "2001:db8::1", "external", None, None, 0.0)
+    assert guard.tracked_sources() == 1
+    per_host = {"source_prefix": {"ipv6": 128}}
+    guard.set_policy(compile_security(SecurityFile.model_validate(per_host)))
+    assert guard.tracked_sources() == 0
+    guard.check("INVITE", "2001:db8::1", "external", None, None, 0.0)
+    guard.check("INVITE", "2001:db8::2", "external", None, None, 0.0)
+    assert guard.tracked_sources() == 2

@@ -202,8 +202,10 @@ class Core:
         known = self.layer.known(request)
         if not known:
             trunk = ingress_trunk(self, request, source)
-            if not screened(self, request, source, trunk) or not trusted(
-                self, request, source, trunk
+            if not (
+                screened(self, request, source, trunk)
+                and trusted(self, request, source, trunk)
+                and authenticated(self, request, source, trunk)
             ):
                 return False
         if request.to.tag is not None:
@@ -454,8 +456,6 @@ class Core:
             self._in_dialog(request, source, tx)
         elif tx is None:
             return  # ACK outside any dialog: nothing to do (RFC 3261 §17.2.3)
-        elif not authenticated(self, request, source, tx):
-            return
         elif request.method == "INVITE":
             new_call(self, request, source, tx)
         elif request.method == "OPTIONS":

@@ -13,8 +13,8 @@ layer keeps any state for it, in this order:
    (``security.yaml`` through :class:`sbc.guard.Guard`);
 2. :func:`trusted`: out-of-dialog requests must come from a trunk (or be a
    REGISTER on a registration-relay interface);
-3. :func:`authenticated` (once a server transaction exists): a trunk with
-   ``require_auth`` wants valid digest credentials (RFC 3261 §22.1).
+3. :func:`authenticated`: a trunk with ``require_auth`` wants valid digest
+   credentials (RFC 3261 §22.1).
 
 What these refuse is answered statelessly, straight back to the source, or
 not at all (an ACK, a ``drop`` verdict, anything that is not a request): a
@@ -38,12 +38,13 @@ from sbc.policy.security import OTHER_CLASS
 from sbc.sip.errors import ParseError
 from sbc.sip.message import Request, Response, error_reason
 from sbc.sip.target import Target
-from sbc.sip.transaction import ServerTransaction
 from sbc.sip.uri import SipUri
 
 if TYPE_CHECKING:
     from sbc.b2bua.core import Core
 
+#: Out-of-dialog methods a ``require_auth`` trunk must authenticate (RFC 3261 §22.1).
+_CHALLENGED = frozenset(("INVITE", "REGISTER"))
 #: (interface, address) pairs whose trunk-or-not answer is kept; cleared when full.
 _SOURCES_CACHED = 65_536
 
@@ -189,15 +190,20 @@ def ingress_trunk(core: Core, request: Request, source: Target) -> Trunk | None:
     return policy.trunk_for_source(source.interface, source.host)
 
 
-def authenticated(core: Core, request: Request, source: Target, tx: ServerTransaction) -> bool:
-    """Digest authentication of a trunk that requires it (RFC 3261 §22.1):
-    out-of-dialog requests but OPTIONS (keepalives) must carry valid
-    credentials, else 401 with a challenge. A failure is counted against the
-    trunk and the username it claimed, never against the trunk's address:
-    anyone can forge that (the guard alerts instead, in a throttled line)."""
-    if request.method == "OPTIONS":
+def authenticated(core: Core, request: Request, source: Target, trunk: Trunk | None) -> bool:
+    """Digest authentication of a trunk that requires it (RFC 3261 §22.1).
+
+    Its out-of-dialog INVITEs and REGISTERs must carry valid credentials
+    (OPTIONS are keepalives; ACK and CANCEL cannot be challenged, §22.1; other
+    methods are refused anyway). The 401 is stateless, like every refusal
+    before a transaction exists (:func:`sbc.b2bua.refusal.refuse`): nonces are
+    HMACs, so nothing needs keeping, and a forged INVITE costs one answer
+    instead of a transaction re-sending its 401 on Timer G for 32 s. A
+    failure is counted against the trunk and the username it claimed, never
+    against the trunk's address: anyone can forge that (the guard alerts
+    instead, in a throttled line)."""
+    if request.to.tag is not None or request.method not in _CHALLENGED:
         return True
-    trunk = ingress_trunk(core, request, source)
     server = core.auth_servers.get(trunk.name) if trunk is not None else None
     if trunk is None or server is None:
         return True
@@ -211,5 +217,6 @@ def authenticated(core: Core, request: Request, source: Target, tx: ServerTransa
         if not stale:
             core.stats["auth_failures"] += 1
             core.guard.record_auth_failure(source.host, core.now, trunk.name, result.username)
-    core.reply(tx, 401, None, {"WWW-Authenticate": server.challenge(core.now, stale=stale)})
+    challenge = {"WWW-Authenticate": server.challenge(core.now, stale=stale)}
+    refuse(core, request, source, 401, extra=challenge)
     return False

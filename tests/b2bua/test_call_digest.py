@@ -161,3 +161,25 @@ def test_a_trunk_that_requires_srtp_is_offered_sdes(tmp_path: Path) -> None:
     body = invite.body.decode()
     assert "RTP/SAVP" in body
     assert "a=crypto:" in body
+
+
+def test_a_forged_invite_with_bogus_credentials_gets_one_stateless_401(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Anyone can write a trunk's address on a UDP INVITE: the challenge keeps no
+    transaction (nonces are HMACs), so it is sent once, not re-sent by Timer G
+    for 32 s toward the forged address."""
+    net = pbx_requires_auth(tmp_path, monkeypatch)
+    dlg = net.pbx.invite("5551000", send=False)
+    assert dlg.invite is not None
+    dlg.invite.headers.add(
+        "Authorization",
+        'Digest username="pbx1", realm="sbc.example", nonce="forged", '
+        'uri="sip:5551000@127.0.0.2", response="00000000000000000000000000000000"',
+    )
+    net.deliver(net.pbx, dlg.invite.serialize())
+    assert len(net.pbx.responses(401)) == 1
+    assert len(net.core.layer) == 0  # nothing kept for it
+    net.advance(40)
+    assert len(net.pbx.responses(401)) == 1  # and nothing re-sent
+    assert not net.carrier.requests("INVITE")

@@ -25,6 +25,7 @@ import os
 import random
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 from typing import TypeVar
 
 import structlog
@@ -37,6 +38,7 @@ from sbc.b2bua.call_timers import CallTimers
 from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS
 from sbc.b2bua.counters import CallCounters
 from sbc.b2bua.dtmf import send_dtmf_info
+from sbc.b2bua.leaks import LeakGuard, call_ids
 from sbc.b2bua.leg import Leg, Side
 from sbc.b2bua.liveness import Liveness
 from sbc.b2bua.own_requests import on_answer, send_due_registrations, send_probes
@@ -122,6 +124,12 @@ class Core:
         self.config = call_config(policy)
         self.registrations.sync(wanted_registrations(policy, self.auth, self.config.user_agent))
         self.media: MediaHandler = media or PassthroughMedia()
+        # The last check on everything sent (docs/security.md, "Leak guard"); what a
+        # withheld message leaves to do runs once the step's dispatching is over.
+        self.leaks = LeakGuard(
+            policy, check_sdp=lambda: not isinstance(self.media, PassthroughMedia)
+        )
+        self._withheld: list[Callable[[], None]] = []
         self.layer = TransactionLayer(timer_config(policy))
         self.calls: dict[str, Call] = {}
         self.dialogs: dict[tuple[str, str], tuple[Call, Side]] = {}
@@ -207,6 +215,7 @@ class Core:
     def set_policy(self, policy: Policy, now: float) -> None:
         """Swap the policy: new calls use it, established calls keep their legs."""
         self.policy = policy
+        self.leaks.set_policy(policy)
         self.config = call_config(policy)
         self.layer.config = timer_config(policy)  # for transactions started from now on
         self.liveness.set_trunks(policy.trunks, now)
@@ -262,19 +271,36 @@ class Core:
             self._outbound(request, leg.trunk)
         if pending.kind is Kind.INVITE and leg.trunk is not None:
             self.counters.attempts[(leg.trunk.name, "out")] += 1
+        sent = self.leaks.screen(request, target.interface, call_ids(pending.call, leg.side))
         tx, actions = self.layer.send_request(request, target, self.now)
         tx.context = pending
-        self._dispatch(actions)
+        self._dispatch(actions if sent else self._withhold(tx, actions))
         return tx
 
     def send_response(self, tx: ServerTransaction, response: Response) -> None:
         source = tx.source
         self._outbound(response, self.policy.trunk_for_source(source.interface, source.host))
+        found = self._call_of(response)
+        if not self.leaks.screen(response, source.interface, found and call_ids(*found)):
+            # A leaking provisional is not sent; a final becomes a bare 500 built from
+            # the request alone; a call that thinks it answered is ended.
+            if response.status < 200:
+                return
+            if found is not None and tx.is_invite and response.status < 300:
+                self._withheld.append(partial(self._end_leaking, found[0]))
+            response = build_response(tx.request, 500, to_tag=new_tag())
+            if not self.leaks.screen(response, source.interface):
+                return
         self._dispatch(self.layer.send_response(tx, response, self.now))
 
     def send_ack(self, leg: Leg, ack: Request) -> None:
         self._outbound(ack, leg.trunk)
-        self._dispatch(self.layer.transmit(ack, leg.next_hop()))
+        target = leg.next_hop()
+        found = self._call_of(ack)
+        if self.leaks.screen(ack, target.interface, found and call_ids(*found)):
+            self._dispatch(self.layer.transmit(ack, target))
+        elif found is not None:  # the peer's 2xx goes unacknowledged: end the call
+            self._withheld.append(partial(self._end_leaking, found[0]))
 
     def client_auth(self, trunk: Trunk | None) -> ClientAuth | None:
         return self.auth.get(trunk.name) if trunk is not None else None
@@ -436,15 +462,38 @@ class Core:
             message.manipulated = True
             self.policy.manipulations.apply(message, trunk.name, "outbound")
 
+    def _anchoring(self) -> bool:
+        """SDP is ours to check only when media is anchored (else it crosses as is)."""
+        return not isinstance(self.media, PassthroughMedia)
+
     @property
     def user_agent(self) -> str | None:
         return self.config.user_agent
 
     def send_new(self, request: Request, target: Target, context: object) -> None:
         """Send a request of our own (probe, registration, keepalive) with its context."""
+        sent = self.leaks.screen(request, target.interface)
         tx, actions = self.layer.send_request(request, target, self.now)
         tx.context = context
-        self._dispatch(actions)
+        self._dispatch(actions if sent else self._withhold(tx, actions))
+
+    def _withhold(self, tx: ClientTransaction, actions: list[Action]) -> list[Action]:
+        """A request the leak guard blocked: never on the wire, and its transaction
+        fails as a transport error would (RFC 3261 §8.1.3.1), once this step is done."""
+        self._withheld.append(lambda: self._dispatch(self.layer.fail(tx, self.now)))
+        return [a for a in actions if not isinstance(a, Transmit)]
+
+    def _end_leaking(self, call: Call) -> None:
+        if call.ended is None:
+            self.guarded(call, lambda: call.hangup("topology leak blocked", self.now, status=500))
+
+    def _call_of(self, message: Request | Response) -> tuple[Call, Side] | None:
+        """The call and leg a message we send belongs to (our tag names the dialog)."""
+        try:
+            tag = (message.from_ if isinstance(message, Request) else message.to).tag
+            return self.dialogs.get((message.call_id, tag or ""))
+        except ParseError:
+            return None
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -466,7 +515,9 @@ class Core:
 
     def emit(self, transmit: Transmit) -> None:
         """Send bytes no transaction keeps (stateless answers)."""
-        self._out.append(transmit)
+        data = self.leaks.screen_wire(transmit.data, transmit.target.interface)
+        if data is not None:
+            self._out.append(transmit if data is transmit.data else Transmit(data, transmit.target))
 
     def guarded(self, call: Call, action: object, tx: ServerTransaction | None = None) -> None:
         """Run one call's handler; an exception tears down that call only.
@@ -511,5 +562,7 @@ class Core:
         return (invite.call_id, invite.from_.tag or "")
 
     def _flush(self) -> list[Transmit]:
+        while self._withheld:
+            self._withheld.pop(0)()
         out, self._out = self._out, []
         return out

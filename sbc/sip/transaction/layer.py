@@ -233,6 +233,11 @@ class TransactionLayer:
             out.extend(self._after(tx, tx.transport_error(now)))
         return out
 
+    def fail(self, tx: ClientTransaction, now: float) -> list[Action]:
+        """Fail one client transaction as a transport error would (§17.1.4):
+        its request was never sent (the core's leak guard withheld it)."""
+        return self._after(tx, tx.transport_error(now))
+
     # --- clock ------------------------------------------------------------
 
     def get_timer(self) -> float | None:

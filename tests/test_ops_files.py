@@ -72,6 +72,9 @@ class PopulatedSource:
     def transcoding(self) -> Mapping[str, int]:
         return {"in_use": 1, "capacity": 100, "refused": 1}
 
+    def topology_leaks(self) -> Mapping[tuple[str, str], int]:
+        return {("X-Origin", "scrubbed"): 1}
+
 
 def exported() -> tuple[set[str], set[str]]:
     """(sample names a scrape contains, sbc_ family names)."""

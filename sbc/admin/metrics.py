@@ -85,6 +85,8 @@ class MetricsSource(Protocol):
 
     def transcoding(self) -> Mapping[str, int]: ...  # in_use, capacity, refused (since start)
 
+    def topology_leaks(self) -> Mapping[tuple[str, str], int]: ...  # (header, action) -> messages
+
 
 # --- the names, as data: (source key, metric name, help) ------------------------------
 
@@ -176,6 +178,7 @@ class SbcCollector(Collector):
             self._admission,
             self._media,
             self._transcoding,
+            self._leaks,
             self._runtime,
         )
 
@@ -309,6 +312,18 @@ class SbcCollector(Collector):
                 value=pool.get("refused", 0),
             ),
         ]
+
+    def _leaks(self) -> list[Metric]:
+        leaks = CounterMetricFamily(
+            "sbc_topology_leaks_total",
+            "Messages the leak guard caught naming another side or the other leg, by part"
+            " (header name, start-line, or the body's content type) and action"
+            " (scrubbed, blocked, logged): topology.leak_guard, docs/security.md.",
+            labels=["header", "action"],
+        )
+        for (header, action), count in sorted(self.source.topology_leaks().items()):
+            leaks.add_metric([header, action], count)
+        return [leaks]
 
     def _runtime(self) -> list[Metric]:
         lag = GaugeMetricFamily(

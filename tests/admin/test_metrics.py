@@ -73,6 +73,9 @@ class FakeSource:
     reload_counts: tuple[int, int] = (3, 1)
     up: dict[str, bool] = field(default_factory=lambda: {"carrier": True, "pbx": False})
     cdr: dict[str, int] = field(default_factory=lambda: {"written": 110, "dropped": 1, "failed": 0})
+    leaks: dict[tuple[str, str], int] = field(
+        default_factory=lambda: {("X-Origin", "scrubbed"): 4, ("start-line", "blocked"): 1}
+    )
 
     def core_stats(self) -> Mapping[str, int]:
         return self.core
@@ -119,6 +122,9 @@ class FakeSource:
     def transcoding(self) -> Mapping[str, int]:
         return {"in_use": 3, "capacity": 100, "refused": 7}
 
+    def topology_leaks(self) -> Mapping[tuple[str, str], int]:
+        return self.leaks
+
 
 #: Every sbc_ family: name as the text-format parser reports it -> type (the text
 #: format 0.0.4 has no info type: sbc_build_info is a gauge of 1 there).
@@ -158,6 +164,7 @@ EXPECTED_TYPES = {
     "sbc_transcoding_sessions": "gauge",
     "sbc_transcoding_capacity": "gauge",
     "sbc_transcoding_refused": "counter",
+    "sbc_topology_leaks": "counter",
 }
 
 
@@ -318,6 +325,12 @@ def test_media_loop_lag_reloads_and_cdrs() -> None:
     assert value(families, "sbc_transcoding_refused_total") == 7
 
 
+def test_topology_leaks_by_part_and_action() -> None:
+    families = scrape(FakeSource())
+    assert value(families, "sbc_topology_leaks_total", header="X-Origin", action="scrubbed") == 4
+    assert value(families, "sbc_topology_leaks_total", header="start-line", action="blocked") == 1
+
+
 def test_build_info_carries_the_version() -> None:
     registry = build_registry(FakeSource())
     assert registry.get_sample_value("sbc_build_info", {"version": "1.2.3"}) is None
@@ -342,6 +355,7 @@ def test_an_empty_sbc_still_exports_every_family() -> None:
         reload_counts=(0, 0),
         up={},
         cdr={},
+        leaks={},
     )
     assert sbc_families(scrape(empty)) == EXPECTED_TYPES
 

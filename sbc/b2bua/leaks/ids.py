@@ -12,10 +12,11 @@ match everywhere, and says next to nothing about the other side.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from typing import TypeGuard
 
 from sbc.b2bua.call import Call
-from sbc.b2bua.leaks.needles import Edge, Needle, canonical, host_needles
+from sbc.b2bua.leaks.needles import Edge, Needle, host_needles
 from sbc.b2bua.leg import Side
 from sbc.sip.errors import ParseError
 from sbc.sip.message import Request
@@ -24,46 +25,70 @@ from sbc.sip.message import Request
 MIN_ID = 6
 #: Written for an identifier this leg has no counterpart of yet (a token).
 UNKNOWN_ID = "hidden"
+#: RFC 3261 §20.42: the branch parameter of the first Via value.
+_BRANCH = re.compile(r";\s*branch\s*=\s*([^;,\s]+)", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
 class CallIds:
-    """One call as seen from the leg a message leaves on."""
+    """One call as seen from the leg a message leaves on, read when asked: the
+    fast path needs only the other leg's values, the pairing is for the slow one."""
 
-    other_interface: str  # where the other leg is: picks the static needle set
-    pairs: tuple[tuple[str, str], ...]  # (other leg's identifier, this leg's of the same role)
-    hosts: tuple[str, ...]  # the other leg's peer: configured and observed address
-    caller_leg: bool  # the A-leg: its dialog's From/To URIs are the ones the caller chose
+    __slots__ = ("call", "side")
+
+    def __init__(self, call: Call, side: Side) -> None:
+        self.call = call
+        self.side = side
+
+    @property
+    def other_interface(self) -> str:
+        """Where the other leg is: picks the static needle set."""
+        return self.call.leg(self.side.other).interface.name
+
+    @property
+    def caller_leg(self) -> bool:
+        """The A-leg: its dialog's From/To URIs are the ones the caller chose."""
+        return self.side is Side.A
 
     def probes(self, own: frozenset[str]) -> list[bytes]:
-        """What the fast path tests with ``in``: identifiers and hosts not ``own``."""
-        found = [theirs.encode() for theirs, _ in self.pairs]
-        found.extend(host.encode() for host in self.hosts if host not in own)
+        """What the fast path tests with ``in``: the other leg's identifiers, and
+        its peer's addresses unless ``own``."""
+        found = [i.encode() for i in _leg_ids(self.call, self.side.other) if _usable(i)]
+        found.extend(host.encode() for host in self._hosts(own))
         return found
 
     def needles(self, own: frozenset[str], replacement: str) -> list[Needle]:
+        """Each identifier with this leg's own of the same role, each peer address
+        with ``replacement``."""
+        mine = _leg_ids(self.call, self.side)
+        theirs = _leg_ids(self.call, self.side.other)
         needles = [
-            Needle(theirs.encode(), mine.encode(), Edge.TOKEN) for theirs, mine in self.pairs
+            Needle(t.encode(), (m or UNKNOWN_ID).encode(), Edge.TOKEN)
+            for t, m in zip(theirs, mine, strict=True)
+            if _usable(t) and t != m
         ]
-        for host in self.hosts:
-            if host not in own:
-                needles.extend(host_needles(host, replacement))
+        for host in self._hosts(own):
+            needles.extend(host_needles(host, replacement))
         return needles
+
+    def _hosts(self, own: frozenset[str]) -> list[str]:
+        """Where the other leg's peer is (configured, observed), unless this side
+        names itself so or this leg's peer is there too. Sources come from sockets
+        and trunk addresses from the policy: both are canonical already."""
+        this, other = self.call.leg(self.side), self.call.leg(self.side.other)
+        hosts = [other.peer.host]
+        if other.observed is not None and other.observed.host != other.peer.host:
+            hosts.append(other.observed.host)
+        here = this.observed.host if this.observed is not None else this.peer.host
+        return [h for h in hosts if h not in own and h not in (here, this.peer.host)]
 
 
 def call_ids(call: Call, side: Side) -> CallIds:
     """The other leg of ``call`` as needles for a message sent on ``side``."""
-    this, other = call.leg(side), call.leg(side.other)
-    mine, theirs = _leg_ids(call, side), _leg_ids(call, side.other)
-    pairs = tuple(
-        (t, m or UNKNOWN_ID)
-        for t, m in zip(theirs, mine, strict=True)
-        if t is not None and len(t) >= MIN_ID and t != m
-    )
-    here = {this.peer.host, this.observed.host if this.observed is not None else this.peer.host}
-    seen = {other.peer.host, other.observed.host if other.observed is not None else ""}
-    hosts = tuple(canonical(h) for h in seen - here if h)
-    return CallIds(other.interface.name, pairs, hosts, side is Side.A)
+    return CallIds(call, side)
+
+
+def _usable(identifier: str | None) -> TypeGuard[str]:
+    return identifier is not None and len(identifier) >= MIN_ID
 
 
 def _leg_ids(call: Call, side: Side) -> tuple[str | None, str | None, str | None, str | None]:
@@ -82,9 +107,15 @@ def _leg_ids(call: Call, side: Side) -> tuple[str | None, str | None, str | None
 
 
 def _branch(invite: Request | None) -> str | None:
-    if invite is None:
+    """The top Via's branch, read from the text (parsing every Via again costs
+    more); the regular expression only for spellings with spaces or capitals."""
+    via = invite.headers.get("Via") if invite is not None else None
+    if not via:
         return None
-    try:
-        return invite.top_via.branch
-    except ParseError:
-        return None
+    first = via.split(",", 1)[0]
+    start = first.find(";branch=")
+    if start >= 0:
+        value = first[start + 8 :].split(";", 1)[0].strip()
+        return value or None
+    found = _BRANCH.search(first)
+    return found.group(1) if found else None

@@ -25,7 +25,7 @@ _DIGITS = frozenset(b"0123456789")
 #: RFC 3261 §25.1 token characters, less "%": an escaped identifier ("%40")
 #: is still found in a URI header (Replaces=...%3Bto-tag%3D...).
 _TOKEN = _ALNUM | frozenset(b"-.!*_+`'~")
-_DOT, _COLON = ord("."), ord(":")
+_DOT, _COLON, _PERCENT = ord("."), ord(":"), ord("%")
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,7 +42,8 @@ def edges_ok(data: bytes, start: int, end: int, edge: Edge) -> bool:
     after = data[end] if end < len(data) else None
     follow = data[end + 1] if end + 1 < len(data) else None
     if edge is Edge.TOKEN:
-        return before not in _TOKEN and after not in _TOKEN
+        escaped = start >= 3 and data[start - 3] == _PERCENT  # "%3D" before it
+        return (before not in _TOKEN or escaped) and after not in _TOKEN
     if before in _NAME or before == _DOT:
         return False
     if edge is Edge.HOST_PORT:

@@ -39,7 +39,12 @@ def policy(tmp_path: Path, interfaces: str = INTERFACES, trunks: str = TRUNKS) -
 
 
 def texts(needles: NeedleSet) -> set[bytes]:
-    return {n.text for n in needles.needles}
+    """The addresses and names searched for (address:port pairs apart)."""
+    return {n.text for n in needles.needles if n.edge is not Edge.HOST_PORT}
+
+
+def pairs(needles: NeedleSet) -> set[bytes]:
+    return {n.text for n in needles.needles if n.edge is Edge.HOST_PORT}
 
 
 def test_a_pair_searches_the_other_side_and_never_this_ones(tmp_path: Path) -> None:
@@ -48,6 +53,11 @@ def test_a_pair_searches_the_other_side_and_never_this_ones(tmp_path: Path) -> N
     # The internal interface (listen, media), the PBX's name and its single-host source;
     # the /24 is not a host, and nothing of the external side is a secret there.
     assert toward_carrier == {b"10.0.0.1", b"10.0.0.2", b"pbx.corp.example", b"10.0.0.50"}
+    # With their SIP ports, so scrub writes ours: the interface's and the trunk's.
+    assert pairs(topology.needles("internal", "external")) == {
+        b"10.0.0.1:5060",
+        b"pbx.corp.example:5060",
+    }
     toward_pbx = texts(topology.needles("external", "internal"))
     assert toward_pbx == {b"203.0.113.5", b"203.0.113.6", b"198.51.100.7"}
     # Without a call (or a call within one interface), every other side counts.
@@ -68,11 +78,9 @@ interfaces:
 """
     trunks = "trunks:\n  - {name: pbx, interface: internal, address: 10.9.9.9}\n"
     topology = Topology(policy(tmp_path, shared, trunks))
-    assert texts(topology.needles("internal", "external")) == {
-        b"192.0.2.10:5062",
-        b"192.0.2.11",
-        b"10.9.9.9",
-    }
+    needles = topology.needles("internal", "external")
+    assert texts(needles) == {b"192.0.2.11", b"10.9.9.9"}
+    assert pairs(needles) == {b"192.0.2.10:5062", b"10.9.9.9:5060"}
 
 
 @pytest.mark.parametrize(

@@ -8,12 +8,14 @@ address or name (``10.0.0.1`` in ``10.0.0.15``) is not a leak.
 For a message leaving interface E for a call whose other leg is on interface
 O, the static needles are O's addresses (listen, advertised, media) and
 those of the trunks on O (address or host name, and each ``sources`` entry
-that is a single host). Without a call (probes, registrations, stateless
+that is a single host), plus their ``address:port`` pairs (an interface's
+SIP ports, a trunk's port), so that scrub replaces a pair with this side's
+own address and port. Without a call (probes, registrations, stateless
 answers) every interface but E counts as O. A value E owns itself (its own
 addresses, its own trunks') is no secret on E and is left out; where it
-differs from O's only by port, O's ``address:port`` pairs are searched for
-instead. Bare port numbers are never needles: a relay port equals some
-peer's port by chance far too often to block a call on it.
+differs from O's only by port, only O's ``address:port`` pairs are searched
+for. Bare port numbers are never needles: a relay port equals some peer's
+port by chance far too often to block a call on it.
 
 Each pair's needles sit in one Aho-Corasick automaton (``ahocorasick_rs``):
 one pass over the message, whatever the number of needles. It only says
@@ -172,7 +174,8 @@ def _compile(egress: Interface, own: _Values, others: Iterable[_Values]) -> Need
     for side in others:
         for host in side.hosts - own.hosts:
             needles.extend(host_needles(host, replacement))
+        # The other side's address:port (longer, so found first) becomes ours with our
+        # port; a shared address is only told apart by the other side's port.
         for host, port in side.pairs - own.pairs:
-            if host in own.hosts:  # shared address: only the other side's port tells
-                needles.append(host_port_needle(host, port, with_port))
+            needles.append(host_port_needle(host, port, with_port))
     return NeedleSet(needles)

@@ -46,9 +46,8 @@ class Recorder:
         self.guard = core.leaks
         self.seen: list[Screened] = []
 
-    def screen(self, message: Message, egress: str, ids: CallIds | None = None) -> bool:
-        found = self.core._call_of(message)  # the call the core screens it for
-        call, side = found if found is not None else (None, None)
+    def screen(self, message: Message, egress: str, ids: CallIds | None = None) -> bytes | None:
+        call, side = (ids.call, ids.side) if ids is not None else (None, None)
         self.seen.append((message.copy(), egress, call, side))
         return self.guard.screen(message, egress, ids)
 

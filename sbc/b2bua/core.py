@@ -271,17 +271,18 @@ class Core:
             self._outbound(request, leg.trunk)
         if pending.kind is Kind.INVITE and leg.trunk is not None:
             self.counters.attempts[(leg.trunk.name, "out")] += 1
-        sent = self.leaks.screen(request, target.interface, call_ids(pending.call, leg.side))
-        tx, actions = self.layer.send_request(request, target, self.now)
+        wire = self.leaks.screen(request, target.interface, call_ids(pending.call, leg.side))
+        tx, actions = self.layer.send_request(request, target, self.now, wire)
         tx.context = pending
-        self._dispatch(actions if sent else self._withhold(tx, actions))
+        self._dispatch(actions if wire is not None else self._withhold(tx, actions))
         return tx
 
     def send_response(self, tx: ServerTransaction, response: Response) -> None:
         source = tx.source
         self._outbound(response, self.policy.trunk_for_source(source.interface, source.host))
-        found = self._call_of(response)
-        if not self.leaks.screen(response, source.interface, found and call_ids(*found)):
+        found = self._call_answering(tx)
+        wire = self.leaks.screen(response, source.interface, found and call_ids(*found))
+        if wire is None:
             # A leaking provisional is not sent; a final becomes a bare 500 built from
             # the request alone; a call that thinks it answered is ended.
             if response.status < 200:
@@ -289,16 +290,18 @@ class Core:
             if found is not None and tx.is_invite and response.status < 300:
                 self._withheld.append(partial(self._end_leaking, found[0]))
             response = build_response(tx.request, 500, to_tag=new_tag())
-            if not self.leaks.screen(response, source.interface):
+            wire = self.leaks.screen(response, source.interface)
+            if wire is None:
                 return
-        self._dispatch(self.layer.send_response(tx, response, self.now))
+        self._dispatch(self.layer.send_response(tx, response, self.now, wire))
 
     def send_ack(self, leg: Leg, ack: Request) -> None:
         self._outbound(ack, leg.trunk)
         target = leg.next_hop()
         found = self._call_of(ack)
-        if self.leaks.screen(ack, target.interface, found and call_ids(*found)):
-            self._dispatch(self.layer.transmit(ack, target))
+        wire = self.leaks.screen(ack, target.interface, found and call_ids(*found))
+        if wire is not None:
+            self._dispatch(self.layer.transmit(ack, target, wire))
         elif found is not None:  # the peer's 2xx goes unacknowledged: end the call
             self._withheld.append(partial(self._end_leaking, found[0]))
 
@@ -472,10 +475,10 @@ class Core:
 
     def send_new(self, request: Request, target: Target, context: object) -> None:
         """Send a request of our own (probe, registration, keepalive) with its context."""
-        sent = self.leaks.screen(request, target.interface)
-        tx, actions = self.layer.send_request(request, target, self.now)
+        wire = self.leaks.screen(request, target.interface)
+        tx, actions = self.layer.send_request(request, target, self.now, wire)
         tx.context = context
-        self._dispatch(actions if sent else self._withhold(tx, actions))
+        self._dispatch(actions if wire is not None else self._withhold(tx, actions))
 
     def _withhold(self, tx: ClientTransaction, actions: list[Action]) -> list[Action]:
         """A request the leak guard blocked: never on the wire, and its transaction
@@ -487,11 +490,21 @@ class Core:
         if call.ended is None:
             self.guarded(call, lambda: call.hangup("topology leak blocked", self.now, status=500))
 
-    def _call_of(self, message: Request | Response) -> tuple[Call, Side] | None:
-        """The call and leg a message we send belongs to (our tag names the dialog)."""
+    def _call_of(self, request: Request) -> tuple[Call, Side] | None:
+        """The call and leg a request we send belongs to (our From tag names the dialog)."""
         try:
-            tag = (message.from_ if isinstance(message, Request) else message.to).tag
-            return self.dialogs.get((message.call_id, tag or ""))
+            return self.dialogs.get((request.call_id, request.from_.tag or ""))
+        except ParseError:
+            return None
+
+    def _call_answering(self, tx: ServerTransaction) -> tuple[Call, Side] | None:
+        """The call and leg whose request ``tx`` answers: the caller's INVITE, or a
+        request in one of its dialogs (our tag in its To, parsed when it came)."""
+        context = tx.context
+        if isinstance(context, Call) and tx is context.a_invite_tx:
+            return context, Side.A
+        try:
+            return self.dialogs.get((tx.request.call_id, tx.request.to.tag or ""))
         except ParseError:
             return None
 

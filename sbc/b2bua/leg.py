@@ -48,6 +48,9 @@ class Leg:
     # Contact names an address nobody outside can reach (RFC 3581 spirit).
     observed: Target | None = None
     extensions: frozenset[str] = field(default_factory=frozenset)
+    # The leak guard's memo of what names the other leg on the wire, with the state
+    # it was read from (sbc.b2bua.leaks.ids): read again only when that changes.
+    leak_probes: object = None
 
     @property
     def host(self) -> str:

@@ -138,16 +138,21 @@ class LeakGuard:
 
     # --- the check -----------------------------------------------------------------
 
-    def screen(self, message: Message, egress: str, ids: CallIds | None = None) -> bool:
-        """Whether ``message`` may leave by ``egress``; scrubbed in place if it must be."""
-        if self.mode is Mode.OFF:
-            return True
-        static = self.topology.needles(ids.other_interface if ids else None, egress)
+    def screen(self, message: Message, egress: str, ids: CallIds | None = None) -> bytes | None:
+        """The bytes to send for ``message`` leaving by ``egress`` (scrubbed in place
+        first if it must be), or None: it must not leave. The caller hands these
+        bytes to the transaction layer, so what is checked is what is sent."""
         data = message.serialize()
-        if not static.suspects(data) and not (
-            ids is not None and any(p in data for p in ids.probes(self.topology.own_hosts(egress)))
-        ):
-            return True
+        if self.mode is Mode.OFF:
+            return data
+        if ids is None:
+            static = self.topology.needles(None, egress)
+            if not static.suspects(data):
+                return data
+        else:
+            static, probes = ids.fast(self.topology, egress)
+            if not static.suspects(data) and not any(p in data for p in probes):
+                return data
         needles = list(static.needles)
         if ids is not None:
             own = self.topology.own_hosts(egress)
@@ -169,7 +174,7 @@ class LeakGuard:
             self._count(["unparsed"], egress, action)
             return data if action == "logged" else None
         needles = list(self.topology.needles(None, egress).needles)
-        return message.serialize() if self._judge(message, data, egress, needles) else None
+        return self._judge(message, data, egress, needles)
 
     # --- the slow path: confirmed hits ---------------------------------------------
 
@@ -180,20 +185,21 @@ class LeakGuard:
         egress: str,
         needles: list[Needle],
         ids: CallIds | None = None,
-    ) -> bool:
+    ) -> bytes | None:
         echoed = _echoed(message, ids)
         parts = self._parts(message, data, needles, echoed)
         if not parts:
-            return True  # a candidate only, or an echo
+            return data  # a candidate only, or an echo
         action = self._action(parts)
         self._count(sorted({_label(message, part) for part in parts}), egress, action)
         if action == "logged":
-            return True
+            return data
         if action == "blocked":
-            return False
+            return None
         _scrub(message, parts, needles)
         # Whatever could not be cleaned (a URI scrub that would not parse) is never sent.
-        return not self._parts(message, message.serialize(), needles, echoed)
+        data = message.serialize()
+        return None if self._parts(message, data, needles, echoed) else data
 
     def _parts(
         self, message: Message, data: bytes, needles: list[Needle], echoed: frozenset[str]

@@ -13,13 +13,16 @@ match everywhere, and says next to nothing about the other side.
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from typing import TypeGuard
 
 from sbc.b2bua.call import Call
-from sbc.b2bua.leaks.needles import Edge, Needle, host_needles
+from sbc.b2bua.leaks.needles import Edge, Needle, NeedleSet, Topology, host_needles
 from sbc.b2bua.leg import Side
+from sbc.sip.dialog import Dialog
 from sbc.sip.errors import ParseError
 from sbc.sip.message import Request
+from sbc.sip.target import Target
 
 #: RFC 3261 §19.3 asks for 32 random bits in a tag: 6 characters at least.
 MIN_ID = 6
@@ -40,21 +43,45 @@ class CallIds:
         self.side = side
 
     @property
-    def other_interface(self) -> str:
-        """Where the other leg is: picks the static needle set."""
-        return self.call.leg(self.side.other).interface.name
-
-    @property
     def caller_leg(self) -> bool:
         """The A-leg: its dialog's From/To URIs are the ones the caller chose."""
         return self.side is Side.A
 
-    def probes(self, own: frozenset[str]) -> list[bytes]:
-        """What the fast path tests with ``in``: the other leg's identifiers, and
-        its peer's addresses unless ``own``."""
-        found = [i.encode() for i in _leg_ids(self.call, self.side.other) if _usable(i)]
+    def fast(self, topology: Topology, egress: str) -> tuple[NeedleSet, tuple[bytes, ...]]:
+        """What the fast path needs: the static needles for this pair of sides, and
+        the other leg's identifiers and peer addresses (unless ``egress`` owns
+        them) to test with ``in``. Kept on the sending leg until what they were
+        read from changes (an answer, a fork, a failover, a policy reload)."""
+        call, side = self.call, self.side
+        this, other = (call.a, call.b) if side is Side.A else (call.b, call.a)
+        invite = call.b_invite or call.b_invite_pending if side is Side.A else call.a_invite
+        dialog = other.dialog
+        memo = this.leak_probes
+        if (
+            isinstance(memo, _Probes)
+            and memo.invite is invite
+            and memo.dialog is dialog
+            and (dialog is None or memo.tag is dialog.remote_tag)
+            and memo.observed is other.observed
+            and memo.here is this.observed
+            and memo.topology is topology
+        ):
+            return memo.needles, memo.probes
+        own = topology.own_hosts(egress)
+        found = [i.encode() for i in _leg_ids(call, side.other) if _usable(i)]
         found.extend(host.encode() for host in self._hosts(own))
-        return found
+        needles = topology.needles(other.interface.name, egress)
+        this.leak_probes = _Probes(
+            invite,
+            dialog,
+            dialog.remote_tag if dialog is not None else None,
+            other.observed,
+            this.observed,
+            topology,
+            needles,
+            tuple(found),
+        )
+        return needles, tuple(found)
 
     def needles(self, own: frozenset[str], replacement: str) -> list[Needle]:
         """Each identifier with this leg's own of the same role, each peer address
@@ -91,10 +118,32 @@ def _usable(identifier: str | None) -> TypeGuard[str]:
     return identifier is not None and len(identifier) >= MIN_ID
 
 
+@dataclass(frozen=True, slots=True)
+class _Probes:
+    """A sending leg's fast-path needles, and the other leg's state they were read
+    from, compared by identity (a value replaced by an equal one costs one more
+    read). Never the other leg itself: the two legs would hold each other in a
+    cycle, and an ended call must be freed by reference counting. A failover's
+    new leg comes with a new INVITE."""
+
+    invite: Request | None
+    dialog: Dialog | None
+    tag: str | None
+    observed: Target | None
+    here: Target | None  # this leg's observed peer: never a needle here
+    topology: Topology
+    needles: NeedleSet
+    probes: tuple[bytes, ...]
+
+
+def _invite(call: Call, side: Side) -> Request | None:
+    return call.a_invite if side is Side.A else call.b_invite or call.b_invite_pending
+
+
 def _leg_ids(call: Call, side: Side) -> tuple[str | None, str | None, str | None, str | None]:
     """(Call-ID, our tag, the peer's tag, the INVITE's top branch) of one leg."""
     leg = call.leg(side)
-    invite = call.a_invite if side is Side.A else call.b_invite or call.b_invite_pending
+    invite = _invite(call, side)
     dialog = leg.dialog
     if dialog is not None:
         return dialog.call_id, dialog.local_tag, dialog.remote_tag, _branch(invite)

@@ -336,3 +336,16 @@ def _pbx_invite_from(pbx: FakeUA, from_uri: str, to_uri: str) -> Dlg:
     dlg.local_uri, dlg.remote_uri = from_uri, to_uri
     pbx.net.deliver(pbx, text.encode())
     return dlg
+
+
+def test_a_redirect_to_an_internal_target_comes_back_through_the_sbc(tmp_path: Path) -> None:
+    """A 3xx's Contact is the target relayed from the other leg (RFC 3261 §21.3),
+    not the SBC's own Contact: under ``auto`` an internal one is rewritten to the
+    SBC's address (the carrier could not reach the PBX's anyway)."""
+    net = make_net(tmp_path, "auto")
+    net.carrier.invite("1000")
+    invite = net.pbx.take_request("INVITE")
+    net.pbx.respond(invite, 302, headers=[("Contact", f"<sip:3000@{PBX_HOST}:5060>")])
+    moved = net.carrier.take_response(302, "INVITE")
+    assert moved.headers.get("Contact") == f"<sip:3000@{EXTERNAL_HOST}:5060>"
+    assert leaks_counted(net, "Contact") == {"scrubbed": 1}

@@ -24,7 +24,9 @@ a call's A-leg, which are the URIs the caller chose for its dialog (§12.1.1;
 a PBX that puts the SBC's public address in its From gets it back). An
 identifier in From or To is never exempt (the tags are there). SDP is
 exempt when media is not anchored (``media.anchor: false`` sends the
-peers' SDP across by design).
+peers' SDP across by design). Digest credentials and challenges are never
+checked: the registration relay passes them between a phone and its
+registrar as they are, and a digest covers them.
 
 Cost: one serialization, one automaton pass and a few ``in`` tests per
 message; only a candidate goes to the slow path (:mod:`sbc.b2bua.leaks.scan`).
@@ -36,9 +38,10 @@ occurrence per part and interface, and the policy's ``topology.leak_guard``
 decides:
 
 - ``auto`` (default): scrub if every hit is in a body or in a header the SBC
-  may rewrite; block if one is in the start line, a header the SBC owns on
-  each leg (Via, Route, Record-Route, Contact, Call-ID, CSeq, From, To,
-  Max-Forwards) or an authentication header (a digest covers it);
+  may rewrite; block if one is in the start line or a header the SBC owns on
+  each leg (Via, Route, Record-Route, Contact — but a 3xx's Contact is the
+  relayed redirect target, rewritable —, Call-ID, CSeq, From, To,
+  Max-Forwards);
 - ``scrub``: rewrite every hit; ``block``: never send; ``log``: send as is;
 - ``off``: no check at all (to measure what the guard costs).
 
@@ -81,19 +84,20 @@ class Mode(enum.Enum):
 
 
 #: Not rewritten under ``auto``: they route, match or authenticate the message.
-PROTECTED = (
-    SBC_OWNED_HEADERS
-    | {
-        canonical_name(name)
-        for name in (
-            "Authorization",
-            "Proxy-Authorization",
-            "WWW-Authenticate",
-            "Proxy-Authenticate",
-            "Authentication-Info",
-        )
-    }
-    | {START_LINE}
+PROTECTED = SBC_OWNED_HEADERS | {START_LINE}
+#: Digest credentials and challenges, relayed as they are between a phone and its
+#: registrar by the registration relay: a digest covers them (RFC 3261 §22.4), so
+#: they cannot be rewritten, and what they name (a realm, the URI the phone
+#: addressed) is the phone's and the registrar's own business. Never checked.
+DIGEST = frozenset(
+    canonical_name(name)
+    for name in (
+        "Authorization",
+        "Proxy-Authorization",
+        "WWW-Authenticate",
+        "Proxy-Authenticate",
+        "Authentication-Info",
+    )
 )
 #: A response copies these from the request it answers (RFC 3261 §8.2.6.2).
 ECHOED = frozenset(canonical_name(n) for n in ("Via", "From", "To", "Call-ID", "CSeq"))
@@ -190,7 +194,7 @@ class LeakGuard:
         parts = self._parts(message, data, needles, echoed)
         if not parts:
             return data  # a candidate only, or an echo
-        action = self._action(parts)
+        action = self._action(parts, message)
         self._count(sorted({_label(message, part) for part in parts}), egress, action)
         if action == "logged":
             return data
@@ -217,11 +221,11 @@ class LeakGuard:
             parts.add(part)
         return parts
 
-    def _action(self, parts: set[str]) -> str:
+    def _action(self, parts: set[str], message: Message) -> str:
         mode = self.mode
         if mode is Mode.LOG:
             return "logged"
-        if mode is Mode.BLOCK or (mode is Mode.AUTO and parts & PROTECTED):
+        if mode is Mode.BLOCK or (mode is Mode.AUTO and parts & _protected(message)):
             return "blocked"
         return "scrubbed"
 
@@ -248,11 +252,22 @@ def _label(message: Message, part: str) -> str:
     return content_type if content_type in BODY_TYPES else BODY
 
 
+def _protected(message: Message) -> frozenset[str]:
+    """What ``auto`` never rewrites in ``message``. The Contact of a 3xx is the
+    redirect target relayed from the other leg (RFC 3261 §21.3), not the SBC's
+    own: an internal one becomes the SBC's address, so the redirected call
+    comes back through the SBC, which the caller can reach."""
+    if isinstance(message, Response) and 300 <= message.status < 400:
+        return PROTECTED - {"Contact"}
+    return PROTECTED
+
+
 def _echoed(message: Message, ids: CallIds | None) -> frozenset[str]:
-    """The headers of ``message`` that carry what its recipient sent us itself."""
+    """The headers of ``message`` not checked: those that carry what its recipient
+    sent us itself, and digest credentials or challenges."""
     if isinstance(message, Response):
-        return ECHOED
-    return CALLER_URIS if ids is not None and ids.caller_leg else frozenset()
+        return ECHOED | DIGEST
+    return CALLER_URIS | DIGEST if ids is not None and ids.caller_leg else DIGEST
 
 
 def _scrub(message: Message, parts: set[str], needles: list[Needle]) -> None:

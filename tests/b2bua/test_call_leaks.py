@@ -349,3 +349,60 @@ def test_a_redirect_to_an_internal_target_comes_back_through_the_sbc(tmp_path: P
     moved = net.carrier.take_response(302, "INVITE")
     assert moved.headers.get("Contact") == f"<sip:3000@{EXTERNAL_HOST}:5060>"
     assert leaks_counted(net, "Contact") == {"scrubbed": 1}
+
+
+# --- the needles follow the policy and the call -------------------------------------------
+
+
+def test_a_reload_rebuilds_the_needles(tmp_path: Path) -> None:
+    """A trunk added on the inside by a hot reload is a secret on the outside from
+    the next message on (the needle sets are compiled at each policy swap)."""
+    net = make_net(tmp_path, "auto", pbx_lines="    pass_headers: [X-Site]\n")
+    pbx_calls_carrier(net, headers=[("X-Site", "<sip:10.9.9.9>")])
+    assert net.carrier.take_request("INVITE").headers.get("X-Site") == "<sip:10.9.9.9>"
+    directory = tmp_path / "policies"
+    trunks = (directory / "trunks.yaml").read_text()
+    (directory / "trunks.yaml").write_text(
+        trunks + "  - name: pbx-b\n    interface: internal\n    address: 10.9.9.9\n"
+    )
+    net.core.set_policy(load_policy(directory), net.now)
+    pbx_calls_carrier(net, headers=[("X-Site", "<sip:10.9.9.9>")])
+    assert net.carrier.take_request("INVITE").headers.get("X-Site") == f"<sip:{EXTERNAL_HOST}>"
+
+
+def test_the_callee_tag_of_a_forked_answer_is_caught(tmp_path: Path) -> None:
+    """The other leg's identifiers are read again when its dialog changes: a 200
+    from another fork than the 180 brings a new To tag, and a header carrying it
+    toward the caller is caught (kept identifiers would miss it)."""
+    net = make_net(tmp_path, "auto", pbx_lines="    pass_headers: [X-Leg]\n")
+    a = net.carrier.invite("1000")
+    invite = net.pbx.take_request("INVITE")
+    net.pbx.respond(invite, 180)
+    assert net.carrier.take_response(180, "INVITE")
+    ok = net.pbx.respond(invite, 200, body=sdp(PBX_HOST), send=False)
+    fork_tag = "fork-two-tag-9f8e7d"
+    wire = ok.serialize().decode().replace(f"tag={ok.to.tag}", f"tag={fork_tag}")
+    wire = wire.replace("Content-Length:", f"X-Leg: {fork_tag}\r\nContent-Length:", 1)
+    net.deliver(net.pbx, wire.encode())
+    answer = net.carrier.take_response(200, "INVITE")
+    assert fork_tag not in answer.serialize().decode()
+    # In its place, this leg's tag of the same role: the far end's own, the caller's.
+    assert answer.headers.get("X-Leg") == a.local_tag
+    assert leaks_counted(net, "X-Leg") == {"scrubbed": 1}
+
+
+def test_stateless_answers_are_checked_too(tmp_path: Path) -> None:
+    """What the core emits without a transaction passes the guard as well; the
+    request's own headers, echoed back to the stranger who sent them, are not a leak."""
+    net = make_net(tmp_path, "block")
+    stranger = net.add_peer("stranger", "127.0.0.99")
+    stranger.invite("1000", headers=[("Subject", f"call {PBX_HOST}")])
+    refused = stranger.take_response(403, "INVITE")
+    assert f"{PBX_HOST}" not in (refused.headers.get("Subject") or "")
+    wire = refused.serialize()
+    assert net.core.leaks.screen_wire(wire, "external") == wire
+    leaky = wire.replace(
+        b"Content-Length:", b'Warning: 399 10.0.0.1 "see 127.0.0.20"\r\nContent-Length:'
+    )
+    assert net.core.leaks.screen_wire(leaky, "external") is None
+    assert leaks_counted(net, "Warning") == {"blocked": 1}

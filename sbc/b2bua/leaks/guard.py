@@ -28,8 +28,10 @@ peers' SDP across by design). Digest credentials and challenges are never
 checked: the registration relay passes them between a phone and its
 registrar as they are, and a digest covers them.
 
-Cost: one serialization, one automaton pass and a few ``in`` tests per
-message; only a candidate goes to the slow path (:mod:`sbc.b2bua.leaks.scan`).
+Cost: the message is serialized here, once — the transaction layer sends
+and retransmits these very bytes — then one automaton pass and a few ``in``
+tests for the call's identifiers; only a candidate goes on to the slow path
+(:mod:`sbc.b2bua.leaks.scan`).
 
 On a hit, each part is counted (``sbc_topology_leaks_total{header,action}``;
 ``header`` is the header name, ``start-line``, or the body's content type),
@@ -50,7 +52,7 @@ Scrub writes the egress interface's advertised address (with its port for an
 serialization recomputes Content-Length, and multipart parts that carry one
 get theirs fixed. A scrubbed message is checked again and blocked if
 anything is left. What "block" does to the message is the core's business
-(:mod:`sbc.b2bua.core`): the guard only answers send or not.
+(:mod:`sbc.b2bua.core`): the guard answers with the bytes to send, or None.
 """
 
 from __future__ import annotations

@@ -3,9 +3,11 @@
 Static needles (:mod:`sbc.b2bua.leaks.needles`) cannot know the other leg's
 dialog: its Call-ID, the two tags, the branch of its INVITE, and where its
 peer really is (the address a phone or a NATed trunk was observed at, which
-no policy file names). They are read from the call each time one of its
-messages leaves, paired by role with this leg's own values, which scrub
-writes in their place (the other leg's Call-ID becomes this leg's).
+no policy file names). The fast path tests them with ``in``, as bytes kept
+on the sending leg until what they were read from changes (an answer, a
+fork, a failover, a policy reload); a candidate's slow path reads them again,
+paired by role with this leg's own values, which scrub writes in their place
+(the other leg's Call-ID becomes this leg's).
 Identifiers shorter than :data:`MIN_ID` are skipped: a two-letter tag would
 match everywhere, and says next to nothing about the other side.
 """

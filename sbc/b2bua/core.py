@@ -16,7 +16,8 @@ functions of the core: who may reach it (:mod:`sbc.b2bua.screening`), how
 an INVITE becomes a call (:mod:`sbc.b2bua.call_setup`), the requests it
 sends on its own behalf (:mod:`sbc.b2bua.own_requests`), the calls'
 deadlines (:mod:`sbc.b2bua.call_timers`) and what it derives from a policy
-(:mod:`sbc.b2bua.policy_values`).
+(:mod:`sbc.b2bua.policy_values`). Every message it sends passes the leak
+guard (:mod:`sbc.b2bua.leaks`) once, on its way to the transaction layer.
 """
 
 from __future__ import annotations
@@ -126,9 +127,7 @@ class Core:
         self.media: MediaHandler = media or PassthroughMedia()
         # The last check on everything sent (docs/security.md, "Leak guard"); what a
         # withheld message leaves to do runs once the step's dispatching is over.
-        self.leaks = LeakGuard(
-            policy, check_sdp=lambda: not isinstance(self.media, PassthroughMedia)
-        )
+        self.leaks = LeakGuard(policy, check_sdp=self._anchoring)
         self._withheld: list[Callable[[], None]] = []
         self.layer = TransactionLayer(timer_config(policy))
         self.calls: dict[str, Call] = {}

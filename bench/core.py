@@ -5,11 +5,17 @@ calls — INVITE with SDP, 100, 180, 200, ACK, BYE, 200 — through
 :class:`sbc.b2bua.core.Core` on the demo policy. Only the time spent inside
 the core is counted, so the figure is the ceiling the transports and SIPp
 then eat into. Prints one line.
+
+``--leak-guard MODE`` runs with that ``topology.leak_guard`` (default: the
+policy's, ``auto``); ``--compare-leak-guard`` runs two cores, guard on
+(``auto``) and ``off``, in alternating batches of the same calls and prints
+the ratio of their call rates: one run, so the machine's noise hits both.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import time
 from collections.abc import Callable
@@ -21,7 +27,7 @@ from sbc.log import configure_logging
 from sbc.media.anchor import MediaAnchor
 from sbc.media.control import StreamSpec, StreamStats
 from sbc.media.ports import PortPool
-from sbc.policy import load_policy
+from sbc.policy import Policy, load_policy
 from sbc.sip.message import Request, Response, build_response, parse_message
 from sbc.sip.target import Target
 
@@ -121,19 +127,64 @@ class Driver:
             self.spent += self.clock() - start
 
 
+def with_leak_guard(policy: Policy, mode: str | None) -> Policy:
+    """``policy`` with ``topology.leak_guard`` set to ``mode`` (None: as it is)."""
+    if mode is None:
+        return policy
+    topology = policy.settings.topology.model_copy(update={"leak_guard": mode})
+    settings = policy.settings.model_copy(update={"topology": topology})
+    return dataclasses.replace(policy, settings=settings)
+
+
+def new_core(mode: str | None, passthrough: bool) -> Core:
+    media = None if passthrough else MediaAnchor(NullRelay(), PortPool())
+    return Core(with_leak_guard(load_policy(ROOT / "policies"), mode), media)
+
+
+def compare(calls: int, passthrough: bool, batch: int) -> None:
+    """Guard on (auto) and off, interleaved in batches; CPU time inside each core."""
+    modes = ("auto", "off")
+    drivers = {mode: Driver(new_core(mode, passthrough), clock=time.thread_time) for mode in modes}
+    for start in range(0, calls, batch):
+        # Alternate which core goes first: neither always runs on a warm cache.
+        order = modes if (start // batch) % 2 == 0 else modes[::-1]
+        for mode in order:
+            for n in range(start, min(calls, start + batch)):
+                drivers[mode].call(n)
+    rate = {mode: calls / d.spent for mode, d in drivers.items()}
+    extra_us = (drivers["auto"].spent - drivers["off"].spent) / calls * 1e6
+    print(
+        f"core-leak-guard: ratio={rate['auto'] / rate['off']:.3f} (guard on/off calls per s,"
+        f" {rate['auto']:.0f}/{rate['off']:.0f}; guard costs {extra_us:.1f} us per call of"
+        f" 8 messages out; {calls} calls each, CPU time, interleaved batches of {batch})"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--calls", type=int, default=5000)
     parser.add_argument(
         "--passthrough", action="store_true", help="SDP crosses unchanged (no anchoring)"
     )
+    parser.add_argument(
+        "--leak-guard",
+        choices=["auto", "scrub", "block", "log", "off"],
+        default=None,
+        help="topology.leak_guard for the run (default: the policy's)",
+    )
+    parser.add_argument(
+        "--compare-leak-guard", action="store_true", help="guard on vs off in one run: the ratio"
+    )
+    parser.add_argument("--batch", type=int, default=100, help="calls per batch (compare)")
     args = parser.parse_args()
-    media = None if args.passthrough else MediaAnchor(NullRelay(), PortPool())
-    core = Core(load_policy(ROOT / "policies"), media)
     # Production logging (JSON lines), written to /dev/null.
     configure_logging("info", json=True, stream=open(os.devnull, "w"))  # noqa: SIM115
-    driver = Driver(core)
     tune_gc()  # as the runtime does
+    if args.compare_leak_guard:
+        compare(args.calls, args.passthrough, args.batch)
+        return
+    core = new_core(args.leak_guard, args.passthrough)
+    driver = Driver(core)
     for n in range(args.calls):
         driver.call(n)
     leftover = len(core.calls)
@@ -141,7 +192,8 @@ def main() -> None:
     print(
         f"core: calls_per_s={args.calls / driver.spent:.0f} us_per_call={per_call_us:.0f}"
         f" (8 messages in, 8 out per call; {args.calls} calls, {leftover} left open;"
-        f" media {'pass-through' if args.passthrough else 'anchored'})"
+        f" media {'pass-through' if args.passthrough else 'anchored'};"
+        f" leak_guard {core.leaks.mode.value})"
     )
 
 

@@ -15,16 +15,26 @@ Prints ONE line:
     signalling: max_cps=<N> (>=99.9% completed, on time) p50_setup_ms=... ...
 Steps past the peak show their goodput (completed calls per second): the
 SBC sheds what it cannot carry with 503 + Retry-After instead of collapsing.
+``cpu_ms_per_call`` is the SBC's signalling process CPU time over all steps
+divided by their completed calls (relay workers not included).
+
+The leak guard (``topology.leak_guard``, docs/security.md) is on by default,
+as shipped; ``--leak-guard [MODE]`` sets a mode, ``--no-leak-guard`` turns it
+off. ``--compare-leak-guard`` runs two SBCs side by side, guard on (auto) and
+off, each rate step once against each (alternating which goes first), and
+adds a line with the ratios on/off of max_cps, of the peak goodput (completed
+calls per second in any step) and of calls per CPU-second.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "integration"))
@@ -50,6 +60,7 @@ class Step:
     elapsed_s: float
     on_time: bool
     latencies: list[float]
+    cpu_s: float = field(default=0.0)  # the SBC's signalling process, during the step
 
     @property
     def passed(self) -> bool:
@@ -73,6 +84,17 @@ def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
     k = min(len(ordered) - 1, max(0, round(p / 100.0 * (len(ordered) - 1))))
     return ordered[k]
+
+
+def cpu_seconds(pid: int | None) -> float:
+    """User + system CPU time of a process so far (Linux /proc), 0 when unknown."""
+    if pid is None:
+        return 0.0
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def run_step(
@@ -131,7 +153,96 @@ def run_step(
     )
 
 
-def main(argv: list[str] | None = None) -> int:
+@dataclass
+class Run:
+    """One SBC under test and the steps it ran."""
+
+    label: str
+    sbc: SbcProcess
+    steps: list[Step] = field(default_factory=list)
+    alive: bool = True
+    past_peak: int = 1  # failing steps tolerated before this SBC stops stepping up
+
+    @property
+    def best(self) -> Step | None:
+        passed = [s for s in self.steps if s.passed]
+        return max(passed, key=lambda s: s.rate) if passed else None
+
+    @property
+    def peak_goodput(self) -> float:
+        """The most completed calls per second in any step (past the peak the
+        SBC sheds with 503: what it completes there is its capacity)."""
+        return max((s.goodput for s in self.steps), default=0.0)
+
+    @property
+    def done(self) -> bool:
+        return not self.alive or sum(1 for s in self.steps if not s.passed) > self.past_peak
+
+    def cpu_ms_per_call(self) -> float:
+        """SBC CPU per completed call over every step (nan if none completed): both
+        SBCs of a comparison are offered the same steps, so failed calls count alike."""
+        calls = sum(s.ok_calls for s in self.steps)
+        return sum(s.cpu_s for s in self.steps) / calls * 1000 if calls else float("nan")
+
+    def step(self, workdir: Path, rate: int, args: argparse.Namespace) -> None:
+        before = cpu_seconds(self.sbc.pid)
+        step = run_step(
+            workdir / f"{self.label}-r{rate}",
+            rate,
+            step_s=args.step_s,
+            hold_ms=args.hold_ms,
+            target=self.sbc.ext_uri,
+            callee_port=self.sbc.ports.pbx,
+        )
+        step.cpu_s = cpu_seconds(self.sbc.pid) - before
+        self.steps.append(step)
+        self.alive = self.sbc.alive()
+
+
+def sbc_yaml(anchor: bool, leak_guard: str | None) -> str:
+    text = "" if anchor else "media: {anchor: false}\n"
+    if leak_guard is not None:
+        text += f"topology: {{leak_guard: '{leak_guard}'}}\n"  # quoted: YAML reads off as false
+    return text
+
+
+def summary(run: Run, args: argparse.Namespace, baseline: Step | None) -> str:
+    best = run.best
+    steps = run.steps
+    lat = best.latencies if best else (steps[0].latencies if steps else [])
+    parts = [
+        f"signalling: max_cps={best.rate if best else 0} (>=99.9% completed, on time)",
+        f"media={'anchored' if args.anchor else 'pass-through'}",
+        f"leak_guard={run.label}",
+        f"p50_setup_ms={percentile(lat, 50):.0f}",
+        f"p99_setup_ms={percentile(lat, 99):.0f}",
+        f"cpu_ms_per_call={run.cpu_ms_per_call():.3f}",
+        f"peak_goodput={run.peak_goodput:.0f}",
+    ]
+    if baseline is not None:
+        parts.append(f"p99_direct_ms={percentile(baseline.latencies, 99):.0f}")
+    parts.append("steps=" + ",".join(f"{s.rate}:{s.verdict()}" for s in steps))
+    parts.append(f"alive={'yes' if run.alive else 'no'}")
+    return " ".join(parts)
+
+
+def comparison(on: Run, off: Run) -> str:
+    """Guard on/off: max_cps and calls per CPU-second, both as on/off ratios."""
+    cps_on = on.best.rate if on.best else 0
+    cps_off = off.best.rate if off.best else 0
+    cps = cps_on / cps_off if cps_off else float("nan")
+    cpu = off.cpu_ms_per_call() / on.cpu_ms_per_call()
+    goodput = on.peak_goodput / off.peak_goodput if off.peak_goodput else float("nan")
+    return (
+        f"signalling-leak-guard: cps_ratio={cps:.3f} ({cps_on}/{cps_off} max_cps on/off)"
+        f" goodput_ratio={goodput:.3f} ({on.peak_goodput:.0f}/{off.peak_goodput:.0f} peak"
+        f" completed calls/s) capacity_ratio={cpu:.3f} (completed calls per SBC CPU-second,"
+        f" all steps; target >= 0.95: max_cps moves by whole steps, so compare the finer"
+        f" ratios too)"
+    )
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rates", default="100,200,400,600,800,1000")
     ap.add_argument("--step-s", type=float, default=10.0, help="seconds per rate step")
@@ -150,7 +261,28 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--no-cdr", dest="cdr", action="store_false", help="CDRs off")
     ap.add_argument("--no-admin", dest="admin", action="store_false", help="admin API off")
-    args = ap.parse_args(argv)
+    guard = ap.add_mutually_exclusive_group()
+    guard.add_argument(
+        "--leak-guard",
+        nargs="?",
+        const="auto",
+        default=None,
+        choices=["auto", "scrub", "block", "log"],
+        help="leak guard on (auto unless a mode is given; on by default, as shipped)",
+    )
+    guard.add_argument(
+        "--no-leak-guard", dest="leak_guard", action="store_const", const="off", help="guard off"
+    )
+    guard.add_argument(
+        "--compare-leak-guard",
+        action="store_true",
+        help="two SBCs, guard on (auto) and off, the same steps each: ratio line",
+    )
+    return ap.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
     if SIPP is None:
         print("signalling: skipped (sipp not installed: apt install sip-tester)")
         return 2
@@ -171,60 +303,53 @@ def main(argv: list[str] | None = None) -> int:
             callee_port=direct_port,
         )
 
-    media_yaml = "" if args.anchor else "media: {anchor: false}\n"
-    sbc = SbcProcess(
-        workdir / "sbc",
-        extra_sbc_yaml=media_yaml,
-        cdr=args.cdr,
-        admin=args.admin,
-        overload_delay_ms=None,  # the shipped default: shedding past the peak is measured
-    )
+    modes = ["off", "auto"] if args.compare_leak_guard else [args.leak_guard]
+    runs = [
+        Run(
+            mode or "auto",
+            SbcProcess(
+                workdir / f"sbc-{mode or 'default'}",
+                extra_sbc_yaml=sbc_yaml(args.anchor, mode),
+                cdr=args.cdr,
+                admin=args.admin,
+                overload_delay_ms=None,  # the shipped default: shedding past the peak is measured
+            ),
+            past_peak=args.past_peak,
+        )
+        for mode in modes
+    ]
     try:
-        sbc.start()
-    except RuntimeError as exc:
-        print(f"signalling: SBC failed to start: {str(exc).splitlines()[0]}")
-        return 1
-    steps: list[Step] = []
-    try:
-        for rate in rates:
+        for run in runs:
+            try:
+                run.sbc.start()
+            except RuntimeError as exc:
+                print(f"signalling: SBC failed to start: {str(exc).splitlines()[0]}")
+                return 1
+        for i, rate in enumerate(rates):
             if time.monotonic() - started > args.max_total_s:
                 break
-            step = run_step(
-                workdir / f"r{rate}",
-                rate,
-                step_s=args.step_s,
-                hold_ms=args.hold_ms,
-                target=sbc.ext_uri,
-                callee_port=sbc.ports.pbx,
-            )
-            steps.append(step)
-            failures = sum(1 for s in steps if not s.passed)
-            if failures > args.past_peak or not sbc.alive():
+            # Alternate which SBC goes first: neither always meets the warmer machine.
+            for run in runs if i % 2 == 0 else runs[::-1]:
+                if not run.done:
+                    run.step(workdir, rate, args)
+                    time.sleep(1.0)  # let the last calls' transactions drain
+            if all(run.done for run in runs):
                 break
-            time.sleep(1.0)  # let the last calls' transactions drain
     finally:
-        alive = sbc.alive()
-        sbc.stop()
+        for run in runs:
+            run.alive = run.alive and run.sbc.alive()
+            run.sbc.stop()
 
-    passed = [s for s in steps if s.passed]
-    best = max(passed, key=lambda s: s.rate) if passed else None
-    lat = best.latencies if best else (steps[0].latencies if steps else [])
-    parts = [
-        f"signalling: max_cps={best.rate if best else 0} (>=99.9% completed, on time)",
-        f"media={'anchored' if args.anchor else 'pass-through'}",
-        f"p50_setup_ms={percentile(lat, 50):.0f}",
-        f"p99_setup_ms={percentile(lat, 99):.0f}",
-    ]
-    if baseline is not None:
-        parts.append(f"p99_direct_ms={percentile(baseline.latencies, 99):.0f}")
-    parts.append("steps=" + ",".join(f"{s.rate}:{s.verdict()}" for s in steps))
-    parts.append(f"alive={'yes' if alive else 'no'}")
+    for run in runs:
+        print(summary(run, args, baseline))
+    if args.compare_leak_guard:
+        off, on = runs
+        print(comparison(on, off))
     if args.keep:
-        parts.append(f"workdir={workdir}")
-    print(" ".join(parts))
-    if not args.keep:
+        print(f"workdir={workdir}")
+    else:
         shutil.rmtree(workdir, ignore_errors=True)
-    return 0 if best else 1
+    return 0 if all(run.best for run in runs) else 1
 
 
 if __name__ == "__main__":

@@ -78,6 +78,9 @@ class PopulatedSource:
     def transport_stats(self) -> Mapping[str, int]:
         return {"connections": 1, "refused_per_source": 1}
 
+    def topology_leaks(self) -> Mapping[tuple[str, str], int]:
+        return {("X-Origin", "scrubbed"): 1}
+
 
 def exported() -> tuple[set[str], set[str]]:
     """(sample names a scrape contains, sbc_ family names)."""

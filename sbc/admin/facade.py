@@ -274,6 +274,9 @@ class RuntimeFacade:
     def guard_stats(self) -> Mapping[str, int]:
         return dict(self.rt.core.guard.stats)
 
+    def topology_leaks(self) -> Mapping[tuple[str, str], int]:
+        return dict(self.rt.core.leaks.counts)
+
     def active_bans(self) -> int:
         return len(self.bans())
 

@@ -96,6 +96,8 @@ class MetricsSource(Protocol):
 
     def transport_stats(self) -> Mapping[str, int]: ...  # TransportStats fields (sbc.transport)
 
+    def topology_leaks(self) -> Mapping[tuple[str, str], int]: ...  # (header, action) -> messages
+
 
 # --- the names, as data: (source key, metric name, help) ------------------------------
 
@@ -274,6 +276,7 @@ class SbcCollector(Collector):
             self._transcoding,
             self._registration_relay,
             self._transport,
+            self._leaks,
             self._runtime,
         )
 
@@ -485,6 +488,18 @@ class SbcCollector(Collector):
             for key, name, text in TRANSPORT_COUNTERS
         )
         return families
+
+    def _leaks(self) -> list[Metric]:
+        leaks = CounterMetricFamily(
+            "sbc_topology_leaks_total",
+            "Messages the leak guard caught naming another side or the other leg, by part"
+            " (header name, start-line, or the body's content type) and action"
+            " (scrubbed, blocked, logged): topology.leak_guard, docs/security.md.",
+            labels=["header", "action"],
+        )
+        for (header, action), count in sorted(self.source.topology_leaks().items()):
+            leaks.add_metric([header, action], count)
+        return [leaks]
 
     def _runtime(self) -> list[Metric]:
         lag = GaugeMetricFamily(

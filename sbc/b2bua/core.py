@@ -20,7 +20,8 @@ functions of the core: who may reach it (:mod:`sbc.b2bua.screening`), how
 an INVITE becomes a call (:mod:`sbc.b2bua.call_setup`), the requests it
 sends on its own behalf (:mod:`sbc.b2bua.own_requests`), the calls'
 deadlines (:mod:`sbc.b2bua.call_timers`) and what it derives from a policy
-(:mod:`sbc.b2bua.policy_values`).
+(:mod:`sbc.b2bua.policy_values`). Every message it sends passes the leak
+guard (:mod:`sbc.b2bua.leaks`) once, on its way to the transaction layer.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import os
 import random
 from collections.abc import Callable, Iterable
 from datetime import UTC, datetime
+from functools import partial
 from typing import TypeVar
 
 import structlog
@@ -42,6 +44,7 @@ from sbc.b2bua.config import ALLOW_METHODS, SUPPORTED_EXTENSIONS
 from sbc.b2bua.counters import CallCounters
 from sbc.b2bua.dtmf import send_dtmf_info
 from sbc.b2bua.failures import FailureLog
+from sbc.b2bua.leaks import LeakGuard, call_ids
 from sbc.b2bua.leg import Leg, Side
 from sbc.b2bua.liveness import Liveness
 from sbc.b2bua.own_requests import on_answer, send_due_registrations, send_probes
@@ -136,6 +139,10 @@ class Core:
         self.config = call_config(policy)
         self.registrations.sync(wanted_registrations(policy, self.auth, self.config.user_agent))
         self.media: MediaHandler = media or PassthroughMedia()
+        # The last check on everything sent (docs/security.md, "Leak guard"); what a
+        # withheld message leaves to do runs once the step's dispatching is over.
+        self.leaks = LeakGuard(policy, check_sdp=self._anchoring)
+        self._withheld: list[Callable[[], None]] = []
         self.layer = TransactionLayer(timer_config(policy))
         self.calls: dict[str, Call] = {}
         self.dialogs: dict[tuple[str, str], tuple[Call, Side]] = {}
@@ -248,6 +255,7 @@ class Core:
     def set_policy(self, policy: Policy, now: float) -> None:
         """Swap the policy: new calls use it, established calls keep their legs."""
         self.policy = policy
+        self.leaks.set_policy(policy)
         self.config = call_config(policy)
         self.layer.config = timer_config(policy)  # for transactions started from now on
         self.liveness.set_trunks(policy.trunks, now)
@@ -303,19 +311,39 @@ class Core:
             self._outbound(request, leg.trunk)
         if pending.kind is Kind.INVITE and leg.trunk is not None:
             self.counters.attempts[(leg.trunk.name, "out")] += 1
-        tx, actions = self.layer.send_request(request, target, self.now)
+        wire = self.leaks.screen(request, target.interface, call_ids(pending.call, leg.side))
+        tx, actions = self.layer.send_request(request, target, self.now, wire)
         tx.context = pending
-        self._dispatch(actions)
+        self._dispatch(actions if wire is not None else self._withhold(tx, actions))
         return tx
 
     def send_response(self, tx: ServerTransaction, response: Response) -> None:
         source = tx.source
         self._outbound(response, self.policy.trunk_for_source(source.interface, source.host))
-        self._dispatch(self.layer.send_response(tx, response, self.now))
+        found = self._call_answering(tx)
+        wire = self.leaks.screen(response, source.interface, found and call_ids(*found))
+        if wire is None:
+            # A leaking provisional is not sent; a final becomes a bare 500 built from
+            # the request alone; a call that thinks it answered is ended.
+            if response.status < 200:
+                return
+            if found is not None and tx.is_invite and response.status < 300:
+                self._withheld.append(partial(self._end_leaking, found[0]))
+            response = build_response(tx.request, 500, to_tag=new_tag())
+            wire = self.leaks.screen(response, source.interface)
+            if wire is None:
+                return
+        self._dispatch(self.layer.send_response(tx, response, self.now, wire))
 
     def send_ack(self, leg: Leg, ack: Request) -> None:
         self._outbound(ack, leg.trunk)
-        self._dispatch(self.layer.transmit(ack, leg.next_hop()))
+        target = leg.next_hop()
+        found = self._call_of(ack)
+        wire = self.leaks.screen(ack, target.interface, found and call_ids(*found))
+        if wire is not None:
+            self._dispatch(self.layer.transmit(ack, target, wire))
+        elif found is not None:  # the peer's 2xx goes unacknowledged: end the call
+            self._withheld.append(partial(self._end_leaking, found[0]))
 
     def client_auth(self, trunk: Trunk | None) -> ClientAuth | None:
         return self.auth.get(trunk.name) if trunk is not None else None
@@ -508,15 +536,48 @@ class Core:
             message.manipulated = True
             self.policy.manipulations.apply(message, trunk.name, "outbound")
 
+    def _anchoring(self) -> bool:
+        """SDP is ours to check only when media is anchored (else it crosses as is)."""
+        return not isinstance(self.media, PassthroughMedia)
+
     @property
     def user_agent(self) -> str | None:
         return self.config.user_agent
 
     def send_new(self, request: Request, target: Target, context: object) -> None:
         """Send a request of our own (probe, registration, keepalive) with its context."""
-        tx, actions = self.layer.send_request(request, target, self.now)
+        wire = self.leaks.screen(request, target.interface)
+        tx, actions = self.layer.send_request(request, target, self.now, wire)
         tx.context = context
-        self._dispatch(actions)
+        self._dispatch(actions if wire is not None else self._withhold(tx, actions))
+
+    def _withhold(self, tx: ClientTransaction, actions: list[Action]) -> list[Action]:
+        """A request the leak guard blocked: never on the wire, and its transaction
+        fails as a transport error would (RFC 3261 §8.1.3.1), once this step is done."""
+        self._withheld.append(lambda: self._dispatch(self.layer.fail(tx, self.now)))
+        return [a for a in actions if not isinstance(a, Transmit)]
+
+    def _end_leaking(self, call: Call) -> None:
+        if call.ended is None:
+            self.guarded(call, lambda: call.hangup("topology leak blocked", self.now, status=500))
+
+    def _call_of(self, request: Request) -> tuple[Call, Side] | None:
+        """The call and leg a request we send belongs to (our From tag names the dialog)."""
+        try:
+            return self.dialogs.get((request.call_id, request.from_.tag or ""))
+        except ParseError:
+            return None
+
+    def _call_answering(self, tx: ServerTransaction) -> tuple[Call, Side] | None:
+        """The call and leg whose request ``tx`` answers: the caller's INVITE, or a
+        request in one of its dialogs (our tag in its To, parsed when it came)."""
+        context = tx.context
+        if isinstance(context, Call) and tx is context.a_invite_tx:
+            return context, Side.A
+        try:
+            return self.dialogs.get((tx.request.call_id, tx.request.to.tag or ""))
+        except ParseError:
+            return None
 
     # --- helpers ---------------------------------------------------------------------
 
@@ -538,7 +599,9 @@ class Core:
 
     def emit(self, transmit: Transmit) -> None:
         """Send bytes no transaction keeps (stateless answers)."""
-        self._out.append(transmit)
+        data = self.leaks.screen_wire(transmit.data, transmit.target.interface)
+        if data is not None:
+            self._out.append(transmit if data is transmit.data else Transmit(data, transmit.target))
 
     def guarded(self, call: Call, action: object, tx: ServerTransaction | None = None) -> None:
         """Run one call's handler; an exception tears down that call only.
@@ -583,5 +646,7 @@ class Core:
         return (invite.call_id, invite.from_.tag or "")
 
     def _flush(self) -> list[Transmit]:
+        while self._withheld:
+            self._withheld.pop(0)()
         out, self._out = self._out, []
         return out

@@ -62,6 +62,9 @@ class Leg:
     extensions: frozenset[str] = field(default_factory=frozenset)
     # A registered phone's leg: the binding says where the phone is now.
     binding: Binding | None = None
+    # The leak guard's memo of what names the other leg on the wire, with the state
+    # it was read from (sbc.b2bua.leaks.ids): read again only when that changes.
+    leak_probes: object = None
 
     @property
     def host(self) -> str:

@@ -591,6 +591,21 @@ class CdrSettings(_Strict):
     path: Annotated[str, Strict(), Field(min_length=1)] = "sbc-cdr.sqlite"
 
 
+class TopologySettings(_Strict):
+    """Topology hiding's last check on every message sent (docs/security.md, "Leak guard"):
+    ``auto`` scrubs bodies and rewritable headers and blocks the rest, ``scrub`` rewrites
+    wherever it can, ``block`` never sends a leaking message, ``log`` only counts, ``off``
+    skips the check (measurement only)."""
+
+    leak_guard: Literal["auto", "scrub", "block", "log", "off"] = "auto"
+
+    @field_validator("leak_guard", mode="before")
+    @classmethod
+    def _plain_off(cls, value: object) -> object:
+        """YAML 1.1 reads a plain ``off`` (or ``false``/``no``) as the boolean false."""
+        return "off" if value is False else value
+
+
 class Settings(_Strict):
     """``sbc.yaml``: global settings, every field optional."""
 
@@ -602,3 +617,4 @@ class Settings(_Strict):
     logging: LoggingSettings = LoggingSettings()
     admin: AdminSettings = AdminSettings()
     cdr: CdrSettings = CdrSettings()
+    topology: TopologySettings = TopologySettings()

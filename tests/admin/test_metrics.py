@@ -102,6 +102,9 @@ class FakeSource:
             "tls_handshake_failures": 6,
         }
     )
+    leaks: dict[tuple[str, str], int] = field(
+        default_factory=lambda: {("X-Origin", "scrubbed"): 4, ("start-line", "blocked"): 1}
+    )
 
     def core_stats(self) -> Mapping[str, int]:
         return self.core
@@ -156,6 +159,9 @@ class FakeSource:
 
     def transport_stats(self) -> Mapping[str, int]:
         return self.transport
+
+    def topology_leaks(self) -> Mapping[tuple[str, str], int]:
+        return self.leaks
 
 
 #: Every sbc_ family: name as the text-format parser reports it -> type (the text
@@ -217,6 +223,7 @@ EXPECTED_TYPES = {
     "sbc_transport_message_timeouts": "counter",
     "sbc_transport_oversized_datagrams": "counter",
     "sbc_tls_handshake_failures": "counter",
+    "sbc_topology_leaks": "counter",
 }
 
 
@@ -412,6 +419,12 @@ def test_transport_edge_counters() -> None:
     assert value(empty, "sbc_transport_connections_refused_total", reason="handshakes") == 0
 
 
+def test_topology_leaks_by_part_and_action() -> None:
+    families = scrape(FakeSource())
+    assert value(families, "sbc_topology_leaks_total", header="X-Origin", action="scrubbed") == 4
+    assert value(families, "sbc_topology_leaks_total", header="start-line", action="blocked") == 1
+
+
 def test_build_info_carries_the_version() -> None:
     registry = build_registry(FakeSource())
     assert registry.get_sample_value("sbc_build_info", {"version": "1.2.3"}) is None
@@ -437,6 +450,7 @@ def test_an_empty_sbc_still_exports_every_family() -> None:
         up={},
         cdr={},
         relay={},
+        leaks={},
     )
     assert sbc_families(scrape(empty)) == EXPECTED_TYPES
 

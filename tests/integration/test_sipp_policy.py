@@ -84,6 +84,19 @@ def policy_sbc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SbcProcess]
     yield from serving(sbc)
 
 
+@pytest.fixture(scope="module")
+def policy_sbc_block(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SbcProcess]:
+    """The same SBC with the leak guard set to block: any leak would fail the call."""
+    sbc = SbcProcess(
+        tmp_path_factory.mktemp("sbc-policy-block"),
+        t1_ms=T1_MS,
+        routes_yaml=POLICY_ROUTES,
+        extra_trunks=POLICY_TRUNKS,
+        extra_sbc_yaml="calls: {shutdown_grace_s: 2}\ntopology: {leak_guard: block}\n",
+    )
+    yield from serving(sbc)
+
+
 @pytest.fixture
 def reload_sbc(tmp_path_factory: pytest.TempPathFactory) -> Iterator[SbcProcess]:
     """An SBC of its own: the hot-reload test rewrites its routes."""
@@ -395,14 +408,20 @@ def test_hot_reload_while_a_call_is_up(reload_sbc: SbcProcess, tmp_path: Path) -
 # --------------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("guard", ["auto", "block"])
 @pytest.mark.parametrize("direction", ["inbound", "outbound"])
 def test_topology_hidden_in_whole_messages(
-    policy_sbc: SbcProcess, tmp_path: Path, direction: str
+    request: pytest.FixtureRequest, tmp_path: Path, direction: str, guard: str
 ) -> None:
     """Each side names its network everywhere it can; nothing of it reaches the
     other side, in any header or body byte, while the identities (user parts)
-    still arrive, re-hosted on the SBC's address."""
-    sbc = policy_sbc
+    still arrive, re-hosted on the SBC's address. The hiding is complete by
+    itself: the leak guard never acts, and with ``leak_guard: block`` (where
+    anything it caught would fail the call) every message still goes through."""
+    sbc: SbcProcess = request.getfixturevalue(
+        "policy_sbc" if guard == "auto" else "policy_sbc_block"
+    )
+    since = sbc.log_offset()
     if direction == "inbound":  # carrier calls the PBX
         caller_ip, caller_net, target = CARRIER_IP, CARRIER_NET, sbc.ext_uri
         callee_trunk, callee_net = "pbx", PBX_NET
@@ -459,6 +478,8 @@ def test_topology_hidden_in_whole_messages(
     for msg in (*uas.received, *uac.received):
         present = [name for name in home_only if msg.header(name) is not None]
         assert not present, (msg.start_line, present)
+    caught = [e for e in sbc.log_events(since) if e.get("event") == "topology.leak"]
+    assert caught == []
 
 
 def test_caller_record_route_echoed_in_2xx(policy_sbc: SbcProcess, tmp_path: Path) -> None:

@@ -281,11 +281,20 @@ class ClientTransaction(Transaction):
     is_invite: ClassVar[bool] = False
 
     def __init__(
-        self, key: Hashable, request: Request, target: Target, state: State, config: TimerConfig
+        self,
+        key: Hashable,
+        request: Request,
+        target: Target,
+        state: State,
+        config: TimerConfig,
+        *,
+        wire: bytes | None = None,
     ) -> None:
         super().__init__(key, request, state, config)
         self.target = target
-        self._data = request.serialize()  # retransmissions re-send these bytes
+        # Retransmissions re-send these bytes: ``wire`` when the caller serialized
+        # the request already (the core's leak guard checked exactly these).
+        self._data = wire if wire is not None else request.serialize()
         self._source = target  # where the response being handled came from
 
     @property
@@ -333,7 +342,7 @@ class ServerTransaction(Transaction):
     ``target`` is where responses go (§18.2.2, see :func:`response_target`).
     """
 
-    __slots__ = ("source", "target")
+    __slots__ = ("_wire", "source", "target")
 
     is_invite: ClassVar[bool] = False
 
@@ -343,6 +352,7 @@ class ServerTransaction(Transaction):
         super().__init__(key, request, state, config)
         self.source = source
         self.target = response_target(request, source)
+        self._wire: bytes | None = None  # the response's bytes, if serialized already
 
     @property
     def reliable(self) -> bool:
@@ -357,7 +367,10 @@ class ServerTransaction(Transaction):
         """A retransmission of the request (§17.2.1, §17.2.2)."""
         return self._step(Input.REQUEST, now)
 
-    def send_response(self, response: Response, now: float) -> list[Action]:
+    def send_response(
+        self, response: Response, now: float, wire: bytes | None = None
+    ) -> list[Action]:
+        """Pass ``response`` down; ``wire`` is its serialization when already made."""
         status = response.status
         if status < 200:
             event = Input.PROVISIONAL
@@ -365,7 +378,11 @@ class ServerTransaction(Transaction):
             event = Input.FINAL_2XX
         else:
             event = Input.FINAL_NON_2XX
-        return self._step(event, now, response)
+        self._wire = wire
+        try:
+            return self._step(event, now, response)
+        finally:
+            self._wire = None
 
     def _perform(
         self, act: Act, now: float, message: Request | Response | None, out: list[Action]
@@ -374,7 +391,7 @@ class ServerTransaction(Transaction):
             if not isinstance(message, Response):  # pragma: no cover
                 raise TypeError(message)
             self.last_response = message
-            self._data = message.serialize()
+            self._data = self._wire if self._wire is not None else message.serialize()
             out.append(Transmit(self._data, self.target))
         elif act is Act.RESEND_RESPONSE:
             if self._data:

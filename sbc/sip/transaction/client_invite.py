@@ -78,9 +78,14 @@ class ClientInviteTransaction(ClientTransaction):
     is_invite = True
 
     def __init__(
-        self, key: Hashable, request: Request, target: Target, config: TimerConfig
+        self,
+        key: Hashable,
+        request: Request,
+        target: Target,
+        config: TimerConfig,
+        wire: bytes | None = None,
     ) -> None:
-        super().__init__(key, request, target, State.CALLING, config)
+        super().__init__(key, request, target, State.CALLING, config, wire=wire)
         self._ack = b""
 
     def start(self, now: float) -> list[Action]:

@@ -56,9 +56,14 @@ class ClientNonInviteTransaction(ClientTransaction):
     RETRANSMIT_TIMER = Input.TIMER_E
 
     def __init__(
-        self, key: Hashable, request: Request, target: Target, config: TimerConfig
+        self,
+        key: Hashable,
+        request: Request,
+        target: Target,
+        config: TimerConfig,
+        wire: bytes | None = None,
     ) -> None:
-        super().__init__(key, request, target, State.TRYING, config)
+        super().__init__(key, request, target, State.TRYING, config, wire=wire)
 
     def start(self, now: float) -> list[Action]:
         """Send the request; arm Timers E (UDP) and F (§17.1.2.2)."""

@@ -192,9 +192,10 @@ class TransactionLayer:
     # --- core input -------------------------------------------------------
 
     def send_request(
-        self, request: Request, target: Target, now: float
+        self, request: Request, target: Target, now: float, wire: bytes | None = None
     ) -> tuple[ClientTransaction, list[Action]]:
-        """Start a client transaction; ACK has none (send it with :meth:`transmit`)."""
+        """Start a client transaction; ACK has none (send it with :meth:`transmit`).
+        ``wire``: the request's bytes when the caller serialized it already."""
         method = request.method
         if method == "ACK":
             raise ValueError("ACK has no client transaction; use transmit()")
@@ -206,9 +207,9 @@ class TransactionLayer:
             raise ValueError(f"a client transaction {key!r} already exists")
         tx: ClientInviteTransaction | ClientNonInviteTransaction
         if method == "INVITE":
-            tx = ClientInviteTransaction(key, request, target, self.config)
+            tx = ClientInviteTransaction(key, request, target, self.config, wire)
         else:
-            tx = ClientNonInviteTransaction(key, request, target, self.config)
+            tx = ClientNonInviteTransaction(key, request, target, self.config, wire)
         self._clients[key] = tx
         self._by_target.setdefault(_address(target), set()).add(tx)
         out = tx.start(now)
@@ -220,17 +221,24 @@ class TransactionLayer:
         return tx, out
 
     def send_response(
-        self, transaction: ServerTransaction, response: Response, now: float
+        self,
+        transaction: ServerTransaction,
+        response: Response,
+        now: float,
+        wire: bytes | None = None,
     ) -> list[Action]:
-        """Send through ``transaction``; a 2xx to INVITE is re-sent until ACKed."""
-        out = transaction.send_response(response, now)
+        """Send through ``transaction``; a 2xx to INVITE is re-sent until ACKed.
+        ``wire``: the response's bytes when the caller serialized it already."""
+        out = transaction.send_response(response, now, wire)
         if out and transaction.is_invite and 200 <= response.status < 300:
             self._wait_for_ack(transaction, now)
         return self._after(transaction, out)
 
-    def transmit(self, message: Request | Response, target: Target) -> list[Action]:
+    def transmit(
+        self, message: Request | Response, target: Target, wire: bytes | None = None
+    ) -> list[Action]:
         """Send statelessly (ACK for 2xx, re-ACKs)."""
-        return [Transmit(message.serialize(), target)]
+        return [Transmit(wire if wire is not None else message.serialize(), target)]
 
     def transport_error(self, target: Target, now: float) -> list[Action]:
         """Fail every client transaction sending to ``target`` (§17.1.4, §8.1.3.1)."""
@@ -241,6 +249,11 @@ class TransactionLayer:
         for tx in list(txs):
             out.extend(self._after(tx, tx.transport_error(now)))
         return out
+
+    def fail(self, tx: ClientTransaction, now: float) -> list[Action]:
+        """Fail one client transaction as a transport error would (§17.1.4):
+        its request was never sent (the core's leak guard withheld it)."""
+        return self._after(tx, tx.transport_error(now))
 
     # --- clock ------------------------------------------------------------
 

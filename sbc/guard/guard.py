@@ -56,6 +56,7 @@ from sbc.policy.security import (
     OTHER_CLASS,
     AccessList,
     MethodLimits,
+    RateLimit,
     Refusal,
     SecurityPolicy,
     source_key,
@@ -126,6 +127,13 @@ class _Source:
         # Created on first use: most sources never strike or fail to authenticate.
         self.strikes: Window | None = None
         self.auth: Window | None = None
+
+    def bucket(self, cls: int, limit: RateLimit) -> TokenBucket:
+        """The bucket of method class ``cls``, made on first use."""
+        bucket = self.buckets[cls]
+        if bucket is None:
+            bucket = self.buckets[cls] = TokenBucket(limit.rate, limit.burst)
+        return bucket
 
 
 _CLASSES = range(len(METHOD_CLASSES))
@@ -240,10 +248,7 @@ class Guard:
         limit = self._per_source[cls]
         if limit is not None:
             state = self._source(key)
-            bucket = state.buckets[cls]
-            if bucket is None:
-                bucket = state.buckets[cls] = TokenBucket(limit.rate, limit.burst)
-            if not bucket.take(now):
+            if not state.bucket(cls, limit).take(now):
                 self.stats["limited"] += 1
                 if self._strike(state, key, source_ip, "rate", now) is None:
                     return self._limited
@@ -298,10 +303,7 @@ class Guard:
         if limit is None:
             return ALLOW
         state = self._source(key)
-        bucket = state.buckets[cls]
-        if bucket is None:
-            bucket = state.buckets[cls] = TokenBucket(limit.rate, limit.burst)
-        if bucket.take(now):
+        if state.bucket(cls, limit).take(now):
             return ALLOW
         self.stats["limited"] += 1
         if self._strike(state, key, source_ip, "rate", now) is None:
@@ -325,14 +327,9 @@ class Guard:
         then the trunk's own. Limited, never a strike."""
         if self._limit_trunk_sources:
             limit = self._per_source[cls]
-            if limit is not None:
-                state = self._source(key)
-                bucket = state.buckets[cls]
-                if bucket is None:
-                    bucket = state.buckets[cls] = TokenBucket(limit.rate, limit.burst)
-                if not bucket.take(now):
-                    self.stats["limited"] += 1
-                    return self._limited
+            if limit is not None and not self._source(key).bucket(cls, limit).take(now):
+                self.stats["limited"] += 1
+                return self._limited
         if not self._trunk_take(trunk, cls, now):
             self.stats["limited"] += 1
             return self._limited

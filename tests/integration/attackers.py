@@ -59,48 +59,61 @@ _STUN_COOKIE = 0x2112A442
 # --- spoofed UDP -------------------------------------------------------------
 
 
-def _ip_checksum(header: bytes) -> int:
-    total = sum(struct.unpack("!10H", header))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
+def _checksum(data: bytes) -> int:
+    """The Internet checksum (RFC 1071)."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    total = (total >> 16) + (total & 0xFFFF)
+    total += total >> 16
     return ~total & 0xFFFF
 
 
 def spoofed_datagram(src: tuple[str, int], dst: tuple[str, int], payload: bytes) -> bytes:
-    """An IPv4 + UDP packet from ``src`` (any address we like) to ``dst``.
-
-    The UDP checksum is 0 ("none", allowed over IPv4: RFC 768), the IP
-    header's is computed (the kernel fills it for IPPROTO_RAW anyway).
-    """
-    udp = struct.pack("!HHHH", src[1], dst[1], 8 + len(payload), 0) + payload
-    header = struct.pack(
-        "!BBHHHBBH4s4s",
-        0x45,  # version 4, 5 words of header
-        0,
-        20 + len(udp),
-        0,
-        0x4000,  # don't fragment
-        64,
-        socket.IPPROTO_UDP,
-        0,
-        socket.inet_aton(src[0]),
-        socket.inet_aton(dst[0]),
-    )
-    header = header[:10] + struct.pack("!H", _ip_checksum(header)) + header[12:]
+    """An IP + UDP packet from ``src`` (any address we like) to ``dst``, IPv4 or IPv6,
+    with a correct UDP checksum (mandatory over IPv6, RFC 8200 §8.1)."""
+    v6 = ":" in dst[0]
+    family = socket.AF_INET6 if v6 else socket.AF_INET
+    src_b, dst_b = socket.inet_pton(family, src[0]), socket.inet_pton(family, dst[0])
+    length = 8 + len(payload)
+    udp = struct.pack("!HHHH", src[1], dst[1], length, 0) + payload
+    if v6:
+        pseudo = src_b + dst_b + struct.pack("!I3xB", length, socket.IPPROTO_UDP)
+    else:  # RFC 768
+        pseudo = src_b + dst_b + struct.pack("!xBH", socket.IPPROTO_UDP, length)
+    udp = udp[:6] + struct.pack("!H", _checksum(pseudo + udp) or 0xFFFF) + udp[8:]
+    if v6:
+        header = struct.pack("!IHBB", 6 << 28, length, socket.IPPROTO_UDP, 64) + src_b + dst_b
+    else:
+        ident = int.from_bytes(os.urandom(2), "big")
+        header = struct.pack(
+            "!BBHHHBBH4s4s", 0x45, 0, 20 + length, ident, 0, 64, socket.IPPROTO_UDP, 0, src_b, dst_b
+        )
     return header + udp
 
 
 class SpoofingSocket:
     """Sends UDP with a forged source address (needs root: a raw socket)."""
 
-    def __init__(self) -> None:
-        self._sock = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+    def __init__(self, family: socket.AddressFamily = socket.AF_INET) -> None:
+        self._sock = socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        if family == socket.AF_INET:
+            self._sock.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
 
     def send(self, src: tuple[str, int], dst: tuple[str, int], payload: bytes) -> None:
         self._sock.sendto(spoofed_datagram(src, dst, payload), (dst[0], 0))
 
     def close(self) -> None:
         self._sock.close()
+
+
+def spoof_udp(src: str, sport: int, dst: tuple[str, int], payload: bytes) -> None:
+    """Send one datagram as if from ``src``:``sport``."""
+    sock = SpoofingSocket(socket.AF_INET6 if ":" in dst[0] else socket.AF_INET)
+    try:
+        sock.send((src, sport), dst, payload)
+    finally:
+        sock.close()
 
 
 def can_spoof() -> bool:

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import os
 import socket
-import struct
 import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from attackers import spoof_udp
 from harness import (
     CARRIER_IP,
     PBX_IP,
@@ -72,47 +72,6 @@ FORGED_AUTH = 12
 GARBAGE_IP = "127.0.0.95"
 BYSTANDER_IP = "127.0.0.94"
 V6_FORGED = "::5:0:0:7"  # in ::/64, like ::1 (which the kernel lets us receive on)
-
-
-# --------------------------------------------------------------------------
-# forging datagrams
-# --------------------------------------------------------------------------
-
-
-def _checksum(data: bytes) -> int:
-    """The Internet checksum (RFC 1071)."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    total = (total >> 16) + (total & 0xFFFF)
-    total += total >> 16
-    return ~total & 0xFFFF
-
-
-def spoof_udp(src: str, sport: int, dst: tuple[str, int], payload: bytes) -> None:
-    """Send ``payload`` over UDP as if from ``src``:``sport`` (IPv4 or IPv6)."""
-    host, dport = dst
-    v6 = ":" in host
-    family = socket.AF_INET6 if v6 else socket.AF_INET
-    src_b, dst_b = socket.inet_pton(family, src), socket.inet_pton(family, host)
-    length = 8 + len(payload)
-    udp = struct.pack("!HHHH", sport, dport, length, 0) + payload
-    if v6:  # RFC 8200 §8.1 pseudo-header; the checksum is mandatory
-        pseudo = src_b + dst_b + struct.pack("!I3xB", length, socket.IPPROTO_UDP)
-    else:  # RFC 768
-        pseudo = src_b + dst_b + struct.pack("!xBH", socket.IPPROTO_UDP, length)
-    udp = udp[:6] + struct.pack("!H", _checksum(pseudo + udp) or 0xFFFF) + udp[8:]
-    if v6:
-        header = struct.pack("!IHBB", 6 << 28, length, socket.IPPROTO_UDP, 64) + src_b + dst_b
-    else:
-        ident = int.from_bytes(os.urandom(2), "big")
-        header = struct.pack(
-            "!BBHHHBBH4s4s", 0x45, 0, 20 + length, ident, 0, 64, socket.IPPROTO_UDP, 0, src_b, dst_b
-        )
-    with socket.socket(family, socket.SOCK_RAW, socket.IPPROTO_RAW) as raw:
-        if not v6:
-            raw.setsockopt(socket.IPPROTO_IP, socket.IP_HDRINCL, 1)
-        raw.sendto(header + udp, (host, 0))
 
 
 def request(

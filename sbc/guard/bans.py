@@ -13,6 +13,8 @@ room is made in this order:
 Automatic bans never push out manual ones: when only manual bans are left,
 an automatic ban finds no room and is not made (the source stays rate
 limited). Expiry is lazy: a ban is dropped when looked up after its end.
+:attr:`BanTable.version` moves on every change, so a follower (the kernel
+filter) can tell in O(1) whether there is anything to copy.
 """
 
 from __future__ import annotations
@@ -35,11 +37,13 @@ class Ban:
 class BanTable:
     """Bans by source key, with the eviction order above."""
 
-    __slots__ = ("_auto", "_manual", "by_source")
+    __slots__ = ("_auto", "_manual", "by_source", "version")
 
     def __init__(self) -> None:
         #: the hot path's one lookup: source key -> ban
         self.by_source: dict[str, Ban] = {}
+        #: bumped whenever a ban is made, lifted, expired or pushed out
+        self.version = 0
         self._auto: OrderedDict[str, None] = OrderedDict()  # in the order they were made
         self._manual: OrderedDict[str, None] = OrderedDict()
 
@@ -54,6 +58,7 @@ class BanTable:
             return False
         self.by_source[ban.source] = ban
         (self._manual if manual else self._auto)[ban.source] = None
+        self.version += 1
         return True
 
     def lift(self, source: str) -> bool:
@@ -61,6 +66,7 @@ class BanTable:
             return False
         self._auto.pop(source, None)
         self._manual.pop(source, None)
+        self.version += 1
         return True
 
     def in_force(self, now: float) -> list[Ban]:
@@ -75,6 +81,7 @@ class BanTable:
             order = self._auto or self._manual
             source, _ = order.popitem(last=order is self._auto)
             del self.by_source[source]
+            self.version += 1
 
     def _make_room(self, now: float, max_bans: int, manual: bool) -> bool:
         self._expire_front(self._auto, now)
@@ -87,6 +94,7 @@ class BanTable:
             else:
                 return False
             del self.by_source[source]
+            self.version += 1
         return True
 
     def _expire_front(self, order: OrderedDict[str, None], now: float) -> None:
@@ -97,3 +105,4 @@ class BanTable:
                 return
             order.popitem(last=False)
             del self.by_source[source]
+            self.version += 1

@@ -84,6 +84,8 @@ class KernelFilter:
         self._bans = KernelBans()
         self._failing = False  # a failed sync: the next one is a full resync
         self.errors = 0
+        # Drops counted by the tables a rebuild replaced: the metric never goes back.
+        self._carried = dict.fromkeys(COUNTERS, 0)
 
     @property
     def installed(self) -> bool:
@@ -104,7 +106,9 @@ class KernelFilter:
         spec = _with_ban_prefixes(spec, bans)
         diff = self._bans.resync(bans, now)
         adds = ban_commands(self.table, diff.timeouts(), ())
+        counted = self.dropped()
         self._nft.run(ruleset(self.table, spec) + adds)
+        self._carried = counted
         self._spec = spec
         self._bans.applied(diff)
         self._failing = False
@@ -135,13 +139,16 @@ class KernelFilter:
         self._bans.applied(diff)
 
     def dropped(self) -> dict[str, int]:
-        """Packets dropped in the kernel, by reason (the counter names); zeros if unreadable."""
+        """Packets dropped in the kernel since the filter was installed, by reason (the
+        counter names); what the table counts now is left out while it cannot be read."""
+        total = dict(self._carried)
         if self._spec is None:
-            return dict.fromkeys(COUNTERS, 0)
+            return total
         try:
-            return dict(self._counters(self.table, COUNTERS))
+            now = self._counters(self.table, COUNTERS)
         except OSError:
-            return dict.fromkeys(COUNTERS, 0)
+            return total
+        return {name: total[name] + now.get(name, 0) for name in COUNTERS}
 
     def close(self) -> None:
         """Delete the table and free libnftables (the table would go with it anyway)."""

@@ -156,6 +156,8 @@ def test_dropped_counts_and_close() -> None:
     assert kernel.dropped() == {"banned": 0, "rate": 0, "trunk_rate": 0}  # not installed
     kernel.apply(SPEC, {}, 0.0)
     assert kernel.dropped() == {"banned": 3, "rate": 3, "trunk_rate": 3}
+    kernel.apply(SPEC, {}, 1.0)  # a rebuilt table counts from 0: the total goes on
+    assert kernel.dropped() == {"banned": 6, "rate": 6, "trunk_rate": 6}
     kernel.close()
     assert nft.commands[-1] == "delete table inet sbc_1\n"
     assert nft.closed

@@ -503,6 +503,11 @@ class Guard:
         """Moves whenever the ban table changes (O(1): for followers such as the kernel filter)."""
         return self._bans.version
 
+    def ban_changes(self) -> set[str] | None:
+        """Source keys whose ban was made, lifted or ended since the last call, for a
+        follower; None when unknown (first call, or too many): compare everything."""
+        return self._bans.drain_changes()
+
     @property
     def ban_table(self) -> Mapping[str, Ban]:
         """Every ban by source key, read-only and uncopied; expired ones may linger

@@ -24,7 +24,7 @@ logged once per failure streak, never per packet.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import replace
 from typing import Any, Protocol
 
@@ -113,12 +113,16 @@ class KernelFilter:
         self._bans.applied(diff)
         self._failing = False
 
-    def sync(self, bans: Mapping[str, HasUntil], now: float) -> None:
-        """Bring the ban sets to ``bans`` (the guard's, by key); never raises."""
+    def sync(
+        self, bans: Mapping[str, HasUntil], now: float, keys: Iterable[str] | None = None
+    ) -> None:
+        """Bring the ban sets to ``bans`` (the guard's, by key), looking at ``keys``
+        only (those that changed) or, when None, at all; never raises."""
         spec = self._spec
         if spec is None:
             return
-        diff = self._bans.resync(bans, now) if self._failing else self._bans.diff(bans, now)
+        bans_now = self._bans
+        diff = bans_now.resync(bans, now) if self._failing else bans_now.diff(bans, now, keys)
         if not diff:
             return
         try:
@@ -126,7 +130,9 @@ class KernelFilter:
                 self.apply(spec, bans, now)
                 return
             flush = spec.ban_prefixes if diff.flush else ()
-            self._nft.run(ban_commands(self.table, diff.timeouts(), diff.delete, flush=flush))
+            commands = ban_commands(self.table, diff.timeouts(), diff.delete, flush=flush)
+            if commands:  # nothing when elements only lapsed by themselves
+                self._nft.run(commands)
         except NftablesError as exc:
             self.errors += 1
             if not self._failing:

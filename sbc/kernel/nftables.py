@@ -34,11 +34,19 @@ _NFT_CTX_DEFAULT = 0
 _EPERM_TEXT = "Operation not permitted"
 
 
+#: libnftables echoes the failing command after its error line: a batch of bans
+#: can be megabytes, so an error keeps its first lines, this long at most.
+_MAX_ERROR_CHARS = 400
+
+
 class NftablesError(Exception):
-    """A command failed; ``message`` is libnftables' error text."""
+    """A command failed; the message is libnftables' error text (cut short)."""
 
     def __init__(self, message: str) -> None:
-        super().__init__(message.strip() or "libnftables failed")
+        text = message.strip() or "libnftables failed"
+        if len(text) > _MAX_ERROR_CHARS:
+            text = text[:_MAX_ERROR_CHARS] + "..."
+        super().__init__(text)
 
     @property
     def permission_denied(self) -> bool:

@@ -4,8 +4,10 @@ The runtime (``sbc/app.py``) calls :meth:`KernelFilterRuntime.start` once its
 sockets are bound, :meth:`~KernelFilterRuntime.reload` with each new policy,
 :meth:`~KernelFilterRuntime.follow` every :data:`SYNC_INTERVAL_S` and
 :meth:`~KernelFilterRuntime.close` at shutdown. ``follow`` costs one integer
-comparison unless the guard's ban table changed (its version moved), or a
-minute passed (a ban longer than an element's longest timeout is put back).
+comparison unless the guard's ban table changed (its version moved); then it
+looks at the sources that changed (the guard's journal of them). Once a
+minute it compares the whole table (a ban longer than an element's longest
+timeout is put back).
 
 A reload that turns the filter ``off`` deletes the table; one that turns it
 back on installs it again. A reload never stops the SBC: with ``on``, a
@@ -70,10 +72,12 @@ class KernelFilterRuntime:
             self.filter = None
             log.info("kernel_filter.removed", table=kernel.table)
             return
+        guard.ban_changes()  # the rebuilt table holds every ban: start the journal afresh
         try:
             kernel.apply(spec_for(policy, self._listeners), kernel_bans(guard), now)
         except NftablesError as exc:  # the old table stays, whole
             log.error("kernel_filter.reload_failed", table=kernel.table, error=str(exc))
+            self._version, self._next_full = -1, now  # compare everything next time
             return
         self._version = guard.ban_version
 
@@ -86,8 +90,11 @@ class KernelFilterRuntime:
         if version == self._version and now < self._next_full and not kernel.failing:
             return
         self._version = version
-        self._next_full = now + _FULL_SYNC_S
-        kernel.sync(kernel_bans(guard), now)
+        changed = guard.ban_changes()
+        if changed is None or now >= self._next_full:
+            changed = None  # compare everything
+            self._next_full = now + _FULL_SYNC_S
+        kernel.sync(kernel_bans(guard), now, changed)
 
     def stats(self) -> dict[str, int]:
         """For metrics: ``installed`` (0/1), ``bans`` held, and drops per reason."""
@@ -104,6 +111,7 @@ class KernelFilterRuntime:
     def _install(self, policy: Policy, guard: Guard, now: float) -> None:
         settings = policy.security.kernel_filter
         spec = spec_for(policy, self._listeners)
+        guard.ban_changes()  # the new table holds every ban: start the journal afresh
         self.filter = self._open(settings, spec, kernel_bans(guard), now)
         self._version = guard.ban_version
         self._next_full = now + _FULL_SYNC_S

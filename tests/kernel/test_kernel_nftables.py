@@ -54,6 +54,15 @@ def test_an_error_reply_raises_with_its_errno() -> None:
         counter_packets(b"\0" * 4)
 
 
+def test_errors_are_cut_short() -> None:
+    """libnftables echoes the failing command: a batch of bans must not land in the log."""
+    error = NftablesError("Error: boom\nadd element inet t banned4_32 { " + "1.2.3.4, " * 10_000)
+    assert str(error).startswith("Error: boom\nadd element")
+    assert len(str(error)) <= 403
+    assert not error.permission_denied
+    assert NftablesError("Error: Operation not permitted").permission_denied
+
+
 def test_a_missing_library_is_reported() -> None:
     with pytest.raises(NftablesUnavailableError):
         Nftables("libnftables-does-not-exist.so.9")

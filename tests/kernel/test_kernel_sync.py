@@ -47,8 +47,9 @@ def test_an_expired_ban_needs_no_command() -> None:
     applied(kernel, bans(("192.0.2.7", 60.0)), now=0.0)
     # The guard forgot it (or still lists it, expired): the kernel's element timed out.
     assert not kernel.diff({}, now=60.5)
-    assert not kernel.diff(bans(("192.0.2.7", 60.0)), now=61.0)
-    applied(kernel, {}, now=70.0)
+    diff = kernel.diff(bans(("192.0.2.7", 60.0)), now=61.0)
+    assert (diff.add, diff.delete, diff.lapsed) == ((), (), ("192.0.2.7",))
+    kernel.applied(diff)
     assert len(kernel) == 0  # forgotten once surely lapsed
 
 
@@ -84,6 +85,19 @@ def test_a_ban_longer_than_an_element_may_last_is_put_back() -> None:
     diff = kernel.diff(bans(("192.0.2.7", year)), now=MAX_TIMEOUT_S + 2 * MARGIN_S)
     assert list(diff.timeouts()) == [("192.0.2.7", year - MAX_TIMEOUT_S - 2 * MARGIN_S)]
     assert diff.delete == ()
+
+
+def test_only_the_changed_keys_are_looked_at() -> None:
+    kernel = KernelBans()
+    table = bans(("192.0.2.7", 600.0), ("192.0.2.8", 600.0))
+    applied(kernel, table, now=0.0)
+    del table["192.0.2.7"]  # lifted, but not among the keys said to have changed
+    table.update(bans(("192.0.2.9", 600.0)))
+    diff = kernel.diff(table, 1.0, keys={"192.0.2.9"})
+    assert (diff.add, diff.delete) == ((("192.0.2.9", 600.0),), ())
+    kernel.applied(diff)
+    full = kernel.diff(table, 2.0)  # the minute's full comparison catches everything
+    assert (full.add, full.delete) == ((), ("192.0.2.7",))
 
 
 def test_resync_flushes_and_puts_every_ban_in() -> None:

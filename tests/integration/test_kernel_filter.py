@@ -8,7 +8,9 @@
   datagrams dropped in the kernel while the carrier's SIPp calls complete;
 - (c) the table is rebuilt on a policy reload (new ceiling, the bans kept)
   and gone once the SBC stops, by SIGTERM or SIGKILL;
-- (d) ``kernel_filter: off`` leaves no table.
+- (d) ``kernel_filter: off`` leaves no table;
+- (e) without CAP_NET_ADMIN (``setpriv`` drops it), ``auto`` starts and says
+  why it runs in userspace only, ``on`` refuses to start (exit status 3).
 
 What the SBC read comes from its ``/metrics``; what the kernel holds from
 ``nft -j list``. Needs root (nftables) and the ``nft`` program.
@@ -24,6 +26,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -31,7 +34,16 @@ from typing import Any
 
 import httpx
 import pytest
-from harness import CARRIER_IP, PBX_IP, SbcProcess, Sipp, options_request, serving
+from harness import (
+    CARRIER_IP,
+    PBX_IP,
+    REPO_ROOT,
+    SbcProcess,
+    Sipp,
+    options_ping,
+    options_request,
+    serving,
+)
 
 pytestmark = [
     pytest.mark.integration,
@@ -280,3 +292,53 @@ def test_off_leaves_no_table(tmp_path: Path) -> None:
         assert metrics(sbc)["sbc_kernel_filter_up"] == 0
     finally:
         sbc.stop()
+
+
+def without_net_admin(sbc: SbcProcess) -> subprocess.Popen[bytes]:
+    """``sbc run`` as root but without CAP_NET_ADMIN, as an unprivileged service runs."""
+    env = dict(os.environ, PYTHONPATH=str(REPO_ROOT), PYTHONUNBUFFERED="1")
+    return subprocess.Popen(
+        [
+            "setpriv",
+            "--bounding-set=-net_admin",
+            "--inh-caps=-net_admin",
+            "--",
+            sys.executable,
+            "-m",
+            "sbc",
+            "run",
+            "--policies",
+            str(sbc.policies),
+        ],
+        cwd=REPO_ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=sbc.stdout_path.open("wb"),
+        stderr=sbc.stderr_path.open("wb"),
+        start_new_session=True,
+    )
+
+
+@pytest.mark.skipif(shutil.which("setpriv") is None, reason="setpriv (util-linux) absent")
+def test_without_the_capability_auto_runs_in_userspace_and_on_refuses(tmp_path: Path) -> None:
+    """(e) The kernel says no: ``auto`` serves anyway and logs why, once; ``on``
+    stops the start with exit status 3 and the reason."""
+    auto = SbcProcess(tmp_path / "auto", extra_files={"security.yaml": ""})
+    proc = without_net_admin(auto)
+    try:
+        assert eventually(lambda: options_ping(CARRIER_IP, auto.ext, timeout=0.3) == 200)
+        event = auto.wait_log_event({"kernel_filter.unavailable"}, 0, timeout=5.0)
+        assert event is not None, auto.stderr_tail()
+        assert "CAP_NET_ADMIN" in str(event.get("reason")), event
+        assert f"sbc_{proc.pid}" not in tables()
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+    assert [e.get("event") for e in auto.log_events()].count("kernel_filter.unavailable") == 1
+
+    on = SbcProcess(tmp_path / "on", extra_files={"security.yaml": "kernel_filter: {mode: on}\n"})
+    proc = without_net_admin(on)
+    assert proc.wait(timeout=30) == 3
+    failed = on.wait_log_event({"sbc.start_failed"}, 0, timeout=1.0)
+    assert failed is not None, on.stderr_tail()
+    assert "CAP_NET_ADMIN" in str(failed.get("error")), failed

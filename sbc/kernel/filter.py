@@ -62,10 +62,6 @@ class Binding(Protocol):
 CounterReader = Callable[[str, tuple[str, ...]], Mapping[str, int]]
 
 
-def _read_counters(table: str, names: tuple[str, ...]) -> Mapping[str, int]:
-    return read_counters(table, names)
-
-
 def table_name(pid: int | None = None) -> str:
     """``sbc_<pid>``: one table per SBC process."""
     return f"sbc_{os.getpid() if pid is None else pid}"
@@ -75,7 +71,7 @@ class KernelFilter:
     """The SBC's nftables table, rebuilt per policy, its ban sets following the guard."""
 
     def __init__(
-        self, binding: Binding, table: str, counters: CounterReader = _read_counters
+        self, binding: Binding, table: str, counters: CounterReader = read_counters
     ) -> None:
         self._nft = binding
         self.table = table
@@ -203,7 +199,7 @@ def open_filter(
     *,
     binding: Callable[[], Binding] = Nftables,
     table: str | None = None,
-    counters: CounterReader = _read_counters,
+    counters: CounterReader = read_counters,
 ) -> KernelFilter | None:
     """The kernel filter installed per ``settings.mode`` (module docstring), or None."""
     if settings.mode == "off":

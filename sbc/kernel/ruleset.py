@@ -181,7 +181,7 @@ def _listener_sets(listeners: Sequence[Listener]) -> list[str]:
             for family in families:
                 anywhere[family].add(f"{protocol} . {listener.port}")
             continue
-        address = ipaddress.ip_address(listener.address)
+        address = ipaddress.ip_address(listener.address.split("%", 1)[0])  # no zone
         exact[address.version].add(f"{address} . {protocol} . {listener.port}")
     lines = []
     for family in (4, 6):

@@ -16,6 +16,14 @@ run (these machines are noisy). Prints one line per class:
     hostile: attack=header_bomb ratio=0.95 cps=285/300 attack_pps=11000 answers=0 ...
 
     python bench/hostile.py [--classes a,b] [--step-s 5] [--rates 100,150,...]
+                            [--branch-pps 200 | --branch-pps 0]
+
+The policy is the demo's with the defaults of ``security.yaml`` (the kernel
+filter on when run as root: ``kernel_filter: auto``), plus what
+docs/security.md advises for a trunk anyone can forge over UDP: the branch's
+own limits, ``rate_limits.per_trunk`` and a kernel ceiling
+(``kernel_filter.per_trunk``, ``--branch-pps``, 0 = none: the shared
+``trunk_pps``).
 
 Target (issue 11): ratio >= 0.8 for every class.
 """
@@ -44,6 +52,20 @@ SECRET_ENV = "SBC_BENCH_BRANCH_SECRET"
 #: Legitimate rate steps below the clean peak, as shares of it.
 SHARES = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4)
 SBC_CPUS, DRIVER_CPUS = {0}, {1}
+
+
+def branch_security(pps: int, kernel_filter: str = "auto") -> str:
+    """``security.yaml``: the branch office sized as docs/security.md advises (a few
+    phones: 20 INVITEs/s, and a kernel ceiling of ``pps`` packets/s per address)."""
+    text = (
+        "rate_limits:\n"
+        "  per_trunk:\n"
+        "    branch: {INVITE: {rate: 20, burst: 40}, other: {rate: 100, burst: 200}}\n"
+        f"kernel_filter:\n  mode: {kernel_filter}\n"
+    )
+    if pps:
+        text += f"  per_trunk:\n    branch: {{pps: {pps}, burst: {2 * pps}}}\n"
+    return text
 
 
 def _pin_tree(pid: int, cpus: set[int]) -> None:
@@ -139,6 +161,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--classes", default=",".join(ATTACKS))
     ap.add_argument("--rates", default="100,150,200,250,300,350,400,450,500")
     ap.add_argument("--step-s", type=float, default=5.0)
+    ap.add_argument(
+        "--branch-pps", type=int, default=200, help="the branch's kernel ceiling; 0 = none"
+    )
+    ap.add_argument(
+        "--kernel-filter", choices=("auto", "off"), default="auto", help="to compare without"
+    )
     args = ap.parse_args(argv)
     if SIPP is None:
         print("hostile: skipped (sipp not installed: apt install sip-tester)")
@@ -161,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         ],
         media_pairs=200,
         overload_delay_ms=None,  # the shipped default
+        extra_files={"security.yaml": branch_security(args.branch_pps, args.kernel_filter)},
     )
     sbc.start()
     _pin_tree(sbc.pid or 0, SBC_CPUS)

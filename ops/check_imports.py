@@ -28,6 +28,10 @@ EDGES = (
     "sbc/admin/problems.py",
     "sbc/admin/routers",
     "sbc/admin/server.py",
+    "sbc/kernel/nftables.py",
+    "sbc/kernel/netlink.py",
+    "sbc/kernel/filter.py",
+    "sbc/kernel/runtime.py",
 )
 FORBIDDEN = (
     "asyncio",
@@ -47,6 +51,10 @@ FORBIDDEN = (
     "sbc.media.relay.stun_answer",
     "sbc.media.relay.workers",
     "sbc.media.relay.channel",
+    "sbc.kernel.nftables",
+    "sbc.kernel.netlink",
+    "sbc.kernel.filter",
+    "sbc.kernel.runtime",
 )
 
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Set up everything sbc needs on a Debian machine, idempotently:
-#   ops/setup.sh          the runtime (virtualenv with sbc installed)
+#   ops/setup.sh          the runtime (virtualenv with sbc installed, nftables)
 #   ops/setup.sh --dev    plus test tools: SIPp and sipsak from Debian, dev extras
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +29,10 @@ apt_install() {
 if ! "$PYTHON" -c 'import venv, ensurepip' >/dev/null 2>&1; then
     apt_install python3-venv
 fi
+# nftables: libnftables for the kernel filter (kernel_filter in security.yaml; optional,
+# the SBC runs without it) and `nft` to look at its table. Installing it enables no
+# firewall: Debian leaves nftables.service off. The tests use `nft` as well.
+apt_install nftables
 if ((DEV)); then
     apt_install sip-tester sipsak sipvicious baresip
 fi

@@ -33,6 +33,9 @@ from sbc.b2bua.core import Core
 from sbc.cdr import CdrStoreError, SqliteCdrStore
 from sbc.cdr.writer import CdrWriter
 from sbc.gctune import FULL_COLLECTION_INTERVAL_S, full_collection, tune_gc
+from sbc.kernel.filter import KernelFilterError
+from sbc.kernel.ruleset import Listener
+from sbc.kernel.runtime import SYNC_INTERVAL_S, KernelFilterRuntime
 from sbc.load import LoadMonitor
 from sbc.log import configure_logging
 from sbc.media.anchor import MediaAnchor
@@ -94,6 +97,9 @@ class Runtime:
         self.listening = False
         self.admin: AdminServer | None = None
         self.cdr: CdrWriter | None = None
+        #: nftables in front of the listeners (kernel_filter in security.yaml)
+        self.kernel = KernelFilterRuntime()
+        self._kernel_handle: asyncio.TimerHandle | None = None
         # Media counters of calls that have ended (live calls are read on demand).
         self.media_totals: dict[str, float] = {"packets": 0.0, "octets": 0.0, "lost": 0.0}
         self.facade = RuntimeFacade(self)
@@ -132,12 +138,14 @@ class Runtime:
                 transports=sorted(interface.transports),
             )
         self.listening = True
+        self.kernel.start(self.policy, self._listeners(), self.core.guard, self._loop.time())
+        self._kernel_handle = self._loop.call_later(SYNC_INTERVAL_S, self._follow_bans)
         self.admin = await self._start_admin()
 
     async def serve(self) -> int:
         try:
             await self.start()
-        except (AdminConfigError, CdrStoreError, TlsConfigError, OSError) as exc:
+        except (AdminConfigError, CdrStoreError, TlsConfigError, KernelFilterError, OSError) as exc:
             log.error("sbc.start_failed", error=str(exc))
             await self.shutdown(0.0)  # whatever did start (workers, sockets) goes
             return EXIT_START_FAILED
@@ -177,6 +185,9 @@ class Runtime:
         elif self._relay is not None:
             self._relay.close()
         await self.transport.close()
+        if self._kernel_handle is not None:
+            self._kernel_handle.cancel()
+        self.kernel.close()  # it kept dropping floods while calls drained
         if self.cdr is not None:
             await self.cdr.aclose()  # every record of every call written
         log.info("sbc.stopped", calls_left=len(self.core.calls))
@@ -206,6 +217,8 @@ class Runtime:
         except TlsConfigError as exc:  # files went missing since validation: keep the old
             log.error("tls.config_error", error=str(exc))
         self.core.set_policy(policy, self.loop.time())
+        if self.listening:
+            self.kernel.reload(policy, self.core.guard, self.loop.time())
         if isinstance(self.core.media, MediaAnchor):  # calls above a lower capacity go on
             self.core.media.transcoding.resize(policy.settings.transcoding.max_sessions)
             self.core.media.opus_complexity = policy.settings.transcoding.opus_complexity
@@ -340,6 +353,21 @@ class Runtime:
         if again:
             log.info("registration.reconnected", trunks=again)
             self._rearm()
+
+    def _listeners(self) -> list[Listener]:
+        """The sockets the SIP interfaces are bound to (ports chosen by the OS included)."""
+        found = []
+        for interface in self.policy.interfaces.values():
+            for transport in sorted(interface.transports):
+                with contextlib.suppress(KeyError):
+                    host, port = self.transport.bound(interface.name, transport)
+                    found.append(Listener(host, transport, port))
+        return found
+
+    def _follow_bans(self) -> None:
+        """The kernel's ban sets follow the guard's table (a no-op unless it changed)."""
+        self.kernel.follow(self.core.guard, self.loop.time())
+        self._kernel_handle = self.loop.call_later(SYNC_INTERVAL_S, self._follow_bans)
 
     def _full_gc(self) -> None:
         found, seconds = full_collection()

@@ -81,6 +81,9 @@ class PopulatedSource:
     def topology_leaks(self) -> Mapping[tuple[str, str], int]:
         return {("X-Origin", "scrubbed"): 1}
 
+    def kernel_filter(self) -> Mapping[str, int]:
+        return {"installed": 1, "bans": 1, "banned": 1}
+
 
 def exported() -> tuple[set[str], set[str]]:
     """(sample names a scrape contains, sbc_ family names)."""
@@ -218,18 +221,25 @@ def unit() -> configparser.ConfigParser:
     return parser
 
 
-def test_systemd_unit_runs_unprivileged_with_only_the_low_ports_capability(
+def test_systemd_unit_runs_unprivileged_with_only_the_ports_and_filter_capabilities(
     unit: configparser.ConfigParser,
 ) -> None:
     service = unit["Service"]
     assert service["User"] == "sbc"
-    assert service["AmbientCapabilities"] == "CAP_NET_BIND_SERVICE"
-    assert service["CapabilityBoundingSet"] == "CAP_NET_BIND_SERVICE"
+    # Low ports, and the kernel filter's nftables table (kernel_filter in security.yaml).
+    capabilities = {"CAP_NET_BIND_SERVICE", "CAP_NET_ADMIN"}
+    assert set(service["AmbientCapabilities"].split()) == capabilities
+    assert set(service["CapabilityBoundingSet"].split()) == capabilities
     assert service["NoNewPrivileges"] == "yes"
     assert service["ProtectSystem"] == "strict"
     assert service["ProtectHome"] == "yes"
     assert service["PrivateTmp"] == "yes"
-    assert set(service["RestrictAddressFamilies"].split()) == {"AF_INET", "AF_INET6", "AF_UNIX"}
+    assert set(service["RestrictAddressFamilies"].split()) == {
+        "AF_INET",
+        "AF_INET6",
+        "AF_UNIX",
+        "AF_NETLINK",  # nftables
+    }
     assert set(service["ReadWritePaths"].split()) == {"/var/lib/sbc", "/etc/sbc/policies"}
     assert service["EnvironmentFile"] == "-/etc/sbc/env"
     assert int(service["LimitNOFILE"]) >= 65536

@@ -327,6 +327,9 @@ class RuntimeFacade:
     def transport_stats(self) -> Mapping[str, int]:
         return dataclasses.asdict(self.rt.transport.stats)
 
+    def kernel_filter(self) -> Mapping[str, int]:
+        return self.rt.kernel.stats()
+
     def cdr_stats(self) -> Mapping[str, int]:
         writer = self.rt.cdr
         if writer is None:

@@ -98,6 +98,8 @@ class MetricsSource(Protocol):
 
     def topology_leaks(self) -> Mapping[tuple[str, str], int]: ...  # (header, action) -> messages
 
+    def kernel_filter(self) -> Mapping[str, int]: ...  # installed, bans, banned, rate, trunk_rate
+
 
 # --- the names, as data: (source key, metric name, help) ------------------------------
 
@@ -245,6 +247,10 @@ CDR_RESULTS = ("written", "dropped", "failed")
 CALL_DISPOSITIONS = tuple(d.value for d in Disposition)
 
 
+#: ``kernel_filter`` keys of packets dropped in the kernel, as ``reason`` labels.
+KERNEL_DROP_REASONS = ("banned", "rate", "trunk_rate")
+
+
 def _build_version() -> str:
     try:
         return version("sbc")
@@ -277,6 +283,7 @@ class SbcCollector(Collector):
             self._registration_relay,
             self._transport,
             self._leaks,
+            self._kernel_filter,
             self._runtime,
         )
 
@@ -500,6 +507,31 @@ class SbcCollector(Collector):
         for (header, action), count in sorted(self.source.topology_leaks().items()):
             leaks.add_metric([header, action], count)
         return [leaks]
+
+    def _kernel_filter(self) -> list[Metric]:
+        stats = self.source.kernel_filter()
+        dropped = CounterMetricFamily(
+            "sbc_kernel_filter_dropped_total",
+            "Packets to the SIP listeners the kernel filter (nftables) dropped: banned"
+            " (a ban in force), rate (a stranger over kernel_filter.stranger_pps),"
+            " trunk_rate (a trunk address over its ceiling).",
+            labels=["reason"],
+        )
+        for reason in KERNEL_DROP_REASONS:
+            dropped.add_metric([reason], stats.get(reason, 0))
+        return [
+            GaugeMetricFamily(
+                "sbc_kernel_filter_up",
+                "1 while the kernel filter's nftables table is installed (kernel_filter.mode).",
+                value=stats.get("installed", 0),
+            ),
+            GaugeMetricFamily(
+                "sbc_kernel_filter_bans",
+                "Bans held in the kernel filter's sets (follows sbc_bans_active within ~1 s).",
+                value=stats.get("bans", 0),
+            ),
+            dropped,
+        ]
 
     def _runtime(self) -> list[Metric]:
         lag = GaugeMetricFamily(

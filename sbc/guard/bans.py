@@ -13,6 +13,10 @@ room is made in this order:
 Automatic bans never push out manual ones: when only manual bans are left,
 an automatic ban finds no room and is not made (the source stays rate
 limited). Expiry is lazy: a ban is dropped when looked up after its end.
+:attr:`BanTable.version` moves on every change, so a follower (the kernel
+filter) can tell in O(1) whether there is anything to copy, and
+:meth:`BanTable.drain_changes` tells it which sources changed, so copying
+costs what changed, not the size of the table.
 """
 
 from __future__ import annotations
@@ -22,6 +26,9 @@ from dataclasses import dataclass
 from typing import Literal
 
 BanReason = Literal["scanner", "rate", "malformed", "auth", "manual"]
+
+#: Changed sources remembered for a follower at most; past that it compares everything.
+JOURNAL_LIMIT = 65_536
 
 
 @dataclass(frozen=True)
@@ -35,11 +42,15 @@ class Ban:
 class BanTable:
     """Bans by source key, with the eviction order above."""
 
-    __slots__ = ("_auto", "_manual", "by_source")
+    __slots__ = ("_auto", "_journal", "_manual", "by_source", "version")
 
     def __init__(self) -> None:
         #: the hot path's one lookup: source key -> ban
         self.by_source: dict[str, Ban] = {}
+        #: bumped whenever a ban is made, lifted, expired or pushed out
+        self.version = 0
+        # Sources changed since drain_changes(); None until a follower asks, or on overflow.
+        self._journal: set[str] | None = None
         self._auto: OrderedDict[str, None] = OrderedDict()  # in the order they were made
         self._manual: OrderedDict[str, None] = OrderedDict()
 
@@ -54,6 +65,7 @@ class BanTable:
             return False
         self.by_source[ban.source] = ban
         (self._manual if manual else self._auto)[ban.source] = None
+        self._changed(ban.source)
         return True
 
     def lift(self, source: str) -> bool:
@@ -61,6 +73,7 @@ class BanTable:
             return False
         self._auto.pop(source, None)
         self._manual.pop(source, None)
+        self._changed(source)
         return True
 
     def in_force(self, now: float) -> list[Ban]:
@@ -75,6 +88,21 @@ class BanTable:
             order = self._auto or self._manual
             source, _ = order.popitem(last=order is self._auto)
             del self.by_source[source]
+            self._changed(source)
+
+    def drain_changes(self) -> set[str] | None:
+        """Sources whose ban changed since the last call; None when that is not known
+        (the first call, or more than :data:`JOURNAL_LIMIT` changes since)."""
+        changes, self._journal = self._journal, set()
+        return changes
+
+    def _changed(self, source: str) -> None:
+        self.version += 1
+        journal = self._journal
+        if journal is not None:
+            journal.add(source)
+            if len(journal) > JOURNAL_LIMIT:
+                self._journal = None  # bounded: the follower compares everything
 
     def _make_room(self, now: float, max_bans: int, manual: bool) -> bool:
         self._expire_front(self._auto, now)
@@ -87,6 +115,7 @@ class BanTable:
             else:
                 return False
             del self.by_source[source]
+            self._changed(source)
         return True
 
     def _expire_front(self, order: OrderedDict[str, None], now: float) -> None:
@@ -97,3 +126,4 @@ class BanTable:
                 return
             order.popitem(last=False)
             del self.by_source[source]
+            self._changed(source)

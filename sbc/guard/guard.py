@@ -498,6 +498,22 @@ class Guard:
         """Bans in force at ``now``, oldest first (expired ones are forgotten)."""
         return self._bans.in_force(now)
 
+    @property
+    def ban_version(self) -> int:
+        """Moves whenever the ban table changes (O(1): for followers such as the kernel filter)."""
+        return self._bans.version
+
+    def ban_changes(self) -> set[str] | None:
+        """Source keys whose ban was made, lifted or ended since the last call, for a
+        follower; None when unknown (first call, or too many): compare everything."""
+        return self._bans.drain_changes()
+
+    @property
+    def ban_table(self) -> Mapping[str, Ban]:
+        """Every ban by source key, read-only and uncopied; expired ones may linger
+        (compare their ``until`` with the time)."""
+        return MappingProxyType(self._bans.by_source)
+
     def unban(self, source: str) -> bool:
         """Lift the ban of ``source``, an address or a block as :meth:`bans` lists it
         (and forget its strikes); False if it was not banned."""

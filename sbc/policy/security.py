@@ -13,11 +13,11 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Annotated, Literal
 
-from pydantic import Field, Strict, ValidationInfo, field_validator
+from pydantic import Field, Strict, ValidationInfo, field_validator, model_validator
 
 from sbc.policy.refs import Reference
 from sbc.policy.schema import Name, Network, _Strict
@@ -160,6 +160,48 @@ class SourcePrefixSpec(_Strict):
     ipv6: Annotated[int, Strict(), Field(ge=32, le=128)] = 64
 
 
+class PacketCeilingSpec(_Strict):
+    """A per-source packet-rate ceiling in the kernel: ``pps`` sustained, ``burst`` at once."""
+
+    pps: Count
+    burst: Count
+
+
+class KernelFilterSpec(_Strict):
+    """The kernel filter (nftables), the first line of defence (docs/security.md).
+
+    ``auto`` uses it when libnftables loads and the SBC may (CAP_NET_ADMIN),
+    ``on`` refuses to start without it, ``off`` never touches the kernel.
+    The ceilings are packets per second per source (strangers keyed like the
+    guard keys them, trunk addresses one by one), far above what the
+    per-source buckets admit, so userspace still decides who is banned;
+    ``null`` switches one off.
+    """
+
+    mode: Literal["auto", "on", "off"] = "auto"
+    stranger_pps: Count | None = 500
+    stranger_burst: Count = 1000
+    trunk_pps: Count | None = 5000
+    trunk_burst: Count = 10_000
+    per_trunk: dict[Name, PacketCeilingSpec | None] = {}
+
+    @field_validator("mode", mode="before")
+    @classmethod
+    def _plain_on_off(cls, value: object) -> object:
+        """YAML 1.1 reads a plain ``on`` / ``off`` as a boolean."""
+        if isinstance(value, bool):
+            return "on" if value else "off"
+        return value
+
+    @model_validator(mode="after")
+    def _burst_holds_a_second(self) -> KernelFilterSpec:
+        for name in ("stranger", "trunk"):
+            pps, burst = getattr(self, f"{name}_pps"), getattr(self, f"{name}_burst")
+            if pps is not None and burst < pps:
+                raise ValueError(f"{name}_burst ({burst}) must be at least {name}_pps ({pps})")
+        return self
+
+
 class SecurityFile(_Strict):
     """``security.yaml``; an empty file is valid and gives the defaults."""
 
@@ -170,6 +212,7 @@ class SecurityFile(_Strict):
     banned: RefuseSpec = RefuseSpec()
     acl_denied: RefuseSpec = RefuseSpec()
     source_prefix: SourcePrefixSpec = SourcePrefixSpec()
+    kernel_filter: KernelFilterSpec = KernelFilterSpec()
 
 
 # --- compiled form ----------------------------------------------------------
@@ -337,6 +380,26 @@ class BanPolicy:
 
 
 @dataclass(frozen=True)
+class PacketCeiling:
+    """``pps`` packets per second per source, ``burst`` at once (the kernel filter)."""
+
+    pps: int
+    burst: int
+
+
+@dataclass(frozen=True)
+class KernelFilterPolicy:
+    """``kernel_filter`` compiled: the mode and the ceilings (None: no ceiling)."""
+
+    mode: Literal["auto", "on", "off"] = "auto"
+    stranger: PacketCeiling | None = PacketCeiling(500, 1000)
+    trunk: PacketCeiling | None = PacketCeiling(5000, 10_000)
+    per_trunk: Mapping[str, PacketCeiling | None] = field(
+        default_factory=lambda: MappingProxyType({})
+    )
+
+
+@dataclass(frozen=True)
 class SecurityPolicy:
     """``security.yaml`` compiled; immutable, swapped whole on reload."""
 
@@ -350,6 +413,7 @@ class SecurityPolicy:
     banned: Refusal
     acl_denied: Refusal
     source_prefix: tuple[int, int] = (32, 64)  # (IPv4, IPv6) prefix lengths of a source key
+    kernel_filter: KernelFilterPolicy = field(default_factory=KernelFilterPolicy)
 
 
 def compile_security(file: SecurityFile) -> SecurityPolicy:
@@ -372,6 +436,7 @@ def compile_security(file: SecurityFile) -> SecurityPolicy:
         banned=_refusal(file.banned),
         acl_denied=_refusal(file.acl_denied),
         source_prefix=(file.source_prefix.ipv4, file.source_prefix.ipv6),
+        kernel_filter=_kernel_filter(file.kernel_filter),
     )
 
 
@@ -386,6 +451,10 @@ def security_references(file: SecurityFile) -> list[Reference]:
     refs += [
         Reference(("rate_limits", "per_trunk", name), "trunk", name)
         for name in file.rate_limits.per_trunk
+    ]
+    refs += [
+        Reference(("kernel_filter", "per_trunk", name), "trunk", name)
+        for name in file.kernel_filter.per_trunk
     ]
     return refs
 
@@ -407,6 +476,23 @@ def _ban_policy(spec: BansSpec) -> BanPolicy:
         scanner_agents=agents,
         exempt=NetworkSet(spec.exempt),
         max_bans=spec.max_bans,
+    )
+
+
+def _kernel_filter(spec: KernelFilterSpec) -> KernelFilterPolicy:
+    def ceiling(pps: int | None, burst: int) -> PacketCeiling | None:
+        return None if pps is None else PacketCeiling(pps, burst)
+
+    return KernelFilterPolicy(
+        mode=spec.mode,
+        stranger=ceiling(spec.stranger_pps, spec.stranger_burst),
+        trunk=ceiling(spec.trunk_pps, spec.trunk_burst),
+        per_trunk=MappingProxyType(
+            {
+                name: None if entry is None else PacketCeiling(entry.pps, entry.burst)
+                for name, entry in spec.per_trunk.items()
+            }
+        ),
     )
 
 

@@ -105,6 +105,9 @@ class FakeSource:
     leaks: dict[tuple[str, str], int] = field(
         default_factory=lambda: {("X-Origin", "scrubbed"): 4, ("start-line", "blocked"): 1}
     )
+    kernel: dict[str, int] = field(
+        default_factory=lambda: {"installed": 1, "bans": 3, "banned": 5000, "rate": 70}
+    )
 
     def core_stats(self) -> Mapping[str, int]:
         return self.core
@@ -162,6 +165,9 @@ class FakeSource:
 
     def topology_leaks(self) -> Mapping[tuple[str, str], int]:
         return self.leaks
+
+    def kernel_filter(self) -> Mapping[str, int]:
+        return self.kernel
 
 
 #: Every sbc_ family: name as the text-format parser reports it -> type (the text
@@ -224,6 +230,9 @@ EXPECTED_TYPES = {
     "sbc_transport_oversized_datagrams": "counter",
     "sbc_tls_handshake_failures": "counter",
     "sbc_topology_leaks": "counter",
+    "sbc_kernel_filter_up": "gauge",
+    "sbc_kernel_filter_bans": "gauge",
+    "sbc_kernel_filter_dropped": "counter",
 }
 
 
@@ -425,6 +434,17 @@ def test_topology_leaks_by_part_and_action() -> None:
     assert value(families, "sbc_topology_leaks_total", header="start-line", action="blocked") == 1
 
 
+def test_kernel_filter_state_and_drops_by_reason() -> None:
+    families = scrape(FakeSource())
+    assert value(families, "sbc_kernel_filter_up") == 1
+    assert value(families, "sbc_kernel_filter_bans") == 3
+    assert value(families, "sbc_kernel_filter_dropped_total", reason="banned") == 5000
+    assert value(families, "sbc_kernel_filter_dropped_total", reason="rate") == 70
+    assert value(families, "sbc_kernel_filter_dropped_total", reason="trunk_rate") == 0
+    off = scrape(FakeSource(kernel={}))
+    assert value(off, "sbc_kernel_filter_up") == 0
+
+
 def test_build_info_carries_the_version() -> None:
     registry = build_registry(FakeSource())
     assert registry.get_sample_value("sbc_build_info", {"version": "1.2.3"}) is None
@@ -451,6 +471,7 @@ def test_an_empty_sbc_still_exports_every_family() -> None:
         cdr={},
         relay={},
         leaks={},
+        kernel={},
     )
     assert sbc_families(scrape(empty)) == EXPECTED_TYPES
 

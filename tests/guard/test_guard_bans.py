@@ -197,6 +197,56 @@ def test_bans_list_only_those_in_force_oldest_first() -> None:
     assert [b.source for b in g.bans(100.0)] == ["192.0.2.2"]
 
 
+def test_the_ban_version_moves_on_every_change_and_only_then() -> None:
+    """The kernel filter copies the ban table only when its version moved."""
+    g = guard({"bans": {"duration_s": 100, "max_bans": 2}})
+    seen = [g.ban_version]
+
+    def moved() -> bool:
+        seen.append(g.ban_version)
+        return seen[-1] != seen[-2]
+
+    assert invite(g, 0.0) == "allow"
+    assert not moved()  # traffic alone changes nothing
+    g.ban("192.0.2.1", 0.0)
+    assert moved()
+    assert g.ban_table["192.0.2.1"].until == 100.0
+    g.check("OPTIONS", "192.0.2.2", "external", None, "friendly-scanner", 1.0)
+    g.check("OPTIONS", "192.0.2.3", "external", None, "friendly-scanner", 2.0)  # pushes .2 out
+    assert moved()
+    assert set(g.ban_table) == {"192.0.2.1", "192.0.2.3"}
+    assert g.unban("192.0.2.1")
+    assert moved()
+    assert not g.unban("192.0.2.1")
+    assert not moved()
+    assert invite(g, 200.0, source="192.0.2.3") == "allow"  # expired when looked up
+    assert moved()
+    assert dict(g.ban_table) == {}
+
+
+def test_ban_changes_name_the_sources_that_changed() -> None:
+    g = guard({"bans": {"duration_s": 100, "max_bans": 2}})
+    g.ban("192.0.2.1", 0.0)
+    assert g.ban_changes() is None  # the journal starts at the first question
+    assert g.ban_changes() == set()
+    g.check("OPTIONS", "192.0.2.2", "external", None, "friendly-scanner", 1.0)
+    g.check("OPTIONS", "192.0.2.3", "external", None, "friendly-scanner", 2.0)  # pushes .2 out
+    g.unban("192.0.2.1")
+    assert g.ban_changes() == {"192.0.2.1", "192.0.2.2", "192.0.2.3"}
+    assert g.ban_changes() == set()
+
+
+def test_ban_changes_are_bounded_when_nobody_asks(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("sbc.guard.bans.JOURNAL_LIMIT", 3)
+    g = guard({"bans": {"duration_s": 100}})
+    assert g.ban_changes() is None
+    for i in range(5):
+        g.ban(f"192.0.2.{i}", 0.0)
+    assert g.ban_changes() is None  # too many to list: compare everything
+    g.ban("192.0.2.9", 0.0)
+    assert g.ban_changes() == {"192.0.2.9"}
+
+
 def test_a_full_ban_table_makes_room_with_its_newest_automatic_ban() -> None:
     g = guard({"bans": {"max_bans": 5}})
     for i in range(12):

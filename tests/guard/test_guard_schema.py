@@ -13,6 +13,8 @@ from sbc.policy.admission import AdmissionFile, Limit, admission_references, com
 from sbc.policy.refs import Reference
 from sbc.policy.security import (
     DEFAULT_SCANNER_USER_AGENTS,
+    KernelFilterPolicy,
+    PacketCeiling,
     RateLimit,
     Refusal,
     SecurityFile,
@@ -151,6 +153,15 @@ def test_compiled_form_normalizes_user_agents_and_drops_empty_trunk_limits() -> 
         ({"banned": {"action": "reject"}}, ("banned", "action")),
         ({"acl_denied": {"action": "reject"}}, ("acl_denied", "action")),
         ({"rate_limit": {}}, ("rate_limit",)),
+        ({"kernel_filter": {"mode": "maybe"}}, ("kernel_filter", "mode")),
+        ({"kernel_filter": {"stranger_pps": 0}}, ("kernel_filter", "stranger_pps")),
+        ({"kernel_filter": {"trunk_burst": 1.5}}, ("kernel_filter", "trunk_burst")),
+        ({"kernel_filter": {"stranger_pps": 600, "stranger_burst": 500}}, ("kernel_filter",)),
+        (
+            {"kernel_filter": {"per_trunk": {"b": {"pps": 5}}}},
+            ("kernel_filter", "per_trunk", "b", "burst"),
+        ),
+        ({"kernel_filter": {"ceiling": 5}}, ("kernel_filter", "ceiling")),
     ],
 )
 def test_security_errors_name_the_exact_field(
@@ -168,13 +179,42 @@ def test_security_error_messages_are_readable() -> None:
 
 def test_security_references_point_at_their_keys() -> None:
     file = SecurityFile.model_validate(
-        {"acl": {"external": {}}, "rate_limits": {"per_trunk": {"carrier": {}, "pbx": {}}}}
+        {
+            "acl": {"external": {}},
+            "rate_limits": {"per_trunk": {"carrier": {}, "pbx": {}}},
+            "kernel_filter": {"per_trunk": {"branch": None}},
+        }
     )
     assert security_references(file) == [
         Reference(("acl", "external"), "interface", "external"),
         Reference(("rate_limits", "per_trunk", "carrier"), "trunk", "carrier"),
         Reference(("rate_limits", "per_trunk", "pbx"), "trunk", "pbx"),
+        Reference(("kernel_filter", "per_trunk", "branch"), "trunk", "branch"),
     ]
+
+
+def test_kernel_filter_defaults_and_settings() -> None:
+    assert default_security().kernel_filter == KernelFilterPolicy(
+        mode="auto",
+        stranger=PacketCeiling(500, 1000),
+        trunk=PacketCeiling(5000, 10_000),
+    )
+    policy = compile_security(
+        SecurityFile.model_validate(
+            {
+                "kernel_filter": {
+                    "mode": False,  # YAML 1.1 reads a plain `off` as false
+                    "stranger_pps": None,
+                    "per_trunk": {"branch": {"pps": 200, "burst": 400}, "pbx": None},
+                }
+            }
+        )
+    )
+    assert policy.kernel_filter.mode == "off"
+    assert policy.kernel_filter.stranger is None
+    assert dict(policy.kernel_filter.per_trunk) == {"branch": PacketCeiling(200, 400), "pbx": None}
+    on = SecurityFile.model_validate({"kernel_filter": {"mode": True}})
+    assert on.kernel_filter.mode == "on"
 
 
 # --- admission.yaml ---------------------------------------------------------------

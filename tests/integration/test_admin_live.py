@@ -136,9 +136,13 @@ def test_no_token_on_a_public_address_refuses_to_start(tmp_path: Path) -> None:
 
 
 def start_refused(process: SbcProcess) -> str:
-    """Start ``process``, expect the start-failure exit status, return what it logged."""
-    with pytest.raises(RuntimeError, match="exited early rc=3"):
-        process.start()
+    """Start ``process``, expect the start-failure exit status, return what it logged.
+    An SBC that starts after all is stopped (by PID), not left behind."""
+    try:
+        with pytest.raises(RuntimeError, match="exited early rc=3"):
+            process.start()
+    finally:
+        process.stop()
     log = process.stdout_path.read_text() + process.stderr_tail()
     assert "sbc.start_failed" in log
     return log

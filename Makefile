@@ -26,4 +26,5 @@ bench:  ## the benchmarks in bench/, one line of figures each (bench/media.py ap
 	.venv/bin/python bench/transcode_relay.py
 	.venv/bin/python bench/leak_guard.py
 	.venv/bin/python bench/core.py --compare-leak-guard
+	.venv/bin/python bench/kernel_filter.py
 	.venv/bin/python bench/hostile.py

@@ -29,6 +29,7 @@ from sbc.guard.guard import Guard
 from sbc.kernel.filter import open_filter
 from sbc.kernel.ruleset import Listener, spec_for
 from sbc.kernel.runtime import KernelFilterRuntime
+from sbc.log import configure_logging
 from sbc.policy import load_policy
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
@@ -91,6 +92,8 @@ def main(argv: list[str] | None = None) -> int:
     if os.geteuid() != 0:
         print("kernel_filter: skipped (nftables needs root)")
         return 2
+    # One line of figures: a ban or an install line each would bury it.
+    configure_logging("error", json=True, stream=open(os.devnull, "w"))  # noqa: SIM115
     for size in (int(b) for b in args.bans.split(",") if b):
         print(measure(size, args.repeat), flush=True)
     return 0

@@ -119,6 +119,9 @@ def new_call(core: Core, request: Request, source: Target, tx: ServerTransaction
         core.admission.release((*ingress, *egress))
         core.reply(tx, exc.status, exc.reason)
         return
+    except Exception:
+        core.admission.release((*ingress, *egress))  # Core answers 500 (Core._failed)
+        raise
     call.admitted = [*ingress, *egress]
     call.egress_scopes = egress
     call.route = route.name
@@ -248,6 +251,9 @@ def _call_registered(core: Core, arrival: Arrival, ruri_user: str, route: str) -
         core.admission.release(scopes)
         core.reply(tx, exc.status, exc.reason)
         return
+    except Exception:
+        core.admission.release(scopes)  # Core answers 500 (Core._failed)
+        raise
     call.admitted = list(scopes)
     call.route = route
     core.stats["calls_started"] += 1

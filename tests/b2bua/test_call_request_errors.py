@@ -11,6 +11,7 @@ from peers import Net, sdp
 from test_registration_relay import PHONE_HOST, make_net
 
 import sbc.b2bua.core as core_module
+from sbc.b2bua import call_setup
 from sbc.b2bua.core import Core
 from sbc.sip.message import Request, Response, parse_message
 from sbc.sip.target import Target
@@ -175,3 +176,14 @@ def test_a_failed_call_setup_releases_nothing_twice(net: Net) -> None:
     net.pbx.respond(invite, 200, body=sdp("127.0.0.20"))
     net.carrier.ack(a)
     assert len(net.core.calls) == 1
+
+
+def test_a_call_setup_raising_gives_its_admission_back(
+    net: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An exception between admitting a call and creating it must not keep its
+    slots: enough of them would refuse every later call (admission as a DoS)."""
+    monkeypatch.setattr(call_setup, "_create_call", _boom)
+    net.carrier.invite()
+    assert net.carrier.take_response(500, "INVITE")
+    assert net.core.admission.scopes() == {}
